@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * colovm: the virtual machine monitor. `colovm run ...` builds the VM, starts
+ * its vCPUs and runs the main loop until the guest or the host ends it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "hw/hw.h"
+
+#define COLOVM_VERSION "0.1.0"
+
+/* Exit statuses (also in --help and the README). */
+#define EXIT_GUEST_SHUTDOWN 0	/* guest reset or halted: a clean end */
+#define EXIT_SETUP_FAILED   2	/* bad arguments, bad kernel, no /dev/kvm */
+#define EXIT_GUEST_ERROR    4	/* KVM could not run the guest */
+#define EXIT_SIGNAL_BASE    128 /* + signal number */
+
+static const char usage_text[] =
+	"Usage: colovm run --kernel FILE [OPTIONS]\n"
+	"       colovm --help | --version\n"
+	"\n"
+	"colovm is a KVM virtual machine monitor that keeps a guest serving through\n"
+	"the loss of a host. `colovm run` boots one x86-64 guest.\n"
+	"\n"
+	"Guest:\n"
+	"  -k, --kernel FILE     kernel to boot: an ELF with a Xen PVH entry note\n"
+	"                        (e.g. vmlinux, the colovm test guest) or a Linux\n"
+	"                        bzImage (64-bit boot protocol, 2.12 or later)\n"
+	"  -i, --initrd FILE     initial ramdisk (PVH: module 0; bzImage: ramdisk)\n"
+	"  -c, --cmdline STR     kernel command line\n"
+	"  -m, --mem MIB         guest RAM in MiB, 16..1048576 (default 256)\n"
+	"  -n, --cpus N          number of vCPUs, 1..64 (default 1)\n"
+	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
+	"                        input from stdin), file:PATH (output only) or none\n"
+	"\n"
+	"General:\n"
+	"  -v, --verbose         log debug messages (unhandled I/O, exits)\n"
+	"  -q, --quiet           log errors only\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Devices: 8250 UART (0x3f8, IRQ 4), i8042 (reset line), isa-debug-exit\n"
+	"(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT.\n"
+	"\n"
+	"Exit status:\n"
+	"  0          the guest shut down: it reset (i8042 0xfe, triple fault) or\n"
+	"             halted every vCPU with interrupts disabled\n"
+	"  (v<<1)|1   the guest wrote v to the isa-debug-exit port 0xf4 (QEMU's\n"
+	"             convention, so one guest reports the same status on both)\n"
+	"  2          colovm could not start the guest (bad arguments, unreadable or\n"
+	"             unbootable kernel, kernel too big for --mem, no /dev/kvm)\n"
+	"  4          KVM could not run the guest (internal error)\n"
+	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130)\n"
+	"\n"
+	"Examples:\n"
+	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
+	"  colovm run --kernel /boot/vmlinuz --initrd initrd.img --mem 1024 \\\n"
+	"             --cmdline 'console=ttyS0 earlyprintk=serial'\n";
+
+struct colovm {
+	struct loop *loop;
+	struct vm *vm;
+	int sigfd;
+	bool done;
+	int status;
+	/* Set by vCPU threads (through hw's event callback), read by main. */
+	_Atomic int event;	/* -1: none, else enum vm_event */
+	_Atomic int event_code;
+};
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "colovm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'colovm --help' for more information.\n");
+	exit(EXIT_SETUP_FAILED);
+}
+
+/* vCPU thread context: only record and wake the main loop. */
+static void on_vm_event(void *opaque, enum vm_event ev, int code)
+{
+	struct colovm *c = opaque;
+
+	atomic_store(&c->event_code, code);
+	atomic_store(&c->event, (int)ev);
+	loop_kick(c->loop);
+}
+
+static void handle_vm_event(struct colovm *c)
+{
+	int ev = atomic_exchange(&c->event, -1);
+	int code = atomic_load(&c->event_code);
+
+	switch (ev) {
+	case -1:
+		return;
+	case VM_EVENT_DEBUG_EXIT:
+		c->status = (int)(((unsigned int)code << 1) | 1) & 0xff;
+		log_info("guest wrote %d to debug-exit: exit status %d", code, c->status);
+		break;
+	case VM_EVENT_RESET:
+		log_info("guest reset: shutting down");
+		c->status = EXIT_GUEST_SHUTDOWN;
+		break;
+	case VM_EVENT_HALT:
+		log_info("guest halted: shutting down");
+		c->status = EXIT_GUEST_SHUTDOWN;
+		break;
+	case VM_EVENT_INTERNAL_ERROR:
+		log_err("guest stopped on an internal error (%d)", code);
+		c->status = EXIT_GUEST_ERROR;
+		break;
+	}
+	c->done = true;
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct colovm *c = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(c->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("received %s: shutting down", strsignal((int)si.ssi_signo));
+	c->status = EXIT_SIGNAL_BASE + (int)si.ssi_signo;
+	c->done = true;
+}
+
+static int setup_signals(struct colovm *c)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked in every thread (vCPU threads inherit the mask). */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	c->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (c->sigfd < 0)
+		return -errno;
+	return loop_add_fd(c->loop, c->sigfd, 1 /* EPOLLIN */, on_signal, c);
+}
+
+static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+	int ret = parse_u64(arg, min, max, &v);
+
+	if (ret) {
+		fprintf(stderr, "colovm: %s '%s': %s (expected %llu..%llu)\n", opt, arg,
+			ret == -ERANGE ? "out of range" : "not a number", (unsigned long long)min,
+			(unsigned long long)max);
+		exit(EXIT_SETUP_FAILED);
+	}
+	return v;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'n'},
+		{"serial", required_argument, NULL, 's'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
+	struct colovm c = {.sigfd = -1, .event = -1};
+	int opt, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":k:i:c:m:n:s:vqh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'k':
+			cfg.kernel = optarg;
+			break;
+		case 'i':
+			cfg.initrd = optarg;
+			break;
+		case 'c':
+			cfg.cmdline = optarg;
+			break;
+		case 'm':
+			cfg.mem_mib = parse_num_opt("--mem", optarg, 16, 1024 * 1024);
+			break;
+		case 'n':
+			cfg.cpus = (unsigned int)parse_num_opt("--cpus", optarg, 1, 64);
+			break;
+		case 's':
+			cfg.serial = optarg;
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'q':
+			log_set_level(LOG_ERROR);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case ':':
+			usage_error("option '%s' needs an argument", argv[optind - 1]);
+			break;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!cfg.kernel)
+		usage_error("%s", "run: --kernel FILE is required");
+
+	ret = loop_new(&c.loop);
+	if (ret) {
+		log_err("cannot create the main loop: %s", strerror(-ret));
+		return EXIT_SETUP_FAILED;
+	}
+	ret = setup_signals(&c);
+	if (ret) {
+		log_err("cannot set up signal handling: %s", strerror(-ret));
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	ret = hw_vm_create(&cfg, c.loop, on_vm_event, &c, &c.vm);
+	if (ret) {
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	ret = hw_vm_resume(c.vm);
+	if (ret) {
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	while (!c.done) {
+		ret = loop_run_once(c.loop, -1);
+		if (ret < 0) {
+			log_err("main loop: %s", strerror(-ret));
+			c.status = EXIT_GUEST_ERROR;
+			break;
+		}
+		handle_vm_event(&c);
+	}
+out:
+	hw_vm_destroy(c.vm);
+	if (c.sigfd >= 0)
+		close(c.sigfd);
+	loop_free(c.loop);
+	return c.status;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc < 2)
+		usage_error("%s", "missing command (run)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("colovm %s\n", COLOVM_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	usage_error("unknown command '%s' (expected: run)", argv[1]);
+	return EXIT_SETUP_FAILED;
+}

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * hw private header: shared between the files of the hw module only.
+ *
+ * Guest physical layout (x86-64, like microvm):
+ *
+ *   0x0000_0000  RAM (low)      up to MIN(mem, 3 GiB)
+ *       0x0500    boot GDT (bzImage 64-bit entry)
+ *       0x6000    hvm_start_info + memmap + modlist (PVH)
+ *       0x7000    boot_params "zero page" (bzImage)
+ *       0x9000    identity page tables for the bzImage 64-bit entry
+ *       0x20000   kernel command line (up to 64 KiB)
+ *       0x9fc00   EBDA / 0xa0000-0xfffff legacy hole (reserved in the map)
+ *       0x100000  kernel (PVH: ELF p_paddr; bzImage: pref_address)
+ *       top       initrd, page aligned, below initrd_addr_max
+ *   0xc000_0000  MMIO hole: virtio-mmio devices from 0xd000_0000,
+ *                IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000
+ *   0x1_0000_0000 RAM (high), the rest of mem
+ */
+#ifndef COLOVM_HW_INTERNAL_H
+#define COLOVM_HW_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "hw/hw.h"
+
+#define PAGE_SIZE	 4096ull
+#define PAGE_SHIFT	 12
+#define MiB		 (1ull << 20)
+#define GiB		 (1ull << 30)
+
+#define LOW_RAM_MAX	 (3 * GiB)
+#define HIGH_RAM_BASE	 (4 * GiB)
+#define MMIO_HOLE_BASE	 LOW_RAM_MAX
+#define VIRTIO_MMIO_BASE 0xd0000000ull
+#define IOAPIC_BASE	 0xfec00000ull
+#define LAPIC_BASE	 0xfee00000ull
+
+#define BOOT_GDT_ADDR	  0x500ull
+#define PVH_INFO_ADDR	  0x6000ull
+#define ZERO_PAGE_ADDR	  0x7000ull
+#define BOOT_PML4_ADDR	  0x9000ull
+#define BOOT_PDPT_ADDR	  0xa000ull
+#define BOOT_PD_ADDR	  0xb000ull /* four PDs: identity map of 4 GiB */
+#define CMDLINE_ADDR	  0x20000ull
+#define CMDLINE_MAX	  0x10000ull
+#define EBDA_START	  0x9fc00ull
+#define HIMEM_START	  0x100000ull
+
+/* ---- guest memory --------------------------------------------------------- */
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t offset; /* into the memfd and into ram_host */
+	uint32_t slot;
+};
+
+struct guest_mem {
+	int memfd;
+	uint8_t *host; /* whole RAM, mapped once: region i at host + offset */
+	uint64_t size;
+	struct mem_region regions[2];
+	unsigned int nregions;
+	/* Pages the VMM itself wrote (device DMA), one bit per page of
+	 * host-offset space; KVM's dirty log does not see these. */
+	_Atomic uint64_t *vmm_dirty;
+};
+
+int mem_init(struct guest_mem *mem, uint64_t size);
+void mem_free(struct guest_mem *mem);
+/* Host pointer for [gpa, gpa+len) if wholly inside one RAM region, else NULL. */
+void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Record a VMM write into guest RAM (for checkpoints). */
+void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Copy into guest RAM with bounds check and dirty tracking. */
+int mem_write(struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
+
+/* ---- I/O dispatch --------------------------------------------------------- */
+
+/* A device handler for port I/O or MMIO. `data` is len bytes (1, 2, 4, 8). */
+typedef void (*io_handler)(void *opaque, uint64_t addr, uint8_t *data, uint32_t len,
+			   bool is_write);
+
+struct io_range {
+	uint64_t base;
+	uint64_t len;
+	io_handler fn;
+	void *opaque;
+};
+
+#define IO_MAX_RANGES 32
+
+struct io_bus {
+	struct io_range r[IO_MAX_RANGES];
+	unsigned int n;
+};
+
+int io_bus_register(struct io_bus *bus, uint64_t base, uint64_t len, io_handler fn,
+		    void *opaque);
+/* Returns false if nothing is mapped at addr (reads then see all ones). */
+bool io_bus_dispatch(struct io_bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
+		     bool is_write);
+
+/* ---- the VM ----------------------------------------------------------------- */
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	bool parked;
+	bool halted; /* last look: halted with interrupts off */
+};
+
+struct boot_info {
+	uint64_t entry;
+	bool pvh;	     /* 32-bit PVH entry, else 64-bit Linux entry */
+	uint64_t zero_page;  /* bzImage: boot_params address (rsi) */
+};
+
+struct uart;
+struct i8042;
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct vcpu *vcpus;
+	unsigned int ncpus;
+	unsigned int ncpus_planned;
+	struct io_bus pio;
+	struct io_bus mmio;
+	struct boot_info boot;
+	struct loop *loop;
+	vm_event_cb event_cb;
+	void *event_opaque;
+
+	/* pause/resume: protected by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool pause_req;
+	bool quit;
+	bool running;
+	unsigned int nparked;
+	_Atomic bool event_sent;
+
+	int halt_timer_fd;
+	struct uart *uart;
+	struct i8042 *kbd;
+};
+
+/* Report a guest life-cycle event once (later ones are dropped). */
+void vm_report(struct vm *vm, enum vm_event ev, int code);
+/* Assert or deassert an ISA interrupt line of the in-kernel PIC/IOAPIC. */
+int vm_irq_line(struct vm *vm, unsigned int irq, bool level);
+
+/* ---- vCPU ------------------------------------------------------------------- */
+
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned int id);
+int vcpu_setup_boot(struct vcpu *vcpu, const struct boot_info *boot);
+void vcpu_free(struct vcpu *vcpu);
+void *vcpu_thread(void *arg);
+
+/* ---- boot loaders --------------------------------------------------------- */
+
+struct boot_e820 {
+	uint64_t addr, size;
+	uint32_t type; /* 1 RAM, 2 reserved */
+};
+
+/* The guest's memory map (what the loaders tell the kernel). */
+int boot_memmap(const struct vm *vm, struct boot_e820 *map, int max);
+/* Load kernel (+initrd, cmdline) into guest RAM; fills vm->boot. */
+int boot_load(struct vm *vm, const struct vm_config *cfg);
+int boot_load_pvh(struct vm *vm, const uint8_t *img, size_t len, const struct vm_config *cfg,
+		  const uint8_t *initrd, size_t initrd_len);
+int boot_load_bzimage(struct vm *vm, const uint8_t *img, size_t len,
+		      const struct vm_config *cfg, const uint8_t *initrd, size_t initrd_len);
+bool boot_is_pvh_elf(const uint8_t *img, size_t len);
+bool boot_is_bzimage(const uint8_t *img, size_t len);
+
+/* ---- legacy devices ------------------------------------------------------- */
+
+int uart_create(struct vm *vm, const char *spec, struct uart **out);
+void uart_free(struct uart *uart);
+int i8042_create(struct vm *vm, struct i8042 **out);
+void i8042_free(struct i8042 *kbd);
+int debugexit_create(struct vm *vm);
+
+#endif

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Guest RAM: one memfd, mapped once in the VMM, split into a low region
+ * (below the 3 GiB MMIO hole) and a high region at 4 GiB. Each region is a
+ * KVM memory slot; slots are created ready for KVM_MEM_LOG_DIRTY_PAGES.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "hw/internal.h"
+
+int mem_init(struct guest_mem *mem, uint64_t size)
+{
+	uint64_t low = MIN(size, LOW_RAM_MAX);
+	uint64_t pages = size >> PAGE_SHIFT;
+	int ret;
+
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	if (!size || size & (PAGE_SIZE - 1))
+		return -EINVAL;
+	mem->memfd = memfd_create("colovm-ram", MFD_CLOEXEC);
+	if (mem->memfd < 0)
+		return -errno;
+	if (ftruncate(mem->memfd, (off_t)size) < 0) {
+		ret = -errno;
+		goto err;
+	}
+	mem->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			 mem->memfd, 0);
+	if (mem->host == MAP_FAILED) {
+		mem->host = NULL;
+		ret = -errno;
+		goto err;
+	}
+	madvise(mem->host, size, MADV_MERGEABLE); /* advisory: errors ignored */
+	mem->size = size;
+	mem->regions[0] = (struct mem_region){.gpa = 0, .size = low, .offset = 0, .slot = 0};
+	mem->nregions = 1;
+	if (size > low) {
+		mem->regions[1] = (struct mem_region){
+			.gpa = HIGH_RAM_BASE, .size = size - low, .offset = low, .slot = 1};
+		mem->nregions = 2;
+	}
+	mem->vmm_dirty = calloc((pages + 63) / 64, sizeof(uint64_t));
+	if (!mem->vmm_dirty) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	return 0;
+err:
+	mem_free(mem);
+	return ret;
+}
+
+void mem_free(struct guest_mem *mem)
+{
+	if (mem->host)
+		munmap(mem->host, mem->size);
+	if (mem->memfd >= 0)
+		close(mem->memfd);
+	free(mem->vmm_dirty);
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+}
+
+static const struct mem_region *mem_find(const struct guest_mem *mem, uint64_t gpa,
+					 uint64_t len)
+{
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		const struct mem_region *r = &mem->regions[i];
+
+		if (gpa >= r->gpa && len <= r->size && gpa - r->gpa <= r->size - len)
+			return r;
+	}
+	return NULL;
+}
+
+void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct mem_region *r = mem_find(mem, gpa, len);
+
+	return r ? mem->host + r->offset + (gpa - r->gpa) : NULL;
+}
+
+void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct mem_region *r = mem_find(mem, gpa, len);
+	uint64_t first, last;
+
+	if (!r || !len)
+		return;
+	first = (r->offset + gpa - r->gpa) >> PAGE_SHIFT;
+	last = (r->offset + gpa - r->gpa + len - 1) >> PAGE_SHIFT;
+	for (uint64_t p = first; p <= last; p++)
+		atomic_fetch_or_explicit(&mem->vmm_dirty[p / 64], 1ull << (p % 64),
+					 memory_order_relaxed);
+}
+
+int mem_write(struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = mem_ptr(mem, gpa, len);
+
+	if (!dst)
+		return -EFAULT;
+	memcpy(dst, src, len);
+	mem_mark_dirty(mem, gpa, len);
+	return 0;
+}

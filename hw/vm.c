@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The VM: KVM fds, memory slots, in-kernel irqchip and PIT, the vCPU
+ * threads and the pause/resume protocol.
+ *
+ * Pause protocol. hw_vm_pause() sets pause_req and, under the lock, sets
+ * every vCPU's kvm_run.immediate_exit and signals its thread (SIGUSR1, an
+ * empty handler installed without SA_RESTART). A vCPU thread checks
+ * pause_req and clears immediate_exit under the same lock before it enters
+ * KVM_RUN, so a request made between the check and KVM_RUN cannot be
+ * missed: KVM_RUN then returns -EINTR at once. Parked threads wait on a
+ * condition variable until hw_vm_resume() or hw_vm_destroy().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "hw/internal.h"
+
+#define KVM_TSS_ADDR	  0xfffbd000ull
+#define KVM_IDENTITY_ADDR 0xfffbc000ull
+#define VCPU_KICK_SIGNAL  SIGUSR1
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static int kvm_open(struct vm *vm)
+{
+	int ver;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+
+		log_err("cannot open /dev/kvm: %s%s", strerror(e),
+			e == ENOENT ? " (is the kvm module loaded?)"
+			: e == EACCES ? " (is this user in the kvm group?)"
+				      : "");
+		return -e;
+	}
+	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ver != KVM_API_VERSION) {
+		log_err("/dev/kvm: unsupported KVM API version %d", ver);
+		return -ENOTSUP;
+	}
+	static const struct {
+		int cap;
+		const char *name;
+	} need[] = {
+		{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+		{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+		{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+		{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+		{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+		{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+	};
+	for (unsigned int i = 0; i < ARRAY_SIZE(need); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
+			log_err("/dev/kvm lacks %s", need[i].name);
+			return -ENOTSUP;
+		}
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		log_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int vm_setup_memory(struct vm *vm, uint64_t size)
+{
+	int ret = mem_init(&vm->mem, size);
+
+	if (ret) {
+		log_err("cannot allocate %llu MiB of guest RAM: %s",
+			(unsigned long long)(size / MiB), strerror(-ret));
+		return ret;
+	}
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = r->slot,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)(vm->mem.host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			log_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int vm_setup_irqchip(struct vm *vm)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){KVM_IDENTITY_ADDR}) < 0) {
+		log_err("KVM_SET_TSS_ADDR/IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		log_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		log_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, unsigned int irq, bool level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = level};
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+void vm_report(struct vm *vm, enum vm_event ev, int code)
+{
+	bool expected = false;
+
+	if (atomic_compare_exchange_strong(&vm->event_sent, &expected, true))
+		vm->event_cb(vm->event_opaque, ev, code);
+}
+
+/*
+ * Halt detection. With the in-kernel irqchip KVM handles HLT itself, so a
+ * guest that halts for good (cli; hlt) never exits to us. Once a second
+ * every vCPU is kicked out of KVM_RUN and looks at its own MP state and
+ * RFLAGS.IF (vcpu.c); when all of them are halted with interrupts off,
+ * nothing can wake them and the guest has halted.
+ */
+static void halt_timer_cb(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t ticks;
+	unsigned int halted = 0;
+
+	if (read(vm->halt_timer_fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		halted += v->halted;
+		if (v->started && !v->parked) {
+			v->run->immediate_exit = 1;
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (halted == vm->ncpus)
+		vm_report(vm, VM_EVENT_HALT, 0);
+}
+
+static int vm_setup_halt_timer(struct vm *vm)
+{
+	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
+
+	vm->halt_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->halt_timer_fd < 0)
+		return -errno;
+	if (timerfd_settime(vm->halt_timer_fd, 0, &its, NULL) < 0)
+		return -errno;
+	return loop_add_fd(vm->loop, vm->halt_timer_fd, 0x001 /* EPOLLIN */, halt_timer_cb, vm);
+}
+
+int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb, void *opaque,
+		 struct vm **out)
+{
+	struct sigaction sa = {.sa_handler = kick_handler};
+	struct vm *vm;
+	int ret;
+
+	if (!cfg->kernel) {
+		log_err("no kernel given (--kernel FILE)");
+		return -EINVAL;
+	}
+	if (cfg->cpus < 1 || cfg->cpus > 64) {
+		log_err("--cpus %u: must be 1..64", cfg->cpus);
+		return -EINVAL;
+	}
+	if (cfg->mem_mib < 16 || cfg->mem_mib > 1024 * 1024) {
+		log_err("--mem %llu: must be 16..1048576 MiB", (unsigned long long)cfg->mem_mib);
+		return -EINVAL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->kvm_fd = vm->vm_fd = vm->halt_timer_fd = -1;
+	vm->mem.memfd = -1;
+	vm->loop = loop;
+	vm->ncpus_planned = cfg->cpus;
+	vm->event_cb = cb;
+	vm->event_opaque = opaque;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+
+	ret = kvm_open(vm);
+	if (ret)
+		goto err;
+	ret = vm_setup_memory(vm, cfg->mem_mib * MiB);
+	if (ret)
+		goto err;
+	ret = vm_setup_irqchip(vm);
+	if (ret)
+		goto err;
+	ret = uart_create(vm, cfg->serial ? cfg->serial : "stdio", &vm->uart);
+	if (ret)
+		goto err;
+	ret = i8042_create(vm, &vm->kbd);
+	if (ret)
+		goto err;
+	ret = debugexit_create(vm);
+	if (ret)
+		goto err;
+	ret = boot_load(vm, cfg);
+	if (ret)
+		goto err;
+
+	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (unsigned int i = 0; i < cfg->cpus; i++) {
+		ret = vcpu_init(vm, &vm->vcpus[i], i);
+		if (ret)
+			goto err;
+		vm->ncpus++;
+	}
+	ret = vcpu_setup_boot(&vm->vcpus[0], &vm->boot);
+	if (ret)
+		goto err;
+	ret = vm_setup_halt_timer(vm);
+	if (ret)
+		goto err;
+	vm->pause_req = true; /* created paused */
+	*out = vm;
+	return 0;
+err:
+	hw_vm_destroy(vm);
+	return ret;
+}
+
+static void vm_kick_all_locked(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+}
+
+int hw_vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	vm_kick_all_locked(vm);
+	for (;;) {
+		unsigned int want = 0;
+
+		for (unsigned int i = 0; i < vm->ncpus; i++)
+			want += vm->vcpus[i].started;
+		if (vm->nparked >= want)
+			break;
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	}
+	vm->running = false;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int hw_vm_resume(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = false;
+	vm->running = true;
+	pthread_cond_broadcast(&vm->cond);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->started)
+			continue;
+		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (ret) {
+			log_err("cannot start vCPU %u thread: %s", i, strerror(-ret));
+			break;
+		}
+		v->started = true;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+bool hw_vm_running(const struct vm *vm)
+{
+	return vm->running;
+}
+
+uint8_t *hw_vm_ram(struct vm *vm, uint64_t *size)
+{
+	*size = vm->mem.size;
+	return vm->mem.host;
+}
+
+void hw_vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	vm->quit = true;
+	vm->pause_req = true;
+	vm_kick_all_locked(vm);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+		vcpu_free(&vm->vcpus[i]);
+	}
+	free(vm->vcpus);
+	if (vm->halt_timer_fd >= 0) {
+		loop_del_fd(vm->loop, vm->halt_timer_fd);
+		close(vm->halt_timer_fd);
+	}
+	uart_free(vm->uart);
+	i8042_free(vm->kbd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	mem_free(&vm->mem);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+}
