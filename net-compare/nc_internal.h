@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* net-compare internals shared by the .c files of this module (not public). */
+#ifndef COLOVM_NC_INTERNAL_H
+#define COLOVM_NC_INTERNAL_H
+
+#include "net-compare/compare.h"
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+
+enum nc_kind {
+	NC_TCP,	  /* compared by sequence range */
+	NC_DGRAM, /* UDP, ICMP, other IP: compared by L4 payload, in order */
+	NC_RAW,	  /* ARP, other ethertypes, fragments, malformed: whole L3 payload */
+};
+
+struct nc_parsed {
+	struct compare_flow flow;
+	uint8_t kind;
+	uint8_t tflags;
+	bool malformed;
+	uint16_t l4_off; /* TCP header offset in the frame */
+	uint16_t tcp_hlen;
+	uint32_t seq, ack; /* host order */
+	const uint8_t *payload;
+	uint32_t plen;
+};
+
+/* Always classifies (malformed frames become NC_RAW); -EINVAL only for len == 0. */
+int nc_parse(const uint8_t *frame, size_t len, struct nc_parsed *p);
+void nc_flow_swap(struct compare_flow *f);
+uint64_t nc_flow_hash(const struct compare_flow *f);
+
+/* Register the calling thread with urcu-memb once (unregistered at thread exit). */
+void nc_rcu_thread(void);
+
+/* Serial number arithmetic (RFC 1982) on 32-bit TCP sequence numbers. */
+static inline bool seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+static inline bool seq_le(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) <= 0;
+}
+
+/* Relaxed single-writer counters, readable from other threads. */
+#define CNT_ADD(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), \
+				       __ATOMIC_RELAXED)
+#define CNT_INC(x)    CNT_ADD(x, 1)
+#define CNT_GET(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+#endif

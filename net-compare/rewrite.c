@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * TCP sequence rewriting on the secondary (see compare.h for why this side).
+ *
+ *   client          primary guest (ISN p)      secondary guest (ISN s)
+ *   SYN  ---------------------------------------------->  (mirrored)
+ *                   SYN-ACK seq p (wire)       SYN-ACK seq s: remember s
+ *   ACK ack p+1 ---------------------------------------> learn off = p - s,
+ *                                                          ack -> s+1
+ *   guest-opened connections: SYN seq s remembered, the SYN-ACK's ack p+1 teaches.
+ *
+ * Afterwards outbound seq += off and inbound ack (and SACK edges) -= off, with the TCP
+ * checksum updated incrementally (RFC 1624, eqn. 3). Connections live in a cds_lfht
+ * keyed by the outbound-oriented flow, freed through call_rcu.
+ */
+#define _LGPL_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "common/common.h"
+#include "net-compare/nc_internal.h"
+
+enum { RW_LEARN, RW_KNOWN };
+
+struct rw_conn {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct compare_flow key;
+	uint32_t s_isn, off;
+	uint8_t state;
+	bool fin_out, fin_in, closed;
+	uint64_t closed_at;
+};
+
+struct compare_rewrite {
+	struct cds_lfht *ht;
+	uint32_t max_conns, nconns;
+	bool failover;
+};
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* RFC 1624: HC' = ~(~HC + ~m + m') over the two 16-bit words of a 32-bit field. */
+static void csum_replace32(uint8_t *csum, uint32_t from, uint32_t to)
+{
+	uint32_t sum = (uint16_t) ~(csum[0] << 8 | csum[1]);
+
+	sum += (uint16_t) ~(from >> 16) + (uint16_t) ~(from & 0xffff);
+	sum += (to >> 16) + (to & 0xffff);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (uint16_t)~sum;
+	csum[0] = (uint8_t)(sum >> 8);
+	csum[1] = (uint8_t)sum;
+}
+
+static void field_sub(uint8_t *field, uint8_t *csum, uint32_t delta, bool fix_csum)
+{
+	uint32_t old = rd32(field), nv = old - delta;
+
+	wr32(field, nv);
+	if (fix_csum)
+		csum_replace32(csum, old, nv);
+}
+
+static int rw_match(struct cds_lfht_node *node, const void *key)
+{
+	return !memcmp(&caa_container_of(node, struct rw_conn, node)->key, key,
+		       sizeof(struct compare_flow));
+}
+
+static void rw_free_rcu(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct rw_conn, rcu));
+}
+
+static struct rw_conn *rw_lookup(struct compare_rewrite *rw, const struct compare_flow *key,
+				 unsigned long hash)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+
+	cds_lfht_lookup(rw->ht, hash, rw_match, key, &it);
+	node = cds_lfht_iter_get_node(&it);
+	return node ? caa_container_of(node, struct rw_conn, node) : NULL;
+}
+
+static void rw_remove(struct compare_rewrite *rw, struct rw_conn *cn)
+{
+	if (!cds_lfht_del(rw->ht, &cn->node)) {
+		rw->nconns--;
+		urcu_memb_call_rcu(&cn->rcu, rw_free_rcu);
+	}
+}
+
+int compare_rewrite_new(struct compare_rewrite **out, uint32_t max_conns)
+{
+	struct compare_rewrite *rw;
+
+	if (!out)
+		return -EINVAL;
+	rw = calloc(1, sizeof(*rw));
+	if (!rw)
+		return -ENOMEM;
+	rw->max_conns = max_conns ? max_conns : 262144;
+	rw->ht = cds_lfht_new_flavor(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				     &urcu_memb_flavor, NULL);
+	if (!rw->ht) {
+		free(rw);
+		return -ENOMEM;
+	}
+	*out = rw;
+	return 0;
+}
+
+void compare_rewrite_free(struct compare_rewrite *rw)
+{
+	struct cds_lfht_iter it;
+	struct rw_conn *cn;
+
+	if (!rw)
+		return;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(rw->ht, &it, cn, node)
+		rw_remove(rw, cn);
+	urcu_memb_read_unlock();
+	urcu_memb_barrier();
+	cds_lfht_destroy(rw->ht, NULL);
+	free(rw);
+}
+
+static void rw_close_check(struct rw_conn *cn, uint64_t now)
+{
+	if (!cn->closed && cn->fin_in && cn->fin_out) {
+		cn->closed = true;
+		cn->closed_at = now;
+	}
+}
+
+int compare_rewrite_outbound(struct compare_rewrite *rw, uint8_t *frame, size_t len,
+			     unsigned flags, uint64_t now_ns)
+{
+	struct nc_parsed pp;
+	struct rw_conn *cn;
+	unsigned long hash;
+	uint8_t *th;
+	int r = 0;
+
+	if (!rw || !frame)
+		return -EINVAL;
+	if (nc_parse(frame, len, &pp) < 0 || pp.kind != NC_TCP)
+		return 0;
+	nc_rcu_thread();
+	th = frame + pp.l4_off;
+	hash = (unsigned long)nc_flow_hash(&pp.flow);
+	urcu_memb_read_lock();
+	cn = rw_lookup(rw, &pp.flow, hash);
+	if ((pp.tflags & TH_SYN) && !rw->failover && (!cn || cn->closed)) {
+		if (cn) {
+			rw_remove(rw, cn);
+			cn = NULL;
+		}
+		if (rw->nconns >= rw->max_conns) {
+			r = -ENOSPC;
+			goto out;
+		}
+		cn = calloc(1, sizeof(*cn));
+		if (!cn) {
+			r = -ENOMEM;
+			goto out;
+		}
+		cn->key = pp.flow;
+		cn->s_isn = pp.seq;
+		cn->state = RW_LEARN;
+		cds_lfht_node_init(&cn->node);
+		cds_lfht_add(rw->ht, hash, &cn->node);
+		rw->nconns++;
+		goto out;
+	}
+	if (!cn)
+		goto out;
+	if ((pp.tflags & TH_SYN) && cn->state == RW_LEARN) {
+		cn->s_isn = pp.seq; /* SYN retransmission */
+		goto out;
+	}
+	if (cn->state == RW_KNOWN && cn->off) {
+		field_sub(th + 4, th + 16, -cn->off, !(flags & COMPARE_RW_CSUM_PARTIAL));
+		r = 1;
+	}
+	if (pp.tflags & TH_FIN)
+		cn->fin_out = true;
+	if (pp.tflags & TH_RST) {
+		cn->fin_in = cn->fin_out = true;
+	}
+	rw_close_check(cn, now_ns);
+out:
+	urcu_memb_read_unlock();
+	return r;
+}
+
+int compare_rewrite_inbound(struct compare_rewrite *rw, uint8_t *frame, size_t len,
+			    unsigned flags, uint64_t now_ns)
+{
+	bool fix = !(flags & COMPARE_RW_CSUM_PARTIAL);
+	struct nc_parsed pp;
+	struct rw_conn *cn;
+	uint8_t *th;
+	int r = 0;
+
+	if (!rw || !frame)
+		return -EINVAL;
+	if (nc_parse(frame, len, &pp) < 0 || pp.kind != NC_TCP)
+		return 0;
+	nc_rcu_thread();
+	th = frame + pp.l4_off;
+	nc_flow_swap(&pp.flow);
+	urcu_memb_read_lock();
+	cn = rw_lookup(rw, &pp.flow, (unsigned long)nc_flow_hash(&pp.flow));
+	if (!cn)
+		goto out;
+	if (cn->state == RW_LEARN && (pp.tflags & TH_ACK)) {
+		cn->off = pp.ack - 1 - cn->s_isn;
+		cn->state = RW_KNOWN;
+	}
+	if (cn->state == RW_KNOWN && cn->off) {
+		uint8_t *o = th + 20, *end = th + pp.tcp_hlen;
+
+		if (pp.tflags & TH_ACK) {
+			field_sub(th + 8, th + 16, cn->off, fix);
+			r = 1;
+		}
+		/* SACK blocks (kind 5) carry ack-space edges too */
+		while (o < end) {
+			if (*o == 0)
+				break;
+			if (*o == 1) {
+				o++;
+				continue;
+			}
+			if (o + 1 >= end || o[1] < 2 || o + o[1] > end)
+				break;
+			if (*o == 5) {
+				uint8_t *e;
+
+				for (e = o + 2; e + 8 <= o + o[1]; e += 8) {
+					field_sub(e, th + 16, cn->off, fix);
+					field_sub(e + 4, th + 16, cn->off, fix);
+				}
+				r = 1;
+			}
+			o += o[1];
+		}
+	}
+	if (pp.tflags & TH_FIN)
+		cn->fin_in = true;
+	if (pp.tflags & TH_RST)
+		cn->fin_in = cn->fin_out = true;
+	rw_close_check(cn, now_ns);
+out:
+	urcu_memb_read_unlock();
+	return r;
+}
+
+void compare_rewrite_checkpoint(struct compare_rewrite *rw)
+{
+	struct cds_lfht_iter it;
+	struct rw_conn *cn;
+
+	if (!rw)
+		return;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+		cn->off = 0;
+		cn->state = RW_KNOWN;
+	}
+	urcu_memb_read_unlock();
+}
+
+void compare_rewrite_failover(struct compare_rewrite *rw)
+{
+	if (rw)
+		rw->failover = true;
+}
+
+void compare_rewrite_gc(struct compare_rewrite *rw, uint64_t now_ns, uint64_t linger_ns)
+{
+	struct cds_lfht_iter it;
+	struct rw_conn *cn;
+
+	if (!rw)
+		return;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+		if (cn->closed && now_ns - cn->closed_at >= linger_ns)
+			rw_remove(rw, cn);
+	}
+	urcu_memb_read_unlock();
+}
+
+int compare_rewrite_offset(struct compare_rewrite *rw, const struct compare_flow *flow,
+			   uint32_t *offset)
+{
+	struct compare_flow key;
+	struct rw_conn *cn;
+	int r = -ENOENT;
+
+	if (!rw || !flow || !offset)
+		return -EINVAL;
+	key = *flow;
+	key.pad = 0;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	cn = rw_lookup(rw, &key, (unsigned long)nc_flow_hash(&key));
+	if (cn) {
+		r = cn->state == RW_KNOWN ? 0 : -EAGAIN;
+		*offset = cn->off;
+	}
+	urcu_memb_read_unlock();
+	return r;
+}
