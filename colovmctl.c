@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * colovmctl: the management client. Connects to colovm's QMP socket,
+ * negotiates capabilities, sends one command and prints the answer, or
+ * prints events as they arrive (--watch).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "common/qmp/qmp.h"
+
+#define EXIT_QMP_ERROR 1 /* the command failed: its error desc is on stderr */
+#define EXIT_USAGE     2 /* bad arguments, no connection, protocol trouble */
+
+static const char usage_text[] =
+	"Usage: colovmctl --qmp PATH [OPTIONS] COMMAND [NAME=VALUE...]\n"
+	"       colovmctl --qmp PATH [OPTIONS] '{\"execute\": ..., \"arguments\": ...}'\n"
+	"       colovmctl --qmp PATH --watch [COMMAND...]\n"
+	"       colovmctl --help | --version\n"
+	"\n"
+	"colovmctl talks to a running colovm through its QMP management socket (the\n"
+	"one given to `colovm run --qmp unix:PATH,server`). It reads the greeting,\n"
+	"negotiates capabilities (qmp_capabilities), sends one command and prints\n"
+	"the answer on standard output as JSON.\n"
+	"\n"
+	"Options:\n"
+	"  -s, --qmp PATH        the QMP socket (PATH or unix:PATH[,...]); required\n"
+	"  -w, --watch           print every event (one JSON object per line) as it\n"
+	"                        arrives, until colovm closes the socket or colovmctl\n"
+	"                        is interrupted; with a COMMAND, run it first\n"
+	"  -t, --timeout SEC     give up waiting for an answer after SEC seconds\n"
+	"                        (default 10; 0 waits forever)\n"
+	"  -r, --raw             print the whole reply ({\"return\": ...}) rather than\n"
+	"                        only its \"return\" value\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Commands (any QMP command colovm knows; `query-commands` lists them):\n"
+	"  query-status          run state: {\"status\": \"running\", \"running\": true, ...}\n"
+	"  stop                  pause every vCPU (state \"paused\"; event STOP)\n"
+	"  cont                  resume (state \"running\"; event RESUME)\n"
+	"  system_reset          reset the guest (event RESET)\n"
+	"  system_powerdown      press the power button (event POWERDOWN)\n"
+	"  quit                  end colovm (event SHUTDOWN, reason host-qmp-quit)\n"
+	"  query-version         colovm's version\n"
+	"  query-commands        the commands this colovm offers\n"
+	"\n"
+	"Arguments are NAME=VALUE; VALUE is taken as JSON when it parses as JSON\n"
+	"(numbers, true, false, null, objects, arrays, \"strings\") and as a plain\n"
+	"string otherwise. A single argument starting with '{' is sent as it is (raw\n"
+	"JSON pass-through) and the whole reply is printed; if it is itself\n"
+	"qmp_capabilities it replaces the automatic negotiation.\n"
+	"\n"
+	"Exit status:\n"
+	"  0   the command succeeded (or --watch ended because colovm went away)\n"
+	"  1   colovm answered with an error; its class and description are printed\n"
+	"      on standard error\n"
+	"  2   bad arguments, cannot connect, connection lost or timed out\n"
+	"\n"
+	"Examples:\n"
+	"  colovmctl --qmp /run/colovm/vm1.qmp query-status\n"
+	"  colovmctl --qmp /run/colovm/vm1.qmp stop\n"
+	"  colovmctl --qmp /run/colovm/vm1.qmp '{\"execute\": \"cont\", \"id\": 1}'\n"
+	"  colovmctl --qmp /run/colovm/vm1.qmp --watch > events.jsonl &\n";
+
+struct conn {
+	int fd;
+	char buf[1 << 16];
+	size_t len;
+	int timeout_ms;
+};
+
+static int conn_open(struct conn *c, const char *spec)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = spec;
+	size_t n;
+
+	if (!strncmp(path, "unix:", 5))
+		path += 5;
+	n = strcspn(path, ",");
+	if (!n || n >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "colovmctl: bad socket path '%s'\n", spec);
+		return -EINVAL;
+	}
+	memcpy(sa.sun_path, path, n);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno;
+
+		fprintf(stderr, "colovmctl: cannot connect to %s: %s\n", sa.sun_path,
+			strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* Next message (a new reference); NULL on EOF, timeout or bad JSON. */
+static json_t *conn_recv(struct conn *c)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		ssize_t n;
+		int r;
+
+		if (nl) {
+			json_error_t e;
+			size_t line = (size_t)(nl - c->buf);
+			json_t *v = json_loadb(c->buf, line, 0, &e);
+
+			memmove(c->buf, nl + 1, c->len - line - 1);
+			c->len -= line + 1;
+			if (!v)
+				fprintf(stderr, "colovmctl: bad JSON from colovm: %s\n", e.text);
+			return v;
+		}
+		if (c->len == sizeof(c->buf)) {
+			fprintf(stderr, "colovmctl: message from colovm too long\n");
+			return NULL;
+		}
+		r = poll(&pfd, 1, c->timeout_ms ? c->timeout_ms : -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			fprintf(stderr, "colovmctl: no answer from colovm within %d ms\n",
+				c->timeout_ms);
+			return NULL;
+		}
+		n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		c->len += (size_t)n;
+	}
+}
+
+static int conn_send(struct conn *c, json_t *msg)
+{
+	char *s = json_dumps(msg, 0);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	ret = write_full(c->fd, s, strlen(s));
+	if (!ret)
+		ret = write_full(c->fd, "\n", 1);
+	free(s);
+	return ret;
+}
+
+static void print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY);
+
+	if (s) {
+		printf("%s\n", s);
+		fflush(stdout);
+	}
+	free(s);
+}
+
+/* Wait for the reply (events are printed when watching, else skipped). */
+static json_t *await_reply(struct conn *c, bool watch)
+{
+	for (;;) {
+		json_t *m = conn_recv(c);
+
+		if (!m)
+			return NULL;
+		if (!json_object_get(m, "event"))
+			return m;
+		if (watch)
+			print_json(m);
+		json_decref(m);
+	}
+}
+
+/* 0 on a "return", EXIT_QMP_ERROR on an "error" (printed), EXIT_USAGE else. */
+static int report(json_t *reply, bool whole)
+{
+	json_t *err, *ret;
+
+	if (!reply) {
+		fprintf(stderr, "colovmctl: connection closed before an answer\n");
+		return EXIT_USAGE;
+	}
+	err = json_object_get(reply, "error");
+	if (err) {
+		if (whole)
+			print_json(reply);
+		fprintf(stderr, "colovmctl: %s: %s\n",
+			json_string_value(json_object_get(err, "class")) ?: "Error",
+			json_string_value(json_object_get(err, "desc")) ?: "(no description)");
+		return EXIT_QMP_ERROR;
+	}
+	ret = json_object_get(reply, "return");
+	if (!ret) {
+		fprintf(stderr, "colovmctl: unexpected message from colovm\n");
+		return EXIT_USAGE;
+	}
+	print_json(whole ? reply : ret);
+	return 0;
+}
+
+/* COMMAND NAME=VALUE... -> {"execute": COMMAND, "arguments": {...}} */
+static json_t *build_command(int argc, char **argv)
+{
+	json_t *args = json_object(), *req;
+
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		json_error_t e;
+		json_t *v;
+
+		if (!eq || eq == argv[i]) {
+			fprintf(stderr, "colovmctl: argument '%s' is not NAME=VALUE\n", argv[i]);
+			json_decref(args);
+			return NULL;
+		}
+		*eq = 0;
+		v = json_loads(eq + 1, JSON_DECODE_ANY, &e);
+		if (!v)
+			v = json_string(eq + 1);
+		json_object_set_new(args, argv[i], v);
+	}
+	req = json_pack("{s:s}", "execute", argv[0]);
+	if (json_object_size(args))
+		json_object_set(req, "arguments", args);
+	json_decref(args);
+	return req;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"qmp", required_argument, NULL, 's'},	 {"watch", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'}, {"raw", no_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},	 {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct conn *c = calloc(1, sizeof(*c));
+	const char *sock = NULL;
+	bool watch = false, whole = false, raw_caps = false;
+	json_t *req = NULL, *m;
+	uint64_t secs = 10;
+	int opt, status = EXIT_USAGE;
+
+	if (!c)
+		return EXIT_USAGE;
+	c->fd = -1;
+	while ((opt = getopt_long(argc, argv, "+s:wt:rhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'w':
+			watch = true;
+			break;
+		case 't':
+			if (parse_u64(optarg, 0, 86400, &secs)) {
+				fprintf(stderr, "colovmctl: bad --timeout '%s'\n", optarg);
+				goto out;
+			}
+			break;
+		case 'r':
+			whole = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			status = 0;
+			goto out;
+		case 'V':
+			printf("colovmctl %s\n", qmp_version());
+			status = 0;
+			goto out;
+		default:
+			fputs("Try 'colovmctl --help'.\n", stderr);
+			goto out;
+		}
+	}
+	c->timeout_ms = (int)secs * 1000;
+	if (!sock || (optind >= argc && !watch)) {
+		fprintf(stderr, "colovmctl: %s\nTry 'colovmctl --help'.\n",
+			sock ? "no command given" : "--qmp PATH is required");
+		goto out;
+	}
+	if (optind < argc && argv[optind][0] == '{') {
+		json_error_t e;
+
+		if (optind + 1 < argc) {
+			fprintf(stderr, "colovmctl: raw JSON takes no further arguments\n");
+			goto out;
+		}
+		/* Parsed only to look for qmp_capabilities; sent as given. */
+		req = json_loads(argv[optind], JSON_DECODE_ANY, &e);
+		raw_caps = req && json_is_string(json_object_get(req, "execute")) &&
+			   !strcmp(json_string_value(json_object_get(req, "execute")),
+				   "qmp_capabilities");
+		json_decref(req);
+		req = NULL;
+		whole = true;
+	} else if (optind < argc) {
+		req = build_command(argc - optind, argv + optind);
+		if (!req)
+			goto out;
+	}
+	if (conn_open(c, sock))
+		goto out;
+	m = conn_recv(c);
+	if (!m || !json_object_get(m, "QMP")) {
+		fprintf(stderr, "colovmctl: no QMP greeting from %s\n", sock);
+		json_decref(m);
+		goto out;
+	}
+	json_decref(m);
+	if (!raw_caps) {
+		json_t *caps = json_pack("{s:s}", "execute", "qmp_capabilities");
+
+		if (conn_send(c, caps) < 0) {
+			json_decref(caps);
+			fprintf(stderr, "colovmctl: connection lost\n");
+			goto out;
+		}
+		json_decref(caps);
+		m = await_reply(c, watch);
+		if (!m || !json_object_get(m, "return")) {
+			report(m, true);
+			json_decref(m);
+			goto out;
+		}
+		json_decref(m);
+	}
+	status = 0;
+	if (optind < argc) {
+		const char *raw = argv[optind];
+
+		if (req ? conn_send(c, req) < 0
+			: (write_full(c->fd, raw, strlen(raw)) || write_full(c->fd, "\n", 1))) {
+			fprintf(stderr, "colovmctl: connection lost\n");
+			status = EXIT_USAGE;
+			goto out;
+		}
+		m = await_reply(c, watch);
+		status = report(m, whole);
+		json_decref(m);
+	}
+	if (watch && status == 0) {
+		c->timeout_ms = 0;
+		while ((m = conn_recv(c))) {
+			print_json(m);
+			json_decref(m);
+		}
+	}
+out:
+	json_decref(req);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return status;
+}
