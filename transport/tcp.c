@@ -1,0 +1,885 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * TCP backend: one control socket (TCP_NODELAY) and N bulk sockets.
+ *
+ * Every socket gets keepalive and TCP_USER_TIMEOUT derived from the channel
+ * timeout, and SO_SNDTIMEO/SO_RCVTIMEO so no call blocks longer than that: a
+ * dead peer or a cut link surfaces as -ETIMEDOUT/-ECONNRESET/-EPIPE.
+ *
+ * Bulk: bulk_write() splits a large write across the streams (fork-join:
+ * stream 0 is sent by the caller, the others by one sender thread each) and
+ * sends straight from the caller's iovecs with sendmsg(). Each stream has a
+ * receiver thread that reads BULK_DATA frames directly into the receive
+ * region and keeps a Poly1305 over the stream; BULK_END closes an epoch and
+ * carries the sender's tag. bulk_verify() waits until every stream has
+ * verified the committed epoch.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "transport/internal.h"
+
+#define FRAME_DATA_MAX (16u << 20) /* data bytes per BULK_DATA frame */
+#define SPLIT_MIN      (1u << 20)  /* smaller writes go to one stream */
+#define BATCH	       64	   /* iovecs per sendmsg */
+
+struct tcp_stream {
+	struct transport_channel *ch;
+	int fd;
+	uint32_t idx;
+	/* sending side */
+	crypto_onetimeauth_state tx_mac;
+	pthread_t tx_thread;
+	bool tx_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const struct iovec *job_iov;
+	int job_n;
+	uint64_t job_skip, job_len, job_off;
+	bool job_pending, job_quit;
+	int job_ret;
+	/* receiving side */
+	pthread_t rx_thread;
+	bool rx_started;
+	crypto_onetimeauth_state rx_mac;
+	uint64_t rx_epoch;
+	uint64_t verified; /* epochs verified, under tcp_chan.vlock */
+	bool eof;	   /* peer closed the stream cleanly, ditto */
+};
+
+struct tcp_chan {
+	int fd;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned int n;
+	unsigned int rr;
+	bool closing;
+	pthread_mutex_t vlock;
+	pthread_cond_t vcond;
+	struct tcp_stream s[TRANSPORT_MAX_STREAMS];
+};
+
+static struct tcp_chan *tc(const struct transport_channel *ch)
+{
+	return ch->be;
+}
+
+/* ---- socket helpers ------------------------------------------------------ */
+
+static int errno_link(int e)
+{
+	if (e == EAGAIN || e == EWOULDBLOCK)
+		return -ETIMEDOUT;
+	return -e;
+}
+
+static void set_sockopts(int fd, int timeout_ms, bool control)
+{
+	int one = 1, idle = MAX(1, timeout_ms / 2000), intvl = 1;
+	int cnt = MAX(1, timeout_ms / 1000 - idle);
+	unsigned int uto = (unsigned int)timeout_ms;
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+
+	if (control)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (control)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* Send all of v[0..cnt) (modified on partial writes). */
+static int sendv_all(int fd, struct iovec *v, int cnt)
+{
+	while (cnt) {
+		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)cnt };
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno_link(errno);
+		}
+		while (cnt && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno_link(errno);
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int wait_fd(int fd, short ev, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r ? 0 : -EAGAIN;
+}
+
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(buf, len, "%s:%u", host, port);
+}
+
+static int connect_addr(const struct sockaddr *sa, socklen_t len, int timeout_ms, int *out)
+{
+	int fd, ret, err = 0;
+	socklen_t elen = sizeof(err);
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+		ret = -errno;
+		goto err;
+	}
+	ret = wait_fd(fd, POLLOUT, timeout_ms);
+	if (ret) {
+		ret = ret == -EAGAIN ? -ETIMEDOUT : ret;
+		goto err;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+	if (err) {
+		ret = -err;
+		goto err;
+	}
+	/* back to blocking; the socket timeouts bound every call */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		ret = -errno;
+		goto err;
+	}
+	*out = fd;
+	return 0;
+err:
+	close(fd);
+	return ret;
+}
+
+/* ---- bulk streams: sending ----------------------------------------------- */
+
+static void tx_mac_init(struct tcp_stream *s, uint64_t epoch)
+{
+	uint8_t k[crypto_onetimeauth_KEYBYTES];
+
+	tp_bulk_key(s->ch->kb_send, epoch, s->idx, k);
+	crypto_onetimeauth_init(&s->tx_mac, k);
+	sodium_memzero(k, sizeof(k));
+}
+
+static void rx_mac_init(struct tcp_stream *s, uint64_t epoch)
+{
+	uint8_t k[crypto_onetimeauth_KEYBYTES];
+
+	tp_bulk_key(s->ch->kb_recv, epoch, s->idx, k);
+	crypto_onetimeauth_init(&s->rx_mac, k);
+	sodium_memzero(k, sizeof(k));
+}
+
+/* Send len bytes of iov (after skipping skip bytes) as frames at off. */
+static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uint64_t skip,
+		       uint64_t len, uint64_t off)
+{
+	int i = 0;
+	size_t in = 0; /* offset inside iov[i] */
+
+	while (i < n && skip >= iov[i].iov_len) {
+		skip -= iov[i].iov_len;
+		i++;
+	}
+	in = (size_t)skip;
+	while (len) {
+		uint32_t flen = (uint32_t)MIN(len, (uint64_t)FRAME_DATA_MAX);
+		struct frame_hdr h = {
+			.magic = TRANSPORT_FRAME_MAGIC,
+			.version = TRANSPORT_WIRE_VERSION,
+			.type = TRANSPORT_FRAME_BULK_DATA,
+			.length = flen + 8,
+			.seq = s->ch->send_epoch,
+		};
+		uint8_t hdr[TRANSPORT_HDR_LEN + 8];
+		struct iovec v[BATCH];
+		uint64_t left = flen;
+		int cnt = 1, ret;
+
+		frame_hdr_encode(hdr, &h);
+		put_le64(hdr + TRANSPORT_HDR_LEN, off);
+		crypto_onetimeauth_update(&s->tx_mac, hdr, sizeof(hdr));
+		v[0].iov_base = hdr;
+		v[0].iov_len = sizeof(hdr);
+		while (left) {
+			while (cnt < BATCH && left) {
+				size_t take;
+
+				if (i >= n)
+					return -EINVAL;
+				take = (size_t)MIN((uint64_t)(iov[i].iov_len - in), left);
+				v[cnt].iov_base = (char *)iov[i].iov_base + in;
+				v[cnt].iov_len = take;
+				crypto_onetimeauth_update(&s->tx_mac, v[cnt].iov_base, take);
+				cnt++;
+				left -= take;
+				in += take;
+				if (in == iov[i].iov_len) {
+					i++;
+					in = 0;
+				}
+			}
+			ret = sendv_all(s->fd, v, cnt);
+			if (ret)
+				return ret;
+			cnt = 0;
+		}
+		len -= flen;
+		off += flen;
+	}
+	return 0;
+}
+
+static void *tx_thread(void *arg)
+{
+	struct tcp_stream *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->job_pending && !s->job_quit)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->job_quit)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		int ret = stream_send(s, s->job_iov, s->job_n, s->job_skip, s->job_len, s->job_off);
+		pthread_mutex_lock(&s->lock);
+		s->job_ret = ret;
+		s->job_pending = false;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int tcp_bulk_write(struct transport_channel *ch, const struct iovec *iov, int n,
+			  uint64_t off, uint64_t len)
+{
+	struct tcp_chan *t = tc(ch);
+	uint64_t share, pos = 0;
+	unsigned int k, used;
+	int ret = 0;
+
+	if (t->n == 1 || len < SPLIT_MIN) {
+		struct tcp_stream *s = &t->s[t->rr++ % t->n];
+
+		return stream_send(s, iov, n, 0, len, off);
+	}
+	share = ALIGN_UP((len + t->n - 1) / t->n, (uint64_t)4096);
+	for (k = 1, pos = share; k < t->n && pos < len; k++, pos += share) {
+		struct tcp_stream *s = &t->s[k];
+
+		pthread_mutex_lock(&s->lock);
+		s->job_iov = iov;
+		s->job_n = n;
+		s->job_skip = pos;
+		s->job_len = MIN(share, len - pos);
+		s->job_off = off + pos;
+		s->job_ret = 0;
+		s->job_pending = true;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
+	used = k;
+	ret = stream_send(&t->s[0], iov, n, 0, MIN(share, len), off);
+	for (k = 1; k < used; k++) {
+		struct tcp_stream *s = &t->s[k];
+
+		pthread_mutex_lock(&s->lock);
+		while (s->job_pending)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (!ret)
+			ret = s->job_ret;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return ret;
+}
+
+static int tcp_bulk_flush(struct transport_channel *ch, uint64_t epoch,
+			  uint8_t mac[crypto_onetimeauth_BYTES], bool *has_mac)
+{
+	struct tcp_chan *t = tc(ch);
+
+	*has_mac = false;
+	for (unsigned int k = 0; k < t->n; k++) {
+		struct tcp_stream *s = &t->s[k];
+		struct frame_hdr h = {
+			.magic = TRANSPORT_FRAME_MAGIC,
+			.version = TRANSPORT_WIRE_VERSION,
+			.type = TRANSPORT_FRAME_BULK_END,
+			.length = crypto_onetimeauth_BYTES,
+			.seq = epoch,
+		};
+		uint8_t buf[TRANSPORT_HDR_LEN + crypto_onetimeauth_BYTES];
+		struct iovec v = { buf, sizeof(buf) };
+		int ret;
+
+		frame_hdr_encode(buf, &h);
+		crypto_onetimeauth_final(&s->tx_mac, buf + TRANSPORT_HDR_LEN);
+		tx_mac_init(s, epoch + 1);
+		ret = sendv_all(s->fd, &v, 1);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- bulk streams: receiving --------------------------------------------- */
+
+static int rx_frame(struct tcp_stream *s)
+{
+	struct transport_channel *ch = s->ch;
+	uint8_t hdr[TRANSPORT_HDR_LEN + 8];
+	struct frame_hdr h;
+	int ret;
+
+	ret = recv_all(s->fd, hdr, 1);
+	if (ret == -ECONNRESET)
+		return 1; /* clean close between frames: the control path reports it */
+	if (!ret)
+		ret = recv_all(s->fd, hdr + 1, TRANSPORT_HDR_LEN - 1);
+	if (ret)
+		return ret;
+	frame_hdr_decode(hdr, &h);
+	if (h.magic != TRANSPORT_FRAME_MAGIC || h.version != TRANSPORT_WIRE_VERSION ||
+	    h.flags || h.seq != s->rx_epoch)
+		return -EPROTO;
+	if (h.type == TRANSPORT_FRAME_BULK_DATA) {
+		uint64_t off, len;
+
+		if (h.length < 8 || h.length - 8 > FRAME_DATA_MAX)
+			return -EPROTO;
+		ret = recv_all(s->fd, hdr + TRANSPORT_HDR_LEN, 8);
+		if (ret)
+			return ret;
+		off = get_le64(hdr + TRANSPORT_HDR_LEN);
+		len = h.length - 8;
+		if (off > ch->opts.recv_region_len || len > ch->opts.recv_region_len - off)
+			return -EPROTO;
+		crypto_onetimeauth_update(&s->rx_mac, hdr, sizeof(hdr));
+		ret = recv_all(s->fd, (uint8_t *)ch->opts.recv_region + off, len);
+		if (ret)
+			return ret;
+		crypto_onetimeauth_update(&s->rx_mac, (uint8_t *)ch->opts.recv_region + off, len);
+		return 0;
+	}
+	if (h.type == TRANSPORT_FRAME_BULK_END && h.length == crypto_onetimeauth_BYTES) {
+		uint8_t tag[crypto_onetimeauth_BYTES], mine[crypto_onetimeauth_BYTES];
+		struct tcp_chan *t = tc(ch);
+
+		ret = recv_all(s->fd, tag, sizeof(tag));
+		if (ret)
+			return ret;
+		crypto_onetimeauth_final(&s->rx_mac, mine);
+		if (sodium_memcmp(tag, mine, sizeof(tag))) {
+			log_err("transport: bulk stream %u from %s: bad MAC for epoch %llu", s->idx,
+				ch->peer, (unsigned long long)s->rx_epoch);
+			return -EBADMSG;
+		}
+		s->rx_epoch++;
+		rx_mac_init(s, s->rx_epoch);
+		pthread_mutex_lock(&t->vlock);
+		s->verified = s->rx_epoch;
+		pthread_cond_broadcast(&t->vcond);
+		pthread_mutex_unlock(&t->vlock);
+		return 0;
+	}
+	return -EPROTO;
+}
+
+static void *rx_thread(void *arg)
+{
+	struct tcp_stream *s = arg;
+	struct tcp_chan *t = tc(s->ch);
+	int ret;
+
+	do
+		ret = rx_frame(s);
+	while (!ret);
+	pthread_mutex_lock(&t->vlock);
+	if (ret > 0)
+		s->eof = true;
+	else if (!t->closing)
+		tp_fail(s->ch, ret);
+	pthread_cond_broadcast(&t->vcond);
+	pthread_mutex_unlock(&t->vlock);
+	return NULL;
+}
+
+static int tcp_bulk_verify(struct transport_channel *ch, const Colovm__Transport__BulkCommit *c,
+			   int timeout_ms)
+{
+	struct tcp_chan *t = tc(ch);
+	struct timespec dl;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->vlock);
+	for (;;) {
+		unsigned int k;
+
+		ret = tp_get_err(ch);
+		if (ret)
+			break;
+		for (k = 0; k < t->n && t->s[k].verified > c->epoch; k++)
+			;
+		if (k == t->n)
+			break;
+		if (t->s[k].eof) {
+			ret = -ECONNRESET;
+			break;
+		}
+		if (pthread_cond_timedwait(&t->vcond, &t->vlock, &dl) == ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->vlock);
+	return ret;
+}
+
+static int streams_start(struct transport_channel *ch)
+{
+	struct tcp_chan *t = tc(ch);
+
+	for (unsigned int k = 0; k < t->n; k++) {
+		struct tcp_stream *s = &t->s[k];
+
+		tx_mac_init(s, 0);
+		rx_mac_init(s, 0);
+		if (pthread_create(&s->rx_thread, NULL, rx_thread, s))
+			return -EAGAIN;
+		s->rx_started = true;
+		if (k == 0)
+			continue;
+		if (pthread_create(&s->tx_thread, NULL, tx_thread, s))
+			return -EAGAIN;
+		s->tx_started = true;
+	}
+	return 0;
+}
+
+static void join_proof(struct transport_channel *ch, uint32_t idx, uint8_t out[32])
+{
+	crypto_generichash_state st;
+	uint8_t i4[4] = { (uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
+			  (uint8_t)(idx >> 24) };
+
+	crypto_generichash_init(&st, ch->k_c2s, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)"join", 4);
+	crypto_generichash_update(&st, ch->session_id, sizeof(ch->session_id));
+	crypto_generichash_update(&st, i4, sizeof(i4));
+	crypto_generichash_final(&st, out, 32);
+}
+
+static int send_join(struct transport_channel *ch, int fd, uint32_t idx)
+{
+	Colovm__Transport__StreamJoin j = COLOVM__TRANSPORT__STREAM_JOIN__INIT;
+	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
+	uint8_t proof[32], *buf;
+	struct iovec v;
+	size_t len;
+	int ret;
+
+	join_proof(ch, idx, proof);
+	j.session_id.data = ch->session_id;
+	j.session_id.len = sizeof(ch->session_id);
+	j.index = idx;
+	j.proof.data = proof;
+	j.proof.len = sizeof(proof);
+	m.body_case = COLOVM__TRANSPORT__MSG__BODY_STREAM_JOIN;
+	m.stream_join = &j;
+	ret = frame_seal(&m, TRANSPORT_WIRE_VERSION, 0, NULL, &buf, &len);
+	if (ret)
+		return ret;
+	v.iov_base = buf;
+	v.iov_len = len;
+	ret = sendv_all(fd, &v, 1);
+	free(buf);
+	return ret;
+}
+
+static int recv_frame_fd(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct frame_hdr h;
+	size_t flen;
+	int ret;
+
+	ret = recv_all(fd, buf, TRANSPORT_HDR_LEN);
+	if (ret)
+		return ret;
+	frame_hdr_decode(buf, &h);
+	ret = frame_check_ctrl_hdr(&h, &flen);
+	if (ret)
+		return ret;
+	if (flen > cap)
+		return -EMSGSIZE;
+	ret = recv_all(fd, buf + TRANSPORT_HDR_LEN, flen - TRANSPORT_HDR_LEN);
+	if (ret)
+		return ret;
+	*len = flen;
+	return 0;
+}
+
+/* Server: accept the client's stream sockets and check their joins. */
+static int accept_streams(struct transport_channel *ch, struct transport_listener *l)
+{
+	struct tcp_chan *t = tc(ch);
+	uint64_t deadline = clock_ns() + (uint64_t)ch->opts.timeout_ms * 1000000u;
+	unsigned int joined = 0;
+	uint8_t buf[512];
+
+	while (joined < t->n) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+		char who[64];
+		transport_msg *m = NULL;
+		uint8_t proof[32];
+		size_t len;
+		int fd, ret;
+		uint64_t now = clock_ns();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		ret = wait_fd(l->fd, POLLIN, (int)((deadline - now) / 1000000u) + 1);
+		if (ret == -EAGAIN)
+			return -ETIMEDOUT;
+		if (ret)
+			return ret;
+		fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+				continue;
+			return -errno;
+		}
+		addr_str((struct sockaddr *)&sa, who, sizeof(who));
+		set_sockopts(fd, ch->opts.timeout_ms, false);
+		{
+			struct timeval tv = { .tv_sec = ch->opts.timeout_ms / 1000,
+					      .tv_usec = (ch->opts.timeout_ms % 1000) * 1000 };
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		}
+		ret = recv_frame_fd(fd, buf, sizeof(buf), &len);
+		if (!ret)
+			ret = frame_open(buf, len, NULL, 0, &m);
+		if (!ret && m->body_case == COLOVM__TRANSPORT__MSG__BODY_STREAM_JOIN &&
+		    m->stream_join->index < t->n && t->s[m->stream_join->index].fd < 0 &&
+		    m->stream_join->session_id.len == sizeof(ch->session_id) &&
+		    !memcmp(m->stream_join->session_id.data, ch->session_id,
+			    sizeof(ch->session_id)) &&
+		    m->stream_join->proof.len == 32) {
+			join_proof(ch, m->stream_join->index, proof);
+			if (!sodium_memcmp(proof, m->stream_join->proof.data, 32)) {
+				struct timeval zero = { 0 };
+
+				/* bulk sockets may sit idle: no receive timeout */
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof(zero));
+				t->s[m->stream_join->index].fd = fd;
+				joined++;
+				transport_msg_free(m);
+				continue;
+			}
+		}
+		log_warn("transport: %s: not a valid bulk stream join for session with %s, closed",
+			 who, ch->peer);
+		transport_msg_free(m);
+		close(fd);
+	}
+	return 0;
+}
+
+static int tcp_bulk_setup(struct transport_channel *ch, struct transport_listener *l)
+{
+	struct tcp_chan *t = tc(ch);
+	int ret;
+
+	t->n = ch->streams;
+	if (l) {
+		ret = accept_streams(ch, l);
+	} else {
+		ret = 0;
+		for (unsigned int k = 0; k < t->n && !ret; k++) {
+			ret = connect_addr((struct sockaddr *)&t->addr, t->addrlen,
+					   ch->opts.timeout_ms, &t->s[k].fd);
+			if (ret)
+				break;
+			set_sockopts(t->s[k].fd, ch->opts.timeout_ms, false);
+			ret = send_join(ch, t->s[k].fd, k);
+		}
+	}
+	if (ret)
+		return ret;
+	return streams_start(ch);
+}
+
+/* ---- control socket ------------------------------------------------------ */
+
+static int tcp_send_frame(struct transport_channel *ch, const void *buf, size_t len)
+{
+	struct iovec v = { (void *)buf, len };
+
+	return sendv_all(tc(ch)->fd, &v, 1);
+}
+
+static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap, size_t *len,
+			  int timeout_ms)
+{
+	int ret = wait_fd(tc(ch)->fd, POLLIN, timeout_ms);
+
+	if (ret)
+		return ret;
+	return recv_frame_fd(tc(ch)->fd, buf, cap, len);
+}
+
+static void tcp_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
+{
+	*addr = 0;
+	*rkey = 0;
+}
+
+static int tcp_fd(const struct transport_channel *ch)
+{
+	return tc(ch)->fd;
+}
+
+static int chan_alloc(struct transport_channel *ch)
+{
+	struct tcp_chan *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = -1;
+	for (unsigned int k = 0; k < TRANSPORT_MAX_STREAMS; k++) {
+		t->s[k].fd = -1;
+		t->s[k].ch = ch;
+		t->s[k].idx = k;
+		pthread_mutex_init(&t->s[k].lock, NULL);
+		pthread_cond_init(&t->s[k].cond, NULL);
+	}
+	pthread_mutex_init(&t->vlock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->vcond, &ca);
+	pthread_condattr_destroy(&ca);
+	ch->be = t;
+	return 0;
+}
+
+static void tcp_close(struct transport_channel *ch)
+{
+	struct tcp_chan *t = tc(ch);
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->vlock);
+	t->closing = true;
+	pthread_mutex_unlock(&t->vlock);
+	for (unsigned int k = 0; k < TRANSPORT_MAX_STREAMS; k++) {
+		struct tcp_stream *s = &t->s[k];
+
+		if (s->tx_started) {
+			pthread_mutex_lock(&s->lock);
+			s->job_quit = true;
+			pthread_cond_broadcast(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+			pthread_join(s->tx_thread, NULL);
+		}
+		if (s->fd >= 0)
+			shutdown(s->fd, SHUT_RDWR);
+		if (s->rx_started)
+			pthread_join(s->rx_thread, NULL);
+		if (s->fd >= 0)
+			close(s->fd);
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->cond);
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+	pthread_mutex_destroy(&t->vlock);
+	pthread_cond_destroy(&t->vcond);
+	free(t);
+	ch->be = NULL;
+}
+
+static int tcp_connect(struct transport_channel *ch, const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct tcp_chan *t;
+	int ret;
+
+	ret = chan_alloc(ch);
+	if (ret)
+		return ret;
+	t = tc(ch);
+	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret)
+		return -EHOSTUNREACH;
+	ret = -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		ret = connect_addr(ai->ai_addr, ai->ai_addrlen, ch->opts.timeout_ms, &t->fd);
+		if (!ret) {
+			memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
+			t->addrlen = ai->ai_addrlen;
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	if (ret)
+		return ret;
+	set_sockopts(t->fd, ch->opts.timeout_ms, true);
+	return 0;
+}
+
+static int tcp_accept(struct transport_listener *l, struct transport_channel *ch)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	struct tcp_chan *t;
+	int ret, fd;
+
+	ret = chan_alloc(ch);
+	if (ret)
+		return ret;
+	t = tc(ch);
+	for (;;) {
+		ret = wait_fd(l->fd, POLLIN, -1);
+		if (ret)
+			return ret;
+		fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+		if (fd >= 0)
+			break;
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+			return -errno;
+	}
+	t->fd = fd;
+	addr_str((struct sockaddr *)&sa, ch->peer, sizeof(ch->peer));
+	set_sockopts(fd, ch->opts.timeout_ms, true);
+	return 0;
+}
+
+static int tcp_listen(struct transport_listener *l, const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	char bound[64];
+	int fd, one = 1, ret;
+
+	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret)
+		return -EADDRNOTAVAIL;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) {
+		ret = -errno;
+		close(fd);
+		goto out;
+	}
+	addr_str((struct sockaddr *)&sa, bound, sizeof(bound));
+	if (sa.ss_family == AF_INET6)
+		snprintf(l->uri, sizeof(l->uri), "tcp:[%s]:%s", host, strrchr(bound, ':') + 1);
+	else
+		snprintf(l->uri, sizeof(l->uri), "tcp:%s", bound);
+	l->fd = fd;
+	ret = 0;
+out:
+	freeaddrinfo(res);
+	return ret;
+}
+
+static void tcp_listener_close(struct transport_listener *l)
+{
+	close(l->fd);
+}
+
+const struct transport_ops transport_tcp_ops = {
+	.scheme = "tcp",
+	.listen = tcp_listen,
+	.accept = tcp_accept,
+	.connect = tcp_connect,
+	.send_frame = tcp_send_frame,
+	.recv_frame = tcp_recv_frame,
+	.region_info = tcp_region_info,
+	.bulk_setup = tcp_bulk_setup,
+	.bulk_write = tcp_bulk_write,
+	.bulk_flush = tcp_bulk_flush,
+	.bulk_verify = tcp_bulk_verify,
+	.fd = tcp_fd,
+	.close = tcp_close,
+	.listener_close = tcp_listener_close,
+};

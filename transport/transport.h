@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * transport: the channel between primary and secondary.
+ *
+ * One API, two backends behind a const ops table:
+ *   tcp:HOST:PORT   one control socket (TCP_NODELAY) + N bulk sockets
+ *   rdma:HOST:PORT  one RC queue pair set up through rdma_cm; bulk data is
+ *                   RDMA WRITE into the peer's registered receive region,
+ *                   control frames are SENDs
+ *
+ * Two paths:
+ *   message path  small control messages (transport.proto: checkpoint
+ *                 request/reply/ack, heartbeat, failover notice, error,
+ *                 mirrored/redirected packets), in order, MAC'd, sequenced.
+ *   bulk path     page runs written from local memory (iovecs, not copied on
+ *                 the way out) into the peer's receive region (on the
+ *                 secondary: its RAM cache) at a given offset, then made
+ *                 visible by a commit. The receiver sees the commit as a
+ *                 BulkCommit message from transport_recv() only after the
+ *                 bulk MAC over the committed bytes has been checked.
+ *
+ * Errors are -errno. A channel that failed stays failed (every later call
+ * returns the same error); the caller (failover logic) decides what to do.
+ * Nothing here blocks longer than the timeout: a dead peer or a cut link
+ * gives -ECONNRESET, -EPIPE or -ETIMEDOUT, never a hang.
+ *
+ * ---- Wire format, version 1 ----------------------------------------------
+ *
+ * Every frame starts with a fixed 24-byte little-endian header:
+ *
+ *   0       4         6      8        12      16               24
+ *   | magic | version | type | length | flags |      seq       |
+ *   magic   "CVTP" (0x50545643)
+ *   version TRANSPORT_WIRE_VERSION (1); a frame with another version is
+ *           refused with an Error message naming the versions we speak
+ *   type    control frames: the field number of the Msg body (1..13);
+ *           bulk stream frames: TRANSPORT_FRAME_BULK_DATA / _BULK_END
+ *   length  payload bytes (control: <= TRANSPORT_MAX_MSG)
+ *   flags   0
+ *   seq     control: per-direction frame counter; bulk: commit epoch
+ *
+ * Control frame: header | protobuf Msg (length bytes) | MAC (32 bytes)
+ *   MAC = keyed BLAKE2b-256(k_dir, header | payload); k_dir is the session
+ *   key of the sending direction. The receiver requires seq == next expected
+ *   seq, so frames can be neither replayed nor reordered nor reflected.
+ *   Hello and HelloReply carry an all-zero MAC (no session key yet); they
+ *   carry the challenge-response proofs instead.
+ *
+ * TCP bulk frames (on the bulk sockets only, no trailing MAC):
+ *   BULK_DATA  header | u64 offset | data        (length = 8 + data bytes)
+ *   BULK_END   header | Poly1305 tag (16 bytes)  (seq = epoch just ended)
+ *   The tag covers every BULK_DATA header, offset and data byte sent on
+ *   that stream during the epoch; key = BLAKE2b(kb_dir, epoch | stream).
+ * RDMA bulk: RDMA WRITEs (no framing); the BulkCommit message carries the
+ *   runs and a Poly1305 tag over their bytes in run order, key as above
+ *   with stream 0.
+ *
+ * Connection set-up (C = connecting side, S = listening side):
+ *
+ *   C                                                     S
+ *   |-- Hello{min,max version, nonce_c}  seq 0, no MAC -->|
+ *   |<- HelloReply{version, nonce_s, session_id,          |
+ *   |      proof_s = BLAKE2b(PSK, "server"|v|nc|ns)} ------|  C checks proof_s
+ *   |-- Auth{proof_c = BLAKE2b(PSK, "client"|v|nc|ns),    |
+ *   |        bulk_streams, region}  seq 1, MAC(k_c2s) --->|  S checks proof_c
+ *   |== TCP only: N new sockets, each StreamJoin{session, |
+ *   |        index, BLAKE2b(k_c2s, "join"|session|index)}=>|
+ *   |<- AuthOk{region}  seq 1, MAC(k_s2c) ----------------|
+ *   |<========= control frames / bulk, both ways ========>|
+ *
+ *   Session keys: k_dir, kb_dir = BLAKE2b(PSK, label | dir | nc | ns).
+ *   A peer failing any check is logged and disconnected; nothing it sent is
+ *   delivered to the caller.
+ *
+ * Bulk commit (either direction; S -> primary-to-secondary shown):
+ *
+ *   P                                                     S
+ *   |== bulk_write(iov, off) (BULK_DATA / RDMA WRITE) ===>|  lands in region
+ *   |== BULK_END{tag} per stream (TCP) ==================>|  tag checked
+ *   |-- BulkCommit{id, epoch, runs, [rdma tag]} ---------->|  wait + check,
+ *   |                                                     |  then delivered
+ */
+#ifndef COLOVM_TRANSPORT_H
+#define COLOVM_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "transport/transport.pb-c.h"
+
+#define TRANSPORT_WIRE_VERSION	   1
+#define TRANSPORT_FRAME_MAGIC	   0x50545643u /* "CVTP" */
+#define TRANSPORT_HDR_LEN	   24
+#define TRANSPORT_MAC_LEN	   32
+#define TRANSPORT_MAX_MSG	   (1u << 20) /* control payload limit */
+#define TRANSPORT_MAX_RUNS	   32768      /* runs per bulk commit */
+#define TRANSPORT_MAX_STREAMS	   16
+#define TRANSPORT_FRAME_BULK_DATA  0x100
+#define TRANSPORT_FRAME_BULK_END   0x101
+#define TRANSPORT_KEY_LEN	   32
+#define TRANSPORT_DEFAULT_TIMEOUT  5000 /* ms */
+
+typedef Colovm__Transport__Msg transport_msg;
+
+struct transport_key {
+	uint8_t bytes[TRANSPORT_KEY_LEN];
+};
+
+/*
+ * Key file: 32 raw bytes, or 64 hex digits (optionally followed by a
+ * newline). Anything else is -EINVAL. Generate one with
+ *   head -c32 /dev/urandom > peer.key
+ */
+int transport_key_load(const char *path, struct transport_key *key);
+/* Key bytes: exactly TRANSPORT_KEY_LEN, else -EINVAL. */
+int transport_key_set(struct transport_key *key, const void *bytes, size_t len);
+
+struct transport_opts {
+	const struct transport_key *key; /* required: pre-shared key */
+	int timeout_ms;			 /* link/peer timeout; 0: default */
+	unsigned int bulk_streams;	 /* tcp, connecting side: 1..16 */
+	/* Where the peer's bulk writes land (the secondary's RAM cache). */
+	void *recv_region;
+	size_t recv_region_len;
+	/*
+	 * rdma: local memory bulk_write() sends from without copying (the
+	 * primary's guest RAM), registered once at set-up. iovecs outside it
+	 * go through a bounce buffer. Ignored by tcp.
+	 */
+	void *send_region;
+	size_t send_region_len;
+	const char *name; /* shown to the peer and in logs */
+};
+
+struct transport_listener;
+struct transport_channel;
+
+/* Listen on "tcp:HOST:PORT" / "rdma:HOST:PORT" (PORT 0: pick one). */
+int transport_listen(const char *uri, const struct transport_opts *opts,
+		     struct transport_listener **out);
+/* The bound URI (with the real port). */
+const char *transport_listener_uri(const struct transport_listener *l);
+/* Readable when a peer is waiting to be accepted (for a struct loop). */
+int transport_listener_fd(const struct transport_listener *l);
+/*
+ * Accept one peer and run the handshake (bounded by the timeout). A peer
+ * that fails authentication gives -EACCES, a wrong version
+ * -EPROTONOSUPPORT, garbage -EPROTO; the listener stays usable.
+ */
+int transport_accept(struct transport_listener *l, struct transport_channel **out);
+void transport_listener_close(struct transport_listener *l);
+
+int transport_connect(const char *uri, const struct transport_opts *opts,
+		      struct transport_channel **out);
+void transport_close(struct transport_channel *ch);
+
+/* Message path. Hello/Auth/StreamJoin/BulkCommit are refused (-EINVAL). */
+int transport_send(struct transport_channel *ch, const transport_msg *msg);
+/*
+ * Wait up to timeout_ms (-1: forever, 0: poll) for the next message.
+ * -EAGAIN: nothing arrived in time (the channel is fine). Other errors are
+ * channel failures. Free the message with transport_msg_free().
+ */
+int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg **out);
+void transport_msg_free(transport_msg *msg);
+/* Readable when transport_recv() may have something (for a struct loop). */
+int transport_fd(const struct transport_channel *ch);
+
+/*
+ * Bulk path. Write the bytes of iov[0..n) to the peer's receive region at
+ * remote_offset (contiguously). The memory must not change until
+ * transport_bulk_commit() returns. -ERANGE if the run does not fit the
+ * peer's region, -E2BIG if the commit would exceed TRANSPORT_MAX_RUNS
+ * (commit first). The peer must not be reading the same ranges while they
+ * are rewritten: the checkpoint protocol above orders that.
+ */
+int transport_bulk_write(struct transport_channel *ch, const struct iovec *iov, int n,
+			 uint64_t remote_offset);
+/* Make everything written since the last commit visible as commit `id`. */
+int transport_bulk_commit(struct transport_channel *ch, uint64_t id);
+
+/* Sticky channel error (0 if healthy). */
+int transport_error(const struct transport_channel *ch);
+/* "tcp" or "rdma". */
+const char *transport_backend(const struct transport_channel *ch);
+/* Peer's name from the handshake. */
+const char *transport_peer_name(const struct transport_channel *ch);
+
+#endif
