@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * CPU tables that are not static in boot.S (IDT gates and the TSS descriptor
+ * hold split addresses an assembler cannot fold), and the exception report.
+ *
+ * Everything in this file runs at CPL 0, i.e. emulated on PVM: keep it short.
+ */
+#include "guest.h"
+
+#define KERNEL_CS      0x08
+#define TSS_SEL	       0x28
+#define GATE_INTERRUPT 0x8e /* present, DPL 0, 64-bit interrupt gate */
+#define IST_CRITICAL   1    /* #DF, NMI, #MC run on their own stack */
+
+struct idt_gate {
+	uint16_t off_lo;
+	uint16_t sel;
+	uint8_t ist;
+	uint8_t type;
+	uint16_t off_mid;
+	uint32_t off_hi;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct tss {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+	/* All ports allowed, plus the terminating 0xff byte the CPU reads past
+	 * the end. IOPL 3 already allows CPL 3 port I/O on hardware; PVM forces
+	 * the user-mode IOPL to 0 and emulates the resulting #GP, consulting this
+	 * bitmap instead. */
+	uint8_t iomap[65536 / 8 + 1];
+} __attribute__((packed));
+
+/* The stack exc.S builds before calling exc_report(). */
+struct exc_frame {
+	uint64_t vector;
+	uint64_t error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+extern const uint64_t exc_stubs[32];
+extern uint64_t gdt_tss[2];
+extern char kstack_top[], ist_stack_top[];
+
+static struct idt_gate idt[32] __attribute__((aligned(16)));
+static struct tss tss __attribute__((aligned(16)));
+
+void cpu_setup(void)
+{
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)idt};
+	uint64_t base = (uint64_t)&tss, limit = sizeof(tss) - 1;
+
+	for (unsigned int v = 0; v < 32; v++) {
+		uint64_t a = exc_stubs[v];
+		idt[v] = (struct idt_gate){
+			.off_lo = a & 0xffff,
+			.sel = KERNEL_CS,
+			.ist = (v == 2 || v == 8 || v == 18) ? IST_CRITICAL : 0,
+			.type = GATE_INTERRUPT,
+			.off_mid = (a >> 16) & 0xffff,
+			.off_hi = a >> 32,
+		};
+	}
+	tss.rsp[0] = (uint64_t)kstack_top;
+	tss.ist[IST_CRITICAL - 1] = (uint64_t)ist_stack_top;
+	tss.iomap_base = offsetof(struct tss, iomap);
+	tss.iomap[sizeof(tss.iomap) - 1] = 0xff;
+	/* 64-bit available TSS (type 9), present. */
+	gdt_tss[0] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ULL << 40 |
+		     ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+	gdt_tss[1] = base >> 32;
+
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	__asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
+}
+
+static const char *const exc_names[32] = {
+	"#DE divide error",
+	"#DB debug",
+	"NMI",
+	"#BP breakpoint",
+	"#OF overflow",
+	"#BR bound range",
+	"#UD invalid opcode",
+	"#NM device not available",
+	"#DF double fault",
+	"coprocessor segment overrun",
+	"#TS invalid TSS",
+	"#NP segment not present",
+	"#SS stack fault",
+	"#GP general protection",
+	"#PF page fault",
+	"vector 15",
+	"#MF x87 error",
+	"#AC alignment check",
+	"#MC machine check",
+	"#XM SIMD error",
+	"#VE virtualization",
+	"#CP control protection",
+	"vector 22",
+	"vector 23",
+	"vector 24",
+	"vector 25",
+	"vector 26",
+	"vector 27",
+	"#HV hypervisor injection",
+	"#VC VMM communication",
+	"#SX security",
+	"vector 31",
+};
+
+void exc_report(const struct exc_frame *f);
+void exc_report(const struct exc_frame *f)
+{
+	char cr2[32] = "";
+
+	if (f->vector == 14) {
+		uint64_t v;
+		__asm__ volatile("mov %%cr2, %0" : "=r"(v));
+		snprintf(cr2, sizeof(cr2), " cr2=0x%lx", v);
+	}
+	printf("testguest: panic: %s at rip=0x%lx (error=0x%lx)%s cpl=%lu rsp=0x%lx rflags=0x%lx\n",
+	       exc_names[f->vector & 31], f->rip, f->error, cr2, f->cs & 3, f->rsp, f->rflags);
+	printf("testguest: exit %d\n", EXIT_PANIC);
+	outb(0xf4, EXIT_PANIC);
+	for (;;)
+		__asm__ volatile("hlt");
+}
