@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "common/qmp/qmp.h"
+#include "common/runstate/runstate.h"
 #include "hw/hw.h"
 
 #define COLOVM_VERSION "0.1.0"
@@ -42,6 +44,11 @@ static const char usage_text[] =
 	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
 	"                        input from stdin), file:PATH (output only) or none\n"
 	"\n"
+	"Management:\n"
+	"      --qmp unix:PATH[,server]\n"
+	"                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
+	"                        created mode 0600 at PATH; drive it with colovmctl\n"
+	"\n"
 	"General:\n"
 	"  -v, --verbose         log debug messages (unhandled I/O, exits)\n"
 	"  -q, --quiet           log errors only\n"
@@ -69,8 +76,9 @@ static const char usage_text[] =
 struct colovm {
 	struct loop *loop;
 	struct vm *vm;
+	struct runstate *rs;
+	struct qmp *qmp;
 	int sigfd;
-	bool done;
 	int status;
 	/* Set by vCPU threads (through hw's event callback), read by main. */
 	_Atomic int event;	/* -1: none, else enum vm_event */
@@ -85,14 +93,33 @@ static void usage_error(const char *fmt, const char *arg)
 	exit(EXIT_SETUP_FAILED);
 }
 
-/* vCPU thread context: only record and wake the main loop. */
+/* vCPU thread context: only record and request (the main loop applies). */
 static void on_vm_event(void *opaque, enum vm_event ev, int code)
 {
 	struct colovm *c = opaque;
 
 	atomic_store(&c->event_code, code);
 	atomic_store(&c->event, (int)ev);
-	loop_kick(c->loop);
+	switch (ev) {
+	case VM_EVENT_RESET:
+		/* No machine reset yet: RUNSTATE_NO_REBOOT makes it a shutdown. */
+		runstate_request_reset(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
+		break;
+	case VM_EVENT_INTERNAL_ERROR:
+		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
+		break;
+	default:
+		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+		break;
+	}
+}
+
+/* Change-state handler: park every vCPU on stop, let them run on start. */
+static int vm_change_state(void *opaque, bool running, enum run_state state)
+{
+	struct colovm *c = opaque;
+
+	return running ? hw_vm_resume(c->vm) : hw_vm_pause(c->vm);
 }
 
 static void handle_vm_event(struct colovm *c)
@@ -120,7 +147,6 @@ static void handle_vm_event(struct colovm *c)
 		c->status = EXIT_GUEST_ERROR;
 		break;
 	}
-	c->done = true;
 }
 
 static void on_signal(void *opaque, uint32_t events)
@@ -132,7 +158,7 @@ static void on_signal(void *opaque, uint32_t events)
 		return;
 	log_info("received %s: shutting down", strsignal((int)si.ssi_signo));
 	c->status = EXIT_SIGNAL_BASE + (int)si.ssi_signo;
-	c->done = true;
+	runstate_request_shutdown_signal(c->rs, (int)si.ssi_signo);
 }
 
 static int setup_signals(struct colovm *c)
@@ -178,8 +204,10 @@ static int cmd_run(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		{"qmp", required_argument, NULL, 'Q'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *qmp_spec = NULL;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
 	struct colovm c = {.sigfd = -1, .event = -1};
 	int opt, ret;
@@ -205,6 +233,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			cfg.serial = optarg;
+			break;
+		case 'Q':
+			qmp_spec = optarg;
 			break;
 		case 'v':
 			log_set_level(LOG_DEBUG);
@@ -232,33 +263,57 @@ static int cmd_run(int argc, char **argv)
 		log_err("cannot create the main loop: %s", strerror(-ret));
 		return EXIT_SETUP_FAILED;
 	}
+	ret = runstate_new(c.loop, RUN_STATE_PRELAUNCH, &c.rs);
+	if (!ret)
+		ret = runstate_add_handler(c.rs, 0, vm_change_state, &c, NULL);
+	if (ret) {
+		log_err("cannot set up the run state: %s", strerror(-ret));
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	runstate_set_flags(c.rs, RUNSTATE_NO_REBOOT);
 	ret = setup_signals(&c);
 	if (ret) {
 		log_err("cannot set up signal handling: %s", strerror(-ret));
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
+	if (qmp_spec) {
+		ret = qmp_new(c.loop, &c.qmp);
+		if (!ret)
+			ret = qmp_attach_runstate(c.qmp, c.rs);
+		if (!ret)
+			ret = qmp_listen(c.qmp, qmp_spec);
+		if (ret) {
+			log_err("--qmp %s: %s", qmp_spec, strerror(-ret));
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+	}
 	ret = hw_vm_create(&cfg, c.loop, on_vm_event, &c, &c.vm);
 	if (ret) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	ret = hw_vm_resume(c.vm);
+	ret = runstate_vm_start(c.rs);
 	if (ret) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	while (!c.done) {
+	while (!runstate_main_loop_should_exit(c.rs)) {
 		ret = loop_run_once(c.loop, -1);
 		if (ret < 0) {
 			log_err("main loop: %s", strerror(-ret));
 			c.status = EXIT_GUEST_ERROR;
 			break;
 		}
-		handle_vm_event(&c);
 	}
+	if (!runstate_exit_signal(c.rs))
+		handle_vm_event(&c);
 out:
+	qmp_free(c.qmp);
 	hw_vm_destroy(c.vm);
+	runstate_free(c.rs);
 	if (c.sigfd >= 0)
 		close(c.sigfd);
 	loop_free(c.loop);
