@@ -91,7 +91,7 @@ struct compare {
 	void *opaque;
 	struct cds_lfht *ht;
 	struct queue q[2];
-	struct cds_lfs_stack pool;
+	struct nc_pool *pool;
 	struct cds_list_head held;    /* all held primary frames, arrival order */
 	struct cds_list_head covered; /* frames covered by the running checkpoint */
 	struct cds_list_head closed;  /* closed connections, close order */
@@ -120,7 +120,7 @@ static struct nc_buf *buf_get(struct compare *c, const uint8_t *frame, size_t le
 
 	if (len > UINT32_MAX - sizeof(*b))
 		return NULL;
-	if (len <= POOL_CAP && (n = cds_lfs_pop_blocking(&c->pool))) {
+	if (len <= POOL_CAP && (n = nc_pool_pop(c->pool))) {
 		b = caa_container_of(n, struct nc_buf, snode);
 	} else {
 		size_t cap = len <= POOL_CAP ? POOL_CAP : len;
@@ -139,8 +139,7 @@ static struct nc_buf *buf_get(struct compare *c, const uint8_t *frame, size_t le
 static void buf_put(struct compare *c, struct nc_buf *b)
 {
 	if (b->cap == POOL_CAP) {
-		cds_lfs_node_init(&b->snode);
-		cds_lfs_push(&c->pool, &b->snode);
+		nc_pool_push(c->pool, &b->snode);
 	} else {
 		free(b);
 	}
@@ -327,18 +326,25 @@ static void stream_trim(struct stream *s, uint32_t base)
 	}
 }
 
-static bool streams_eq(const struct stream *a, const struct stream *b, uint32_t seq, uint32_t n)
+/* Number of equal bytes from seq (n if all n are equal). */
+static uint32_t streams_eq(const struct stream *a, const struct stream *b, uint32_t seq,
+			   uint32_t n)
 {
-	while (n) {
-		uint32_t oa = seq & (a->cap - 1), ob = seq & (b->cap - 1);
-		uint32_t k = MIN(n, MIN(a->cap - oa, b->cap - ob));
+	uint32_t done = 0;
 
-		if (memcmp(a->ring + oa, b->ring + ob, k))
-			return false;
+	while (done < n) {
+		uint32_t oa = seq & (a->cap - 1), ob = seq & (b->cap - 1);
+		uint32_t k = MIN(n - done, MIN(a->cap - oa, b->cap - ob)), i;
+
+		if (memcmp(a->ring + oa, b->ring + ob, k)) {
+			for (i = 0; a->ring[oa + i] == b->ring[ob + i]; i++)
+				;
+			return done + i;
+		}
 		seq += k;
-		n -= k;
+		done += k;
 	}
-	return true;
+	return n;
 }
 
 static void mark_closed(struct compare *c, struct conn *cn, uint64_t now)
@@ -366,10 +372,21 @@ static bool held_ready(const struct conn *cn, const struct nc_buf *b)
 	return true;
 }
 
+static void release_ready(struct compare *c, struct conn *cn)
+{
+	struct nc_buf *b, *tmp;
+
+	cds_list_for_each_entry_safe(b, tmp, &cn->held, clist) {
+		if (!held_ready(cn, b))
+			break;
+		CNT_INC(c->st.compared);
+		release_held(c, b);
+	}
+}
+
 static void tcp_advance(struct compare *c, struct conn *cn, uint64_t now)
 {
 	struct stream *p = &cn->st[COMPARE_PRIMARY], *s = &cn->st[COMPARE_SECONDARY];
-	struct nc_buf *b, *tmp;
 
 	if (cn->diverged || !cn->base_valid)
 		return;
@@ -380,13 +397,18 @@ static void tcp_advance(struct compare *c, struct conn *cn, uint64_t now)
 		uint32_t m = seq_lt(pc, sc) ? pc : sc, n = m - cn->base;
 
 		if (seq_lt(cn->base, m)) {
-			if (!streams_eq(p, s, cn->base, n))
+			uint32_t eq = streams_eq(p, s, cn->base, n);
+
+			/* bytes before a difference are still good: release up to it */
+			cn->base += eq;
+			stream_trim(p, cn->base);
+			stream_trim(s, cn->base);
+			CNT_ADD(cn->s.bytes_compared, eq);
+			CNT_ADD(c->st.bytes_compared, eq);
+			if (eq < n) {
+				release_ready(c, cn);
 				return diverge(c, cn, COMPARE_REASON_MISCOMPARE);
-			cn->base = m;
-			stream_trim(p, m);
-			stream_trim(s, m);
-			CNT_ADD(cn->s.bytes_compared, n);
-			CNT_ADD(c->st.bytes_compared, n);
+			}
 			__atomic_store_n(&cn->s.verdict, COMPARE_VERDICT_MATCH, __ATOMIC_RELAXED);
 		}
 	}
@@ -398,12 +420,7 @@ static void tcp_advance(struct compare *c, struct conn *cn, uint64_t now)
 	if (p->rst && s->rst)
 		__atomic_store_n(&cn->s.verdict, COMPARE_VERDICT_MATCH, __ATOMIC_RELAXED);
 
-	cds_list_for_each_entry_safe(b, tmp, &cn->held, clist) {
-		if (!held_ready(cn, b))
-			break;
-		CNT_INC(c->st.compared);
-		release_held(c, b);
-	}
+	release_ready(c, cn);
 	if (!cn->nheld && ((p->rst && s->rst) || (p->fin && s->fin && cn->base == p->fin_seq)))
 		mark_closed(c, cn, now);
 }
@@ -875,7 +892,12 @@ int compare_new(struct compare **out, const struct compare_config *cfg,
 	}
 	for (i = 0; i < 2; i++)
 		cds_wfcq_init(&c->q[i].head, &c->q[i].tail);
-	cds_lfs_init(&c->pool);
+	c->pool = nc_pool_new();
+	if (!c->pool) {
+		cds_lfht_destroy(c->ht, NULL);
+		free(c);
+		return -ENOMEM;
+	}
 	CDS_INIT_LIST_HEAD(&c->held);
 	CDS_INIT_LIST_HEAD(&c->covered);
 	CDS_INIT_LIST_HEAD(&c->closed);
@@ -895,10 +917,14 @@ static void free_list(struct compare *c, struct cds_list_head *l)
 	}
 }
 
+static void pool_node_free(struct cds_lfs_node *n)
+{
+	free(caa_container_of(n, struct nc_buf, snode));
+}
+
 void compare_free(struct compare *c)
 {
 	struct cds_lfht_iter it;
-	struct cds_lfs_node *n;
 	struct conn *cn;
 	int i;
 
@@ -922,9 +948,7 @@ void compare_free(struct compare *c)
 	urcu_memb_read_unlock();
 	urcu_memb_barrier();
 	cds_lfht_destroy(c->ht, NULL);
-	while ((n = __cds_lfs_pop(&c->pool)))
-		free(caa_container_of(n, struct nc_buf, snode));
-	cds_lfs_destroy(&c->pool);
+	nc_pool_free(c->pool, pool_node_free);
 	free(c);
 }
 

@@ -34,6 +34,14 @@ int nc_parse(const uint8_t *frame, size_t len, struct nc_parsed *p);
 void nc_flow_swap(struct compare_flow *f);
 uint64_t nc_flow_hash(const struct compare_flow *f);
 
+/* Frame buffer pool (pool.c). */
+struct nc_pool;
+struct cds_lfs_node;
+struct nc_pool *nc_pool_new(void);
+void nc_pool_push(struct nc_pool *p, struct cds_lfs_node *n);
+struct cds_lfs_node *nc_pool_pop(struct nc_pool *p);
+void nc_pool_free(struct nc_pool *p, void (*fn)(struct cds_lfs_node *n));
+
 /* Register the calling thread with urcu-memb once (unregistered at thread exit). */
 void nc_rcu_thread(void);
 
