@@ -48,7 +48,8 @@ static void usage(void)
 {
 	printf("testguest: apps:\n");
 	for (unsigned int i = 0; i < ARRAY_SIZE(apps); i++)
-		printf("testguest:   app=%s %s\n", apps[i].name, apps[i].usage);
+		printf("testguest:   app=%s%s%s\n", apps[i].name, *apps[i].usage ? " " : "",
+		       apps[i].usage);
 }
 
 void guest_main(const struct hvm_start_info *si);

@@ -90,13 +90,13 @@ int app_dirty(void)
 	struct ram_range free;
 	uint64_t mb, rate, seconds, pps, hz, next, s;
 
+	if (cmdline_u64("mb", 0, UINT32_MAX, &mb) || cmdline_u64("rate", 0, MAX_RATE, &rate) ||
+	    cmdline_u64("seconds", 0, MAX_SECONDS, &seconds))
+		return EXIT_USAGE;
 	if (!cmdline_get("mb") || !cmdline_get("rate")) {
 		printf("testguest: app=dirty needs mb=N and rate=MiB/s\n");
 		return EXIT_USAGE;
 	}
-	if (cmdline_u64("mb", 0, UINT32_MAX, &mb) || cmdline_u64("rate", 0, MAX_RATE, &rate) ||
-	    cmdline_u64("seconds", 0, MAX_SECONDS, &seconds))
-		return EXIT_USAGE;
 	if (!mb) {
 		printf("testguest: bad value mb=0: need at least 1 MiB\n");
 		return EXIT_USAGE;
