@@ -459,7 +459,7 @@ static int decode_field(const struct vmstate_desc *d, const struct vmstate_field
 {
 	uint8_t *p = (uint8_t *)base + f->offset;
 	size_t w = kind_width(f->kind);
-	const uint8_t *src;
+	const uint8_t *src = NULL;
 	uint32_t n, i;
 	int ret;
 
@@ -498,7 +498,7 @@ static int decode_subsections(const struct vmstate_desc *d, void *base, struct v
 			      const char *what, struct vmstate_error *err)
 {
 	uint64_t seen = 0;
-	const uint8_t *h, *name;
+	const uint8_t *h = NULL, *name = NULL;
 	uint32_t ver, len;
 	struct vcur sc;
 	size_t i;
