@@ -6,10 +6,15 @@
  * is *emulated* (~1.5 million instructions/s) while CPL 3 runs natively. So
  * CPL 0 does only what needs CPL 0 — load GDT/CR3/EFER/CR0/IDT/TR, fill 32
  * IDT gates — and everything else (serial, timer calibration, command line,
- * apps) runs at CPL 3 with RFLAGS.IOPL = 3 (port I/O allowed) and IF = 0
- * (nothing takes interrupts; every device is polled). The only way back to
- * CPL 0 is a CPU exception: exc.S + cpu.c print a diagnostic and end the run
- * through isa-debug-exit.
+ * apps) runs at CPL 3 with IF = 0 (nothing takes interrupts; every device is
+ * polled). The only way back to CPL 0 is a CPU exception: exc.S + cpu.c
+ * print a diagnostic and end the run through isa-debug-exit.
+ *
+ * Port I/O at CPL 3 is allowed twice over: RFLAGS.IOPL = 3, and the TSS has
+ * an I/O permission bitmap that allows every port. Hardware virtualization
+ * honours IOPL. PVM does not: it forces IOPL 0 in guest user mode, takes the
+ * resulting #GP itself and emulates the in/out after checking the guest's
+ * TSS bitmap, so the guest's CPL 0 never runs for it.
  *
  * Page tables are initialised in the image (.rept below), not built by a
  * loop: one PML4, one PDPT and four PDs identity-map 0..4 GiB with 2 MiB
