@@ -96,6 +96,7 @@ struct compare {
 	struct cds_list_head covered; /* frames covered by the running checkpoint */
 	struct cds_list_head closed;  /* closed connections, close order */
 	uint32_t nconns;
+	uint64_t deferred; /* call_rcu frees issued */
 	bool ckpt_requested, in_ckpt, table_was_full, disabled;
 	int queue_full; /* set by producers */
 	uint64_t pt_any[4];
@@ -657,7 +658,7 @@ static void conn_flush_pending(struct compare *c, struct conn *cn)
 	cn->npending = 0;
 }
 
-/* Remove from the table; caller guarantees nothing is held. */
+/* Remove from the table; caller guarantees nothing is held. !defer: caller frees. */
 static void conn_remove(struct compare *c, struct conn *cn, bool defer)
 {
 	cds_lfht_del(c->ht, &cn->node);
@@ -668,10 +669,10 @@ static void conn_remove(struct compare *c, struct conn *cn, bool defer)
 	free(cn->st[1].ring);
 	c->nconns--;
 	CNT_ADD(c->st.conns, (uint64_t)-1);
-	if (defer)
+	if (defer) {
+		c->deferred++;
 		urcu_memb_call_rcu(&cn->rcu, conn_free_rcu);
-	else
-		free(cn);
+	}
 }
 
 /* Forget the comparison state (not the counters, not p_nxt). */
@@ -925,6 +926,8 @@ static void pool_node_free(struct cds_lfs_node *n)
 void compare_free(struct compare *c)
 {
 	struct cds_lfht_iter it;
+	struct conn **gone;
+	size_t ngone = 0;
 	struct conn *cn;
 	int i;
 
@@ -940,13 +943,22 @@ void compare_free(struct compare *c)
 	}
 	free_list(c, &c->held);
 	free_list(c, &c->covered);
+	/* unlink all, one grace period, then free (no call_rcu round trip per connection) */
+	gone = calloc(c->nconns + 1, sizeof(*gone));
 	urcu_memb_read_lock();
 	cds_lfht_for_each_entry(c->ht, &it, cn, node) {
 		cn->nheld = 0;
-		conn_remove(c, cn, true);
+		conn_remove(c, cn, !gone);
+		if (gone)
+			gone[ngone++] = cn;
 	}
 	urcu_memb_read_unlock();
-	urcu_memb_barrier();
+	urcu_memb_synchronize_rcu();
+	while (ngone)
+		free(gone[--ngone]);
+	free(gone);
+	if (c->deferred || !gone)
+		urcu_memb_barrier();
 	cds_lfht_destroy(c->ht, NULL);
 	nc_pool_free(c->pool, pool_node_free);
 	free(c);
