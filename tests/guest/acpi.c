@@ -8,13 +8,13 @@
  */
 #include "guest.h"
 
-#define FADT_FLAGS	     112
-#define FADT_RESET_REG	     116
-#define FADT_RESET_VALUE     128
-#define FADT_RESET_REG_SUP   (1u << 10)
-#define GAS_SYSTEM_MEMORY    0
-#define GAS_SYSTEM_IO	     1
-#define FOUR_GIB	     (4ULL << 30) /* boot.S maps only this much */
+#define FADT_FLAGS	   112
+#define FADT_RESET_REG	   116
+#define FADT_RESET_VALUE   128
+#define FADT_RESET_REG_SUP (1u << 10)
+#define GAS_SYSTEM_MEMORY  0
+#define GAS_SYSTEM_IO	   1
+#define FOUR_GIB	   (4ULL << 30) /* boot.S maps only this much */
 
 struct sdt_header {
 	char signature[4];

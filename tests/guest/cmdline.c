@@ -93,8 +93,8 @@ static int parse_virtio_mmio(const char *v)
 		d.size <<= shift;
 		p++;
 	}
-	if (*p++ != '@' || !parse_u64(&p, 16, &d.base) || *p++ != ':' ||
-	    !parse_u64(&p, 10, &irq) || irq > 0xffffffffu)
+	if (*p++ != '@' || !parse_u64(&p, 16, &d.base) || *p++ != ':' || !parse_u64(&p, 10, &irq) ||
+	    irq > 0xffffffffu)
 		goto bad;
 	if (*p == ':' && (p++, !parse_u64(&p, 10, &id)))
 		goto bad;

@@ -23,10 +23,10 @@
 #define I8042_RESET	0xfe
 
 static const struct app apps[] = {
-	{"hello", "", app_hello},
-	{"dirty", "mb=N rate=MiB/s [seconds=S]", app_dirty},
-	{"panic", "[kind=pf|gp|ud|de]", app_panic},
-	{"exits", "[n=N] [port=P]", app_exits},
+    {"hello", "", app_hello},
+    {"dirty", "mb=N rate=MiB/s [seconds=S]", app_dirty},
+    {"panic", "[kind=pf|gp|ud|de]", app_panic},
+    {"exits", "[n=N] [port=P]", app_exits},
 };
 
 void guest_exit(int code)
@@ -72,8 +72,7 @@ void guest_main(const struct hvm_start_info *si)
 		guest_exit(EXIT_USAGE);
 	for (unsigned int i = 0; i < nr_virtio_mmio_devs; i++)
 		printf("testguest: virtio-mmio device at 0x%lx size 0x%lx irq %u\n",
-		       virtio_mmio_devs[i].base, virtio_mmio_devs[i].size,
-		       virtio_mmio_devs[i].irq);
+		       virtio_mmio_devs[i].base, virtio_mmio_devs[i].size, virtio_mmio_devs[i].irq);
 
 	name = cmdline_get("app");
 	if (!name || !*name) {

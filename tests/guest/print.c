@@ -82,12 +82,14 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'x':
 		case 'X':
 			u = lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned int);
-			put_num(&o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, zero, left);
+			put_num(&o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, zero,
+				left);
 			break;
 		case 'p':
 			put(&o, '0');
 			put(&o, 'x');
-			put_num(&o, (uint64_t)va_arg(ap, void *), 16, false, false, width, zero, left);
+			put_num(&o, (uint64_t)va_arg(ap, void *), 16, false, false, width, zero,
+				left);
 			break;
 		case 'c':
 			put(&o, (char)va_arg(ap, int));

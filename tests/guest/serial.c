@@ -16,12 +16,12 @@
 #define UART_MCR 4
 #define UART_LSR 5
 
-#define LCR_DLAB 0x80
-#define LCR_8N1	 0x03
-#define FCR_FIFO 0xc7 /* enable, clear both, 14-byte trigger */
-#define IIR_FIFO 0xc0 /* both bits set: FIFOs enabled (16550A) */
+#define LCR_DLAB    0x80
+#define LCR_8N1	    0x03
+#define FCR_FIFO    0xc7 /* enable, clear both, 14-byte trigger */
+#define IIR_FIFO    0xc0 /* both bits set: FIFOs enabled (16550A) */
 #define MCR_DTR_RTS 0x03
-#define LSR_THRE 0x20
+#define LSR_THRE    0x20
 
 static unsigned int tx_burst = 1;
 

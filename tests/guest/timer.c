@@ -14,13 +14,13 @@
  */
 #include "guest.h"
 
-#define PIT_HZ		  1193182ULL
-#define PIT_CH0		  0x40
-#define PIT_CMD		  0x43
-#define PIT_CH0_MODE2	  0x34 /* channel 0, lobyte/hibyte, rate generator, binary */
-#define PIT_CH0_MODE0	  0x30 /* channel 0, lobyte/hibyte, one-shot, binary */
-#define PIT_CH0_LATCH	  0x00
-#define CALIBRATE_MS	  50
+#define PIT_HZ	      1193182ULL
+#define PIT_CH0	      0x40
+#define PIT_CMD	      0x43
+#define PIT_CH0_MODE2 0x34 /* channel 0, lobyte/hibyte, rate generator, binary */
+#define PIT_CH0_MODE0 0x30 /* channel 0, lobyte/hibyte, one-shot, binary */
+#define PIT_CH0_LATCH 0x00
+#define CALIBRATE_MS  50
 
 uint64_t tsc_khz;
 static const char *source = "none";

@@ -33,11 +33,11 @@
  */
 #include "../guest.h"
 
-#define GOLDEN	       0x9e3779b97f4a7c15UL
-#define WORDS	       (PAGE_SIZE / 8)
-#define PAGES_PER_MIB  (MIB / PAGE_SIZE)
-#define MAX_RATE       100000 /* MiB/s: keeps the pacing arithmetic in 64 bits */
-#define MAX_SECONDS    (100ULL * 365 * 24 * 3600)
+#define GOLDEN	      0x9e3779b97f4a7c15UL
+#define WORDS	      (PAGE_SIZE / 8)
+#define PAGES_PER_MIB (MIB / PAGE_SIZE)
+#define MAX_RATE      100000 /* MiB/s: keeps the pacing arithmetic in 64 bits */
+#define MAX_SECONDS   (100ULL * 365 * 24 * 3600)
 
 static uint64_t mix64(uint64_t x)
 {
@@ -70,7 +70,8 @@ static int write_page(struct dirty *d)
 		uint64_t old = seed(k - 1, p);
 		for (uint64_t i = 0; i < WORDS; i++) {
 			if (w[i] != old + i * GOLDEN) {
-				printf("dirty: verify failed: pass %lu page %lu (0x%lx) word %lu holds "
+				printf("dirty: verify failed: pass %lu page %lu (0x%lx) word %lu "
+				       "holds "
 				       "0x%016lx, pass %lu wrote 0x%016lx\n",
 				       k, p, (uint64_t)&w[i], i, w[i], k - 1, old + i * GOLDEN);
 				return -1;
