@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,13 +150,30 @@ static json_t *conn_recv(struct conn *c)
 static int conn_send(struct conn *c, json_t *msg)
 {
 	char *s = json_dumps(msg, 0);
+	size_t n;
 	int ret;
 
 	if (!s)
 		return -ENOMEM;
-	ret = write_full(c->fd, s, strlen(s));
-	if (!ret)
-		ret = write_full(c->fd, "\n", 1);
+	/* One write with its newline: colovm may act ("quit") and close at once. */
+	n = strlen(s);
+	s[n] = '\n';
+	ret = write_full(c->fd, s, n + 1);
+	free(s);
+	return ret;
+}
+
+static int raw_send(struct conn *c, const char *raw)
+{
+	size_t n = strlen(raw);
+	char *s = malloc(n + 1);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, raw, n);
+	s[n] = '\n';
+	ret = write_full(c->fd, s, n + 1);
 	free(s);
 	return ret;
 }
@@ -260,6 +278,8 @@ int main(int argc, char **argv)
 	if (!c)
 		return EXIT_USAGE;
 	c->fd = -1;
+	/* A closed socket is an error to report, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "+s:wt:rhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -346,8 +366,7 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		const char *raw = argv[optind];
 
-		if (req ? conn_send(c, req) < 0
-			: (write_full(c->fd, raw, strlen(raw)) || write_full(c->fd, "\n", 1))) {
+		if (req ? conn_send(c, req) < 0 : raw_send(c, raw) < 0) {
 			fprintf(stderr, "colovmctl: connection lost\n");
 			status = EXIT_USAGE;
 			goto out;
