@@ -953,7 +953,8 @@ void compare_free(struct compare *c)
 			gone[ngone++] = cn;
 	}
 	urcu_memb_read_unlock();
-	urcu_memb_synchronize_rcu();
+	if (ngone)
+		urcu_memb_synchronize_rcu();
 	while (ngone)
 		free(gone[--ngone]);
 	free(gone);

@@ -38,6 +38,7 @@ struct rw_conn {
 struct compare_rewrite {
 	struct cds_lfht *ht;
 	uint32_t max_conns, nconns;
+	uint64_t deferred;
 	bool failover;
 };
 
@@ -99,12 +100,17 @@ static struct rw_conn *rw_lookup(struct compare_rewrite *rw, const struct compar
 	return node ? caa_container_of(node, struct rw_conn, node) : NULL;
 }
 
-static void rw_remove(struct compare_rewrite *rw, struct rw_conn *cn)
+/* Unlink; freed after a grace period (defer) or by the caller. */
+static bool rw_remove(struct compare_rewrite *rw, struct rw_conn *cn, bool defer)
 {
-	if (!cds_lfht_del(rw->ht, &cn->node)) {
-		rw->nconns--;
+	if (cds_lfht_del(rw->ht, &cn->node))
+		return false;
+	rw->nconns--;
+	if (defer) {
+		rw->deferred++;
 		urcu_memb_call_rcu(&cn->rcu, rw_free_rcu);
 	}
+	return true;
 }
 
 int compare_rewrite_new(struct compare_rewrite **out, uint32_t max_conns)
@@ -130,16 +136,27 @@ int compare_rewrite_new(struct compare_rewrite **out, uint32_t max_conns)
 void compare_rewrite_free(struct compare_rewrite *rw)
 {
 	struct cds_lfht_iter it;
+	struct rw_conn **gone;
 	struct rw_conn *cn;
+	size_t ngone = 0;
 
 	if (!rw)
 		return;
 	nc_rcu_thread();
+	gone = calloc(rw->nconns + 1, sizeof(*gone));
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(rw->ht, &it, cn, node)
-		rw_remove(rw, cn);
+	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+		if (rw_remove(rw, cn, !gone) && gone)
+			gone[ngone++] = cn;
+	}
 	urcu_memb_read_unlock();
-	urcu_memb_barrier();
+	if (ngone)
+		urcu_memb_synchronize_rcu();
+	while (ngone)
+		free(gone[--ngone]);
+	free(gone);
+	if (rw->deferred || !gone)
+		urcu_memb_barrier();
 	cds_lfht_destroy(rw->ht, NULL);
 	free(rw);
 }
@@ -172,7 +189,7 @@ int compare_rewrite_outbound(struct compare_rewrite *rw, uint8_t *frame, size_t 
 	cn = rw_lookup(rw, &pp.flow, hash);
 	if ((pp.tflags & TH_SYN) && !rw->failover && (!cn || cn->closed)) {
 		if (cn) {
-			rw_remove(rw, cn);
+			rw_remove(rw, cn, true);
 			cn = NULL;
 		}
 		if (rw->nconns >= rw->max_conns) {
@@ -309,7 +326,7 @@ void compare_rewrite_gc(struct compare_rewrite *rw, uint64_t now_ns, uint64_t li
 	urcu_memb_read_lock();
 	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
 		if (cn->closed && now_ns - cn->closed_at >= linger_ns)
-			rw_remove(rw, cn);
+			rw_remove(rw, cn, true);
 	}
 	urcu_memb_read_unlock();
 }
