@@ -71,6 +71,61 @@ done
 diff -u "$TMP/dirty1.lines" "$TMP/dirty2.lines" >&2 || fail "dirty: the two runs differ"
 has dirty1 '^testguest: exit 0$'
 
+note "dirty: a byte changed behind the guest's back is caught (code 4, status 9)"
+if command -v python3 >/dev/null; then
+	out=$TMP/verify.raw
+	"$QEMU" -M microvm -accel kvm -cpu host -m 256 -nodefaults -no-user-config -nographic \
+		-no-reboot -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 \
+		-chardev socket,id=gdb,path="$TMP/gdb.sock",server=on,wait=off -gdb chardev:gdb \
+		-kernel "$TESTGUEST" -append "app=dirty mb=16 rate=20 seconds=8" \
+		</dev/null >"$out" 2>&1 &
+	qpid=$!
+	on_exit "kill $qpid 2>/dev/null"
+	# After t=1 every page holds pass 0's words; corrupt one in the last page.
+	wait_for_line "$out" '^dirty: t=1 ' 30 || { cat "$out" >&2; fail "verify: no t=1 line"; }
+	buf=$(sed -n 's/^dirty: buffer \(0x[0-9a-f]*\)-.*/\1/p' "$out")
+	python3 - "$TMP/gdb.sock" $((buf + 16 * 1024 * 1024 - 4096 + 8)) <<-'EOF' || fail "verify: gdbstub write failed"
+		# Minimal GDB remote protocol client: stop, write one byte, detach.
+		# Stop notifications (T../S..) may arrive at any time: skip them.
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX)
+		s.connect(sys.argv[1])
+		buf = b""
+		def packet():
+		    global buf
+		    while True:
+		        i = buf.find(b"$")
+		        j = buf.find(b"#", i)
+		        if i >= 0 and j >= 0 and len(buf) >= j + 3:
+		            p, buf = buf[i + 1:j].decode(), buf[j + 3:]
+		            s.sendall(b"+")
+		            return p
+		        d = s.recv(4096)
+		        if not d:
+		            sys.exit("gdbstub closed the connection")
+		        buf += d
+		def call(cmd):
+		    s.sendall(b"$%s#%02x" % (cmd.encode(), sum(cmd.encode()) & 0xff))
+		    while True:
+		        p = packet()
+		        if p[:1] not in ("T", "S"):
+		            return p
+		s.sendall(b"$?#3f")
+		packet()
+		r = call("M%x,1:55" % int(sys.argv[2]))
+		if r != "OK":
+		    sys.exit("memory write refused: %s" % r)
+		call("D")
+	EOF
+	status=0
+	wait $qpid || status=$?
+	tr -d '\r' <"$out" >"$TMP/verify.out"
+	expect verify 9
+	has verify '^dirty: verify failed: pass [0-9]+ page 4095 \(0x[0-9a-f]+\) word 1 holds 0x[0-9a-f]{16}, pass [0-9]+ wrote 0x[0-9a-f]{16}$'
+else
+	note "no python3: skipping the verify check"
+fi
+
 note "exits"
 boot exits app=exits n=1000
 expect exits 0
