@@ -4,6 +4,7 @@
  * entry conventions, and the KVM_RUN loop that dispatches exits.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -322,6 +323,35 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
+/* With --verbose: where the vCPU was when the VM stopped, and the code
+ * bytes around RIP when it is an identity-mapped RAM address (diagnosis of
+ * guests that hang before they print anything). */
+static void vcpu_log_state(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	const uint8_t *code;
+	char hex[2 * 32 + 1] = "";
+
+	if (log_get_level() < LOG_DEBUG)
+		return;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
+		log_debug("vCPU %u: cannot read registers: %s", vcpu->id, strerror(errno));
+		return;
+	}
+	log_debug("vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x cr0=%#llx cr3=%#llx "
+		  "cr4=%#llx efer=%#llx",
+		  vcpu->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		  (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr0,
+		  (unsigned long long)s.cr3, (unsigned long long)s.cr4, (unsigned long long)s.efer);
+	code = mem_ptr(&vcpu->vm->mem, r.rip, 32);
+	if (code) {
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", code[i]);
+		log_debug("vCPU %u: code at rip: %s", vcpu->id, hex);
+	}
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -340,6 +370,7 @@ void *vcpu_thread(void *arg)
 		}
 		if (vm->quit) {
 			pthread_mutex_unlock(&vm->lock);
+			vcpu_log_state(vcpu);
 			break;
 		}
 		vcpu->run->immediate_exit = 0;
