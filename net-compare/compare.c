@@ -457,7 +457,8 @@ static void tcp_error(struct compare *c, struct conn *cn, int r)
 }
 
 static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_buf *b,
-				const struct nc_parsed *pp, uint64_t now);
+				const uint8_t *frame, size_t len, const struct nc_parsed *pp,
+				uint64_t now);
 
 static void tcp_set_base(struct compare *c, struct conn *cn, uint32_t base)
 {
@@ -471,7 +472,7 @@ static void tcp_set_base(struct compare *c, struct conn *cn, uint32_t base)
 		cds_list_del(&b->clist);
 		cn->npending--;
 		nc_parse(b->data, b->len, &pp);
-		tcp_secondary_frame(c, cn, b, &pp, b->ts);
+		tcp_secondary_frame(c, cn, b, b->data, b->len, &pp, b->ts);
 	}
 }
 
@@ -542,8 +543,10 @@ static void tcp_primary(struct compare *c, struct conn *cn, struct nc_buf *b,
 	tcp_advance(c, cn, now);
 }
 
+/* b is NULL when the frame is still the caller's: copied only if it has to wait. */
 static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_buf *b,
-				const struct nc_parsed *pp, uint64_t now)
+				const uint8_t *frame, size_t len, const struct nc_parsed *pp,
+				uint64_t now)
 {
 	struct stream *s = &cn->st[COMPARE_SECONDARY];
 	uint8_t f = pp->tflags;
@@ -569,6 +572,12 @@ static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_bu
 			diverge(c, cn, COMPARE_REASON_LIMIT);
 			goto drop;
 		}
+		if (!b)
+			b = buf_get(c, frame, len);
+		if (!b) {
+			diverge(c, cn, COMPARE_REASON_LIMIT);
+			return;
+		}
 		b->ts = now;
 		cds_list_add_tail(&b->clist, &cn->pending);
 		cn->npending++;
@@ -580,7 +589,8 @@ static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_bu
 	else
 		tcp_advance(c, cn, now);
 drop:
-	buf_put(c, b);
+	if (b)
+		buf_put(c, b);
 }
 
 /* ---- datagrams and raw frames ------------------------------------------------------ */
@@ -763,30 +773,39 @@ static bool passthrough(const struct compare *c, const struct nc_parsed *pp)
 }
 
 /* One frame, buffer owned by the compare from here on. */
-static void process(struct compare *c, int side, struct nc_buf *b, uint64_t now)
+/*
+ * One frame. b owns a copy of it, or is NULL (secondary only) when frame is the caller's
+ * memory: the common secondary frame is compared in place and never copied.
+ */
+static void process(struct compare *c, int side, struct nc_buf *b, const uint8_t *frame,
+		    size_t len, uint64_t now)
 {
 	struct nc_parsed pp;
 	struct conn *cn;
 
-	b->ts = now;
-	b->side = (uint8_t)side;
+	if (b) {
+		b->ts = now;
+		b->side = (uint8_t)side;
+	}
 	CNT_INC(*(side == COMPARE_PRIMARY ? &c->st.frames_primary : &c->st.frames_secondary));
-	nc_parse(b->data, b->len, &pp);
+	nc_parse(frame, len, &pp);
 	if (pp.malformed)
 		CNT_INC(c->st.malformed);
 	if (c->disabled || passthrough(c, &pp)) {
 		if (side == COMPARE_PRIMARY) {
 			if (!c->disabled)
 				CNT_INC(c->st.released_passthrough);
-			emit(c, b->data, b->len);
+			emit(c, frame, len);
 		}
-		buf_put(c, b);
+		if (b)
+			buf_put(c, b);
 		return;
 	}
 	if (side == COMPARE_SECONDARY && c->in_ckpt) {
 		/* old secondary state, overwritten by the running checkpoint */
 		CNT_INC(c->st.secondary_dropped);
-		buf_put(c, b);
+		if (b)
+			buf_put(c, b);
 		return;
 	}
 	cn = conn_get(c, &pp, (unsigned long)nc_flow_hash(&pp.flow), side, now);
@@ -796,7 +815,8 @@ static void process(struct compare *c, int side, struct nc_buf *b, uint64_t now)
 			hold(c, NULL, b);
 		} else {
 			CNT_INC(c->st.secondary_dropped);
-			buf_put(c, b);
+			if (b)
+				buf_put(c, b);
 		}
 		return;
 	}
@@ -818,8 +838,16 @@ static void process(struct compare *c, int side, struct nc_buf *b, uint64_t now)
 		if (side == COMPARE_PRIMARY)
 			tcp_primary(c, cn, b, &pp, now);
 		else
-			tcp_secondary_frame(c, cn, b, &pp, now);
+			tcp_secondary_frame(c, cn, b, frame, len, &pp, now);
 	} else {
+		if (!b) {
+			b = buf_get(c, frame, len);
+			if (!b)
+				return diverge(c, cn, COMPARE_REASON_LIMIT);
+			b->ts = now;
+			b->side = (uint8_t)side;
+			nc_parse(b->data, b->len, &pp);
+		}
 		dgram_frame(c, cn, side, b, &pp);
 	}
 }
@@ -973,13 +1001,18 @@ int compare_feed(struct compare *c, enum compare_side side, const uint8_t *frame
 	if (!c || !frame || !len || (side != COMPARE_PRIMARY && side != COMPARE_SECONDARY))
 		return -EINVAL;
 	nc_rcu_thread();
-	b = buf_get(c, frame, len);
-	if (!b) {
-		request_checkpoint(c, COMPARE_REASON_LIMIT);
-		return -ENOMEM;
+	if (side == COMPARE_PRIMARY) {
+		b = buf_get(c, frame, len);
+		if (!b) {
+			request_checkpoint(c, COMPARE_REASON_LIMIT);
+			return -ENOMEM;
+		}
+		frame = b->data;
+	} else {
+		b = NULL;
 	}
 	urcu_memb_read_lock();
-	process(c, side, b, now_ns);
+	process(c, side, b, frame, len, now_ns);
 	check_timeouts(c, now_ns);
 	urcu_memb_read_unlock();
 	if (!cds_list_empty(&c->closed))
@@ -1036,7 +1069,7 @@ int compare_poll(struct compare *c, uint64_t now_ns)
 		__cds_wfcq_for_each_blocking_safe(&head, &tail, n, next) {
 			struct nc_buf *b = caa_container_of(n, struct nc_buf, qnode);
 
-			process(c, i, b, b->ts);
+			process(c, i, b, b->data, b->len, b->ts);
 			k++;
 		}
 		cds_wfcq_destroy(&head, &tail);
