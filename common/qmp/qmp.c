@@ -60,7 +60,7 @@ static const char *const type_names[] = {
 
 static const struct qmp_arg capabilities_args[] = {
 	{"enable", QMP_ARG_ARRAY, true},
-	{NULL},
+	{NULL, QMP_ARG_ANY, false},
 };
 
 const char *qmp_version(void)

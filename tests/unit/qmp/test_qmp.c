@@ -348,7 +348,7 @@ static const struct qmp_arg typed_args[] = {
 	{"name", QMP_ARG_STRING, false},
 	{"count", QMP_ARG_INT, true},
 	{"on", QMP_ARG_BOOL, true},
-	{NULL},
+	{NULL, QMP_ARG_ANY, false},
 };
 
 static void test_errors(void **st)
