@@ -201,8 +201,16 @@ static int recv_msg(struct transport_channel *ch, const uint8_t *key, int timeou
 	    ch->rxbuf[6] == COLOVM__TRANSPORT__MSG__BODY_ERROR && ch->recv_seq < 2)
 		key = NULL;
 	ret = frame_open(ch->rxbuf, len, key, ch->recv_seq, out);
-	if (ret)
+	if (ret) {
+		struct frame_hdr h;
+
+		frame_hdr_decode(ch->rxbuf, &h);
+		log_debug("transport: frame from %s refused (%s): type %u len %u seq %llu, "
+			  "expected seq %llu, %zu bytes",
+			  ch->peer, strerror(-ret), h.type, h.length, (unsigned long long)h.seq,
+			  (unsigned long long)ch->recv_seq, len);
 		return ret;
+	}
 	ch->recv_seq++;
 	return 0;
 }
@@ -346,8 +354,15 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 		return ret;
 
 	ret = recv_msg(ch, ch->k_recv, tmo, &r);
-	if (ret)
-		return ret == -EBADMSG ? -EACCES : ret;
+	if (ret == -EBADMSG) {
+		log_err("transport: server %s failed authentication (bad MAC on AuthOk)",
+			ch->peer);
+		return -EACCES;
+	}
+	if (ret) {
+		log_err("transport: no AuthOk from %s: %s", ch->peer, strerror(-ret));
+		return ret;
+	}
 	if (r->body_case == COLOVM__TRANSPORT__MSG__BODY_ERROR) {
 		ret = peer_refused(ch, r);
 		goto out;

@@ -173,7 +173,8 @@ int transport_fd(const struct transport_channel *ch);
  * remote_offset (contiguously). The memory must not change until
  * transport_bulk_commit() returns. -ERANGE if the run does not fit the
  * peer's region, -E2BIG if the commit would exceed TRANSPORT_MAX_RUNS
- * (commit first). The peer must not be reading the same ranges while they
+ * (commit first). Ranges written within one commit must not overlap (the
+ * RDMA tag is recomputed over the final region contents). The peer must not be reading the same ranges while they
  * are rewritten: the checkpoint protocol above orders that.
  */
 int transport_bulk_write(struct transport_channel *ch, const struct iovec *iov, int n,
