@@ -22,6 +22,7 @@
  */
 #define _LGPL_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu/urcu-memb.h>
@@ -645,6 +646,8 @@ static void dgram_frame(struct compare *c, struct conn *cn, int side, struct nc_
 
 /* ---- connection table ------------------------------------------------------------ */
 
+_Static_assert(offsetof(struct conn, node) == 0, "nc_lfht_each needs node first");
+
 static int conn_match(struct cds_lfht_node *node, const void *key)
 {
 	const struct conn *cn = caa_container_of(node, struct conn, node);
@@ -974,7 +977,7 @@ void compare_free(struct compare *c)
 	/* unlink all, one grace period, then free (no call_rcu round trip per connection) */
 	gone = calloc(c->nconns + 1, sizeof(*gone));
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(c->ht, &it, cn, node) {
+	nc_lfht_each(c->ht, &it, cn, conn) {
 		cn->nheld = 0;
 		conn_remove(c, cn, !gone);
 		if (gone)
@@ -1116,7 +1119,7 @@ int compare_checkpoint_begin(struct compare *c, uint64_t now_ns)
 		cds_list_add_tail(&b->glist, &c->covered);
 	}
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(c->ht, &it, cn, node)
+	nc_lfht_each(c->ht, &it, cn, conn)
 		conn_reset(c, cn);
 	urcu_memb_read_unlock();
 	return 0;
@@ -1140,7 +1143,7 @@ int compare_checkpoint_acked(struct compare *c, uint64_t now_ns)
 	c->in_ckpt = false;
 	CNT_INC(c->st.checkpoints_done);
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(c->ht, &it, cn, node) {
+	nc_lfht_each(c->ht, &it, cn, conn) {
 		if (c->table_was_full || cn->closed || now_ns - cn->last_ns >= c->cfg.idle_ns) {
 			conn_remove(c, cn, true);
 			continue;

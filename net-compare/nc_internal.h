@@ -45,6 +45,14 @@ void nc_pool_free(struct nc_pool *p, void (*fn)(struct cds_lfs_node *n));
 /* Register the calling thread with urcu-memb once (unregistered at thread exit). */
 void nc_rcu_thread(void);
 
+/*
+ * Entry at an lfht iterator, NULL at the end (cds_lfht_for_each_entry forms
+ * container_of(NULL), which UBSan reports). The node must be the first member.
+ */
+#define nc_lfht_entry(it, T) ((struct T *)(void *)cds_lfht_iter_get_node(it))
+#define nc_lfht_each(ht, it, cn, T)                                                              \
+	for (cds_lfht_first(ht, it); ((cn) = nc_lfht_entry(it, T)); cds_lfht_next(ht, it))
+
 /* Serial number arithmetic (RFC 1982) on 32-bit TCP sequence numbers. */
 static inline bool seq_lt(uint32_t a, uint32_t b)
 {

@@ -15,6 +15,7 @@
  */
 #define _LGPL_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu/urcu-memb.h>
@@ -77,6 +78,8 @@ static void field_sub(uint8_t *field, uint8_t *csum, uint32_t delta, bool fix_cs
 	if (fix_csum)
 		csum_replace32(csum, old, nv);
 }
+
+_Static_assert(offsetof(struct rw_conn, node) == 0, "nc_lfht_each needs node first");
 
 static int rw_match(struct cds_lfht_node *node, const void *key)
 {
@@ -145,7 +148,7 @@ void compare_rewrite_free(struct compare_rewrite *rw)
 	nc_rcu_thread();
 	gone = calloc(rw->nconns + 1, sizeof(*gone));
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+	nc_lfht_each(rw->ht, &it, cn, rw_conn) {
 		if (rw_remove(rw, cn, !gone) && gone)
 			gone[ngone++] = cn;
 	}
@@ -302,7 +305,7 @@ void compare_rewrite_checkpoint(struct compare_rewrite *rw)
 		return;
 	nc_rcu_thread();
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+	nc_lfht_each(rw->ht, &it, cn, rw_conn) {
 		cn->off = 0;
 		cn->state = RW_KNOWN;
 	}
@@ -324,7 +327,7 @@ void compare_rewrite_gc(struct compare_rewrite *rw, uint64_t now_ns, uint64_t li
 		return;
 	nc_rcu_thread();
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(rw->ht, &it, cn, node) {
+	nc_lfht_each(rw->ht, &it, cn, rw_conn) {
 		if (cn->closed && now_ns - cn->closed_at >= linger_ns)
 			rw_remove(rw, cn, true);
 	}
