@@ -10,7 +10,7 @@ run_bad() {
 	shift 2
 	"$@" >"$TMP/out" 2>"$TMP/err" </dev/null || got=$?
 	[ "$got" = 2 ] || { cat "$TMP/err"; fail "$name: exit status $got, expected 2"; }
-	grep -qE "$re" "$TMP/err" || { cat "$TMP/err"; fail "$name: stderr does not match /$re/"; }
+	grep -qE -e "$re" "$TMP/err" || { cat "$TMP/err"; fail "$name: stderr does not match /$re/"; }
 	[ "$(wc -l <"$TMP/err")" -le 2 ] || { cat "$TMP/err"; fail "$name: more than two lines on stderr"; }
 	! grep -qE 'AddressSanitizer|runtime error|Segmentation|core dumped' "$TMP/err" ||
 		fail "$name: crashed"

@@ -1,0 +1,79 @@
+# colovm boots the test guest: each app's output and exit status, console
+# options, vCPU and memory variants, and host signals.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+
+# run WANT_STATUS NAME ARGS...: run colovm, keep stdout in $TMP/NAME.out.
+run() {
+	local want=$1 name=$2 got=0
+	shift 2
+	timeout 60 "$COLOVM" run --kernel "$TESTGUEST" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" \
+		</dev/null || got=$?
+	sed -i 's/\r$//' "$TMP/$name.out" # the guest's console ends lines with CR LF
+	if [ "$got" != "$want" ]; then
+		cat "$TMP/$name.out" "$TMP/$name.err"
+		fail "$name: exit status $got, expected $want"
+	fi
+}
+has() { grep -qE "$2" "$TMP/$1.out" || { cat "$TMP/$1.out"; fail "$1: no line /$2/"; }; }
+
+run 0 hello --cmdline app=hello
+has hello '^testguest: booted, cmdline="app=hello" mem=25[0-9] '
+has hello '^testguest: hello, world$'
+has hello '^testguest: exit 0$'
+grep -q "guest reset through the i8042" "$TMP/hello.err" || fail "hello: not a clean reset"
+echo "ok: app=hello prints its line and exits 0"
+
+run 7 panic --cmdline app=panic
+has panic '^testguest: panic: #PF page fault at rip=0x[0-9a-f]+ \(error=0x[0-9a-f]+\) cr2=0x100000000 cpl=3'
+grep -q "guest wrote 3 to debug-exit: exit status 7" "$TMP/panic.err" || fail "panic: stderr"
+run 7 panic-ud --cmdline "app=panic kind=ud"
+has panic-ud 'panic: #UD'
+echo "ok: app=panic reports the fault and exits 7 (debug-exit 3)"
+
+run 5 badarg --cmdline "app=dirty mb=abc"
+echo "ok: a bad guest argument exits 5 (debug-exit 2)"
+
+# The dirty workload is deterministic: two runs print the same lines.
+run 0 dirty1 --cmdline "app=dirty mb=16 rate=20 seconds=3"
+run 0 dirty2 --cmdline "app=dirty mb=16 rate=20 seconds=3"
+grep '^dirty: t=' "$TMP/dirty1.out" >"$TMP/d1"
+grep '^dirty: t=' "$TMP/dirty2.out" >"$TMP/d2"
+[ "$(wc -l <"$TMP/d1")" = 3 ] || { cat "$TMP/dirty1.out"; fail "dirty: expected 3 progress lines"; }
+grep -q '^dirty: t=3 written=60 checksum=[0-9a-f]\{16\}$' "$TMP/d1" || fail "dirty: t=3 line"
+cmp -s "$TMP/d1" "$TMP/d2" || { diff "$TMP/d1" "$TMP/d2"; fail "dirty: runs differ"; }
+echo "ok: app=dirty prints identical checksums in two runs"
+
+run 0 exits --cmdline "app=exits n=2000"
+has exits '^exits: n=2000 ns=[0-9]+ per_exit_ns=[0-9]+ rate=[0-9]+$'
+echo "ok: app=exits"
+
+# Console to a file: nothing on stdout, everything in the file.
+run 0 serialfile --cmdline app=hello --serial "file:$TMP/console.log"
+[ ! -s "$TMP/serialfile.out" ] || fail "serial file: output leaked to stdout"
+grep -q '^testguest: hello, world' "$TMP/console.log" || fail "serial file: no hello line"
+run 0 serialnone --cmdline app=hello --serial none
+[ ! -s "$TMP/serialnone.out" ] || fail "serial none: output on stdout"
+echo "ok: --serial file:PATH and none"
+
+# Two vCPUs (the AP stays in wait-for-SIPI), and RAM above the 3 GiB hole.
+run 0 cpus2 --cmdline app=hello --cpus 2
+has cpus2 '^testguest: hello, world$'
+run 0 mem4g --mem 4096 --cmdline "app=dirty mb=256 rate=0 seconds=1"
+has mem4g '^testguest: booted, .* mem=40[0-9][0-9] '
+has mem4g '^testguest: exit 0$'
+echo "ok: --cpus 2 and --mem 4096 (two memory slots)"
+
+# Host signals end the VM with 128+N.
+for sig in TERM INT; do
+	"$COLOVM" run --kernel "$TESTGUEST" --cmdline "app=dirty mb=16 rate=10" \
+		>"$TMP/sig.out" 2>"$TMP/sig.err" </dev/null &
+	pid=$!
+	wait_for_line "$TMP/sig.out" '^dirty: t=1 ' 20 || fail "SIG$sig: guest did not start"
+	kill -"$sig" "$pid"
+	st=0
+	wait "$pid" || st=$?
+	want=$((128 + $(kill -l "$sig")))
+	[ "$st" = "$want" ] || { cat "$TMP/sig.err"; fail "SIG$sig: status $st, expected $want"; }
+done
+echo "ok: SIGTERM -> 143, SIGINT -> 130"
