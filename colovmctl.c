@@ -24,55 +24,55 @@
 #define EXIT_USAGE     2 /* bad arguments, no connection, protocol trouble */
 
 static const char usage_text[] =
-	"Usage: colovmctl --qmp PATH [OPTIONS] COMMAND [NAME=VALUE...]\n"
-	"       colovmctl --qmp PATH [OPTIONS] '{\"execute\": ..., \"arguments\": ...}'\n"
-	"       colovmctl --qmp PATH --watch [COMMAND...]\n"
-	"       colovmctl --help | --version\n"
-	"\n"
-	"colovmctl talks to a running colovm through its QMP management socket (the\n"
-	"one given to `colovm run --qmp unix:PATH,server`). It reads the greeting,\n"
-	"negotiates capabilities (qmp_capabilities), sends one command and prints\n"
-	"the answer on standard output as JSON.\n"
-	"\n"
-	"Options:\n"
-	"  -s, --qmp PATH        the QMP socket (PATH or unix:PATH[,...]); required\n"
-	"  -w, --watch           print every event (one JSON object per line) as it\n"
-	"                        arrives, until colovm closes the socket or colovmctl\n"
-	"                        is interrupted; with a COMMAND, run it first\n"
-	"  -t, --timeout SEC     give up waiting for an answer after SEC seconds\n"
-	"                        (default 10; 0 waits forever)\n"
-	"  -r, --raw             print the whole reply ({\"return\": ...}) rather than\n"
-	"                        only its \"return\" value\n"
-	"  -h, --help            show this help and exit\n"
-	"  -V, --version         show the version and exit\n"
-	"\n"
-	"Commands (any QMP command colovm knows; `query-commands` lists them):\n"
-	"  query-status          run state: {\"status\": \"running\", \"running\": true, ...}\n"
-	"  stop                  pause every vCPU (state \"paused\"; event STOP)\n"
-	"  cont                  resume (state \"running\"; event RESUME)\n"
-	"  system_reset          reset the guest (event RESET)\n"
-	"  system_powerdown      press the power button (event POWERDOWN)\n"
-	"  quit                  end colovm (event SHUTDOWN, reason host-qmp-quit)\n"
-	"  query-version         colovm's version\n"
-	"  query-commands        the commands this colovm offers\n"
-	"\n"
-	"Arguments are NAME=VALUE; VALUE is taken as JSON when it parses as JSON\n"
-	"(numbers, true, false, null, objects, arrays, \"strings\") and as a plain\n"
-	"string otherwise. A single argument starting with '{' is sent as it is (raw\n"
-	"JSON pass-through) and the whole reply is printed; if it is itself\n"
-	"qmp_capabilities it replaces the automatic negotiation.\n"
-	"\n"
-	"Exit status:\n"
-	"  0   the command succeeded (or --watch ended because colovm went away)\n"
-	"  1   colovm answered with an error; its class and description are printed\n"
-	"      on standard error\n"
-	"  2   bad arguments, cannot connect, connection lost or timed out\n"
-	"\n"
-	"Examples:\n"
-	"  colovmctl --qmp /run/colovm/vm1.qmp query-status\n"
-	"  colovmctl --qmp /run/colovm/vm1.qmp stop\n"
-	"  colovmctl --qmp /run/colovm/vm1.qmp '{\"execute\": \"cont\", \"id\": 1}'\n"
-	"  colovmctl --qmp /run/colovm/vm1.qmp --watch > events.jsonl &\n";
+    "Usage: colovmctl --qmp PATH [OPTIONS] COMMAND [NAME=VALUE...]\n"
+    "       colovmctl --qmp PATH [OPTIONS] '{\"execute\": ..., \"arguments\": ...}'\n"
+    "       colovmctl --qmp PATH --watch [COMMAND...]\n"
+    "       colovmctl --help | --version\n"
+    "\n"
+    "colovmctl talks to a running colovm through its QMP management socket (the\n"
+    "one given to `colovm run --qmp unix:PATH,server`). It reads the greeting,\n"
+    "negotiates capabilities (qmp_capabilities), sends one command and prints\n"
+    "the answer on standard output as JSON.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --qmp PATH        the QMP socket (PATH or unix:PATH[,...]); required\n"
+    "  -w, --watch           print every event (one JSON object per line) as it\n"
+    "                        arrives, until colovm closes the socket or colovmctl\n"
+    "                        is interrupted; with a COMMAND, run it first\n"
+    "  -t, --timeout SEC     give up waiting for an answer after SEC seconds\n"
+    "                        (default 10; 0 waits forever)\n"
+    "  -r, --raw             print the whole reply ({\"return\": ...}) rather than\n"
+    "                        only its \"return\" value\n"
+    "  -h, --help            show this help and exit\n"
+    "  -V, --version         show the version and exit\n"
+    "\n"
+    "Commands (any QMP command colovm knows; `query-commands` lists them):\n"
+    "  query-status          run state: {\"status\": \"running\", \"running\": true, ...}\n"
+    "  stop                  pause every vCPU (state \"paused\"; event STOP)\n"
+    "  cont                  resume (state \"running\"; event RESUME)\n"
+    "  system_reset          reset the guest (event RESET)\n"
+    "  system_powerdown      press the power button (event POWERDOWN)\n"
+    "  quit                  end colovm (event SHUTDOWN, reason host-qmp-quit)\n"
+    "  query-version         colovm's version\n"
+    "  query-commands        the commands this colovm offers\n"
+    "\n"
+    "Arguments are NAME=VALUE; VALUE is taken as JSON when it parses as JSON\n"
+    "(numbers, true, false, null, objects, arrays, \"strings\") and as a plain\n"
+    "string otherwise. A single argument starting with '{' is sent as it is (raw\n"
+    "JSON pass-through) and the whole reply is printed; if it is itself\n"
+    "qmp_capabilities it replaces the automatic negotiation.\n"
+    "\n"
+    "Exit status:\n"
+    "  0   the command succeeded (or --watch ended because colovm went away)\n"
+    "  1   colovm answered with an error; its class and description are printed\n"
+    "      on standard error\n"
+    "  2   bad arguments, cannot connect, connection lost or timed out\n"
+    "\n"
+    "Examples:\n"
+    "  colovmctl --qmp /run/colovm/vm1.qmp query-status\n"
+    "  colovmctl --qmp /run/colovm/vm1.qmp stop\n"
+    "  colovmctl --qmp /run/colovm/vm1.qmp '{\"execute\": \"cont\", \"id\": 1}'\n"
+    "  colovmctl --qmp /run/colovm/vm1.qmp --watch > events.jsonl &\n";
 
 struct conn {
 	int fd;
@@ -263,10 +263,13 @@ static json_t *build_command(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"qmp", required_argument, NULL, 's'},	 {"watch", no_argument, NULL, 'w'},
-		{"timeout", required_argument, NULL, 't'}, {"raw", no_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},	 {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"qmp", required_argument, NULL, 's'},
+	    {"watch", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct conn *c = calloc(1, sizeof(*c));
 	const char *sock = NULL;
@@ -325,9 +328,9 @@ int main(int argc, char **argv)
 		}
 		/* Parsed only to look for qmp_capabilities; sent as given. */
 		req = json_loads(argv[optind], JSON_DECODE_ANY, &e);
-		raw_caps = req && json_is_string(json_object_get(req, "execute")) &&
-			   !strcmp(json_string_value(json_object_get(req, "execute")),
-				   "qmp_capabilities");
+		raw_caps =
+		    req && json_is_string(json_object_get(req, "execute")) &&
+		    !strcmp(json_string_value(json_object_get(req, "execute")), "qmp_capabilities");
 		json_decref(req);
 		req = NULL;
 		whole = true;

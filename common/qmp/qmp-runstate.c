@@ -96,13 +96,13 @@ static const struct {
 	const char *name;
 	qmp_cmd_fn fn;
 } commands[] = {
-	{"query-status", cmd_query_status},
-	{"stop", cmd_stop},
-	{"cont", cmd_cont},
-	{"system_reset", cmd_system_reset},
-	{"system_powerdown", cmd_system_powerdown},
-	{"system_wakeup", cmd_system_wakeup},
-	{"quit", cmd_quit},
+    {"query-status", cmd_query_status},
+    {"stop", cmd_stop},
+    {"cont", cmd_cont},
+    {"system_reset", cmd_system_reset},
+    {"system_powerdown", cmd_system_powerdown},
+    {"system_wakeup", cmd_system_wakeup},
+    {"quit", cmd_quit},
 };
 
 int qmp_attach_runstate(struct qmp *qmp, struct runstate *rs)

@@ -45,22 +45,22 @@ struct qmp_client {
 };
 
 static const char *const class_names[] = {
-	[QMP_ERROR_GENERIC] = "GenericError",
-	[QMP_ERROR_COMMAND_NOT_FOUND] = "CommandNotFound",
-	[QMP_ERROR_DEVICE_NOT_ACTIVE] = "DeviceNotActive",
-	[QMP_ERROR_DEVICE_NOT_FOUND] = "DeviceNotFound",
-	[QMP_ERROR_KVM_MISSING_CAP] = "KVMMissingCap",
+    [QMP_ERROR_GENERIC] = "GenericError",
+    [QMP_ERROR_COMMAND_NOT_FOUND] = "CommandNotFound",
+    [QMP_ERROR_DEVICE_NOT_ACTIVE] = "DeviceNotActive",
+    [QMP_ERROR_DEVICE_NOT_FOUND] = "DeviceNotFound",
+    [QMP_ERROR_KVM_MISSING_CAP] = "KVMMissingCap",
 };
 
 static const char *const type_names[] = {
-	[QMP_ARG_STRING] = "string", [QMP_ARG_INT] = "int",	[QMP_ARG_NUMBER] = "number",
-	[QMP_ARG_BOOL] = "boolean",  [QMP_ARG_OBJECT] = "object", [QMP_ARG_ARRAY] = "array",
-	[QMP_ARG_ANY] = "any",
+    [QMP_ARG_STRING] = "string", [QMP_ARG_INT] = "int",	      [QMP_ARG_NUMBER] = "number",
+    [QMP_ARG_BOOL] = "boolean",	 [QMP_ARG_OBJECT] = "object", [QMP_ARG_ARRAY] = "array",
+    [QMP_ARG_ANY] = "any",
 };
 
 static const struct qmp_arg capabilities_args[] = {
-	{"enable", QMP_ARG_ARRAY, true},
-	{NULL, QMP_ARG_ANY, false},
+    {"enable", QMP_ARG_ARRAY, true},
+    {NULL, QMP_ARG_ANY, false},
 };
 
 const char *qmp_version(void)
@@ -187,11 +187,10 @@ drop:
 	client_kill(c);
 }
 
-static void send_error(struct qmp_client *c, json_t *id, enum qmp_error_class cls,
-		       const char *desc)
+static void send_error(struct qmp_client *c, json_t *id, enum qmp_error_class cls, const char *desc)
 {
-	json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", qmp_error_class_name(cls),
-				"desc", desc);
+	json_t *msg =
+	    json_pack("{s:{s:s,s:s}}", "error", "class", qmp_error_class_name(cls), "desc", desc);
 
 	if (msg && id)
 		json_object_set(msg, "id", id);
@@ -319,8 +318,8 @@ static void dispatch(struct qmp_client *c, json_t *req)
 	json_object_foreach(req, key, v)
 	{
 		if (strcmp(key, "execute") && strcmp(key, "arguments") && strcmp(key, "id")) {
-			qmp_error_set(&err, QMP_ERROR_GENERIC, "QMP input member '%s' is unexpected",
-				      key);
+			qmp_error_set(&err, QMP_ERROR_GENERIC,
+				      "QMP input member '%s' is unexpected", key);
 			goto fail;
 		}
 	}
@@ -330,7 +329,8 @@ static void dispatch(struct qmp_client *c, json_t *req)
 		goto fail;
 	}
 	if (!json_is_string(exec)) {
-		qmp_error_set(&err, QMP_ERROR_GENERIC, "QMP input member 'execute' must be a string");
+		qmp_error_set(&err, QMP_ERROR_GENERIC,
+			      "QMP input member 'execute' must be a string");
 		goto fail;
 	}
 	name = json_string_value(exec);
@@ -353,8 +353,8 @@ static void dispatch(struct qmp_client *c, json_t *req)
 		goto fail;
 	}
 	if (!cmd) {
-		qmp_error_set(&err, QMP_ERROR_COMMAND_NOT_FOUND, "The command %s has not been found",
-			      name);
+		qmp_error_set(&err, QMP_ERROR_COMMAND_NOT_FOUND,
+			      "The command %s has not been found", name);
 		goto fail;
 	}
 	if (!cmd->fn && c->negotiated) {
@@ -410,7 +410,8 @@ static void client_process(struct qmp_client *c)
 			continue;
 		}
 		v = json_loadb(c->in + off, c->in_len - off,
-			       JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+			       JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+			       &e);
 		if (!v) {
 			char desc[sizeof(e.text) + 32];
 

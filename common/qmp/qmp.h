@@ -60,7 +60,7 @@ struct qmp_error {
 
 /* Fill err; returns -EINVAL so that a handler can "return qmp_error_set(...)". */
 int qmp_error_set(struct qmp_error *err, enum qmp_error_class cls, const char *fmt, ...)
-	PRINTF_LIKE(3, 4);
+    PRINTF_LIKE(3, 4);
 const char *qmp_error_class_name(enum qmp_error_class cls);
 
 /* Argument types a command declares; the dispatcher checks them. */

@@ -55,16 +55,16 @@ enum run_state {
 
 /* QEMU's ShutdownCause: why a shutdown or reset was requested. */
 enum shutdown_cause {
-	SHUTDOWN_CAUSE_NONE,		  /* no shutdown/reset pending */
-	SHUTDOWN_CAUSE_HOST_ERROR,	  /* an error in the VMM */
-	SHUTDOWN_CAUSE_HOST_QMP_QUIT,	  /* QMP "quit" */
+	SHUTDOWN_CAUSE_NONE,		      /* no shutdown/reset pending */
+	SHUTDOWN_CAUSE_HOST_ERROR,	      /* an error in the VMM */
+	SHUTDOWN_CAUSE_HOST_QMP_QUIT,	      /* QMP "quit" */
 	SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET, /* QMP "system_reset" */
-	SHUTDOWN_CAUSE_HOST_SIGNAL,	  /* SIGTERM, SIGINT, SIGHUP */
-	SHUTDOWN_CAUSE_HOST_UI,		  /* a user interface */
-	SHUTDOWN_CAUSE_GUEST_SHUTDOWN,	  /* the guest powered off */
-	SHUTDOWN_CAUSE_GUEST_RESET,	  /* the guest reset itself */
-	SHUTDOWN_CAUSE_GUEST_PANIC,	  /* the guest panicked */
-	SHUTDOWN_CAUSE_SUBSYSTEM_RESET,	  /* a part of the VM reset, not the whole */
+	SHUTDOWN_CAUSE_HOST_SIGNAL,	      /* SIGTERM, SIGINT, SIGHUP */
+	SHUTDOWN_CAUSE_HOST_UI,		      /* a user interface */
+	SHUTDOWN_CAUSE_GUEST_SHUTDOWN,	      /* the guest powered off */
+	SHUTDOWN_CAUSE_GUEST_RESET,	      /* the guest reset itself */
+	SHUTDOWN_CAUSE_GUEST_PANIC,	      /* the guest panicked */
+	SHUTDOWN_CAUSE_SUBSYSTEM_RESET,	      /* a part of the VM reset, not the whole */
 	SHUTDOWN_CAUSE__MAX,
 };
 

@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	while (off < size) {
-		ssize_t n = send(sv[1], data + off, MIN(chunk, size - off),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		    send(sv[1], data + off, MIN(chunk, size - off), MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno != EAGAIN)
 			break; /* the server closed us (limit reached) */

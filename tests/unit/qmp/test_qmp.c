@@ -207,8 +207,8 @@ static void test_greeting(void **st)
 	assert_int_equal(qmp_add_client(e->qmp, sv[0]), 0);
 	g = recv_msg(&p);
 	assert_int_equal(json_unpack(g, "{s:{s:{s:{s:I,s:I,s:I},s:s},s:o}}", "QMP", "version",
-				     "qemu", "micro", &mic, "minor", &min, "major", &maj,
-				     "package", &pkg, "capabilities", &caps),
+				     "qemu", "micro", &mic, "minor", &min, "major", &maj, "package",
+				     &pkg, "capabilities", &caps),
 			 0);
 	assert_true(maj >= 0 && min >= 0 && mic >= 0);
 	assert_true(!strncmp(pkg, "colovm ", 7));
@@ -263,8 +263,7 @@ static void test_commands(void **st)
 	json_t *m, *list;
 	struct peer p;
 	bool found[5] = {false};
-	static const char *const want[] = {"query-status", "stop", "cont", "quit",
-					   "query-version"};
+	static const char *const want[] = {"query-status", "stop", "cont", "quit", "query-version"};
 	json_t *item;
 	size_t i;
 
@@ -290,9 +289,9 @@ static void test_commands(void **st)
 	expect_return(cmd(&p, "{\"execute\": \"system_reset\"}\n"));
 	pump(e);
 	m = recv_msg(&p);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(m, "data"),
-							      "reason")),
-			    "host-qmp-system-reset");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(m, "data"), "reason")),
+	    "host-qmp-system-reset");
 	expect_event(m, "RESET");
 
 	expect_return(cmd(&p, "{\"execute\": \"system_powerdown\"}\n"));
@@ -304,7 +303,7 @@ static void test_commands(void **st)
 
 	m = cmd(&p, "{\"execute\": \"query-version\"}\n");
 	assert_true(json_is_integer(
-		json_object_get(json_object_get(json_object_get(m, "return"), "qemu"), "major")));
+	    json_object_get(json_object_get(json_object_get(m, "return"), "qemu"), "major")));
 	json_decref(m);
 
 	m = cmd(&p, "{\"execute\": \"query-commands\"}\n");
@@ -324,9 +323,9 @@ static void test_commands(void **st)
 	assert_true(runstate_main_loop_should_exit(e->rs));
 	m = recv_msg(&p);
 	assert_false(json_is_true(json_object_get(json_object_get(m, "data"), "guest")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(m, "data"),
-							      "reason")),
-			    "host-qmp-quit");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(m, "data"), "reason")),
+	    "host-qmp-quit");
 	expect_event(m, "SHUTDOWN");
 	close(p.fd);
 }
@@ -345,10 +344,10 @@ static int cmd_typed(void *opaque, json_t *args, json_t **ret, struct qmp_error 
 }
 
 static const struct qmp_arg typed_args[] = {
-	{"name", QMP_ARG_STRING, false},
-	{"count", QMP_ARG_INT, true},
-	{"on", QMP_ARG_BOOL, true},
-	{NULL, QMP_ARG_ANY, false},
+    {"name", QMP_ARG_STRING, false},
+    {"count", QMP_ARG_INT, true},
+    {"on", QMP_ARG_BOOL, true},
+    {NULL, QMP_ARG_ANY, false},
 };
 
 static void test_errors(void **st)
@@ -566,15 +565,15 @@ static void test_listen_socket(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_greeting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_negotiation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversized_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_disconnect_mid_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_clients_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listen_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_greeting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_negotiation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversized_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_disconnect_mid_command, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_clients_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_socket, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -23,37 +23,84 @@
  * colovm's one documented extension (colo -> paused).
  */
 static const char *const expected[] = {
-	"debug>running", "debug>finish-migrate", "debug>prelaunch", "debug>suspended",
-	"inmigrate>internal-error", "inmigrate>io-error", "inmigrate>paused", "inmigrate>running",
-	"inmigrate>shutdown", "inmigrate>suspended", "inmigrate>watchdog",
-	"inmigrate>guest-panicked", "inmigrate>finish-migrate", "inmigrate>prelaunch",
-	"inmigrate>postmigrate", "inmigrate>colo",
-	"internal-error>paused", "internal-error>finish-migrate", "internal-error>prelaunch",
-	"io-error>running", "io-error>finish-migrate", "io-error>prelaunch",
-	"paused>running", "paused>finish-migrate", "paused>postmigrate", "paused>prelaunch",
-	"paused>colo",
-	"postmigrate>running", "postmigrate>finish-migrate", "postmigrate>prelaunch",
-	"prelaunch>inmigrate", "prelaunch>running", "prelaunch>finish-migrate",
-	"finish-migrate>running", "finish-migrate>paused", "finish-migrate>postmigrate",
-	"finish-migrate>prelaunch", "finish-migrate>colo",
-	"restore-vm>running", "restore-vm>prelaunch",
-	"colo>running", "colo>shutdown",
-	"running>debug", "running>internal-error", "running>io-error", "running>paused",
-	"running>finish-migrate", "running>restore-vm", "running>save-vm", "running>shutdown",
-	"running>watchdog", "running>guest-panicked", "running>colo", "running>suspended",
-	"save-vm>running",
-	"shutdown>paused", "shutdown>finish-migrate", "shutdown>prelaunch", "shutdown>colo",
-	"suspended>running", "suspended>finish-migrate", "suspended>prelaunch", "suspended>colo",
-	"watchdog>running", "watchdog>finish-migrate", "watchdog>prelaunch", "watchdog>colo",
-	"guest-panicked>running", "guest-panicked>finish-migrate", "guest-panicked>prelaunch",
-	/* colovm extension */
-	"colo>paused",
+    "debug>running",
+    "debug>finish-migrate",
+    "debug>prelaunch",
+    "debug>suspended",
+    "inmigrate>internal-error",
+    "inmigrate>io-error",
+    "inmigrate>paused",
+    "inmigrate>running",
+    "inmigrate>shutdown",
+    "inmigrate>suspended",
+    "inmigrate>watchdog",
+    "inmigrate>guest-panicked",
+    "inmigrate>finish-migrate",
+    "inmigrate>prelaunch",
+    "inmigrate>postmigrate",
+    "inmigrate>colo",
+    "internal-error>paused",
+    "internal-error>finish-migrate",
+    "internal-error>prelaunch",
+    "io-error>running",
+    "io-error>finish-migrate",
+    "io-error>prelaunch",
+    "paused>running",
+    "paused>finish-migrate",
+    "paused>postmigrate",
+    "paused>prelaunch",
+    "paused>colo",
+    "postmigrate>running",
+    "postmigrate>finish-migrate",
+    "postmigrate>prelaunch",
+    "prelaunch>inmigrate",
+    "prelaunch>running",
+    "prelaunch>finish-migrate",
+    "finish-migrate>running",
+    "finish-migrate>paused",
+    "finish-migrate>postmigrate",
+    "finish-migrate>prelaunch",
+    "finish-migrate>colo",
+    "restore-vm>running",
+    "restore-vm>prelaunch",
+    "colo>running",
+    "colo>shutdown",
+    "running>debug",
+    "running>internal-error",
+    "running>io-error",
+    "running>paused",
+    "running>finish-migrate",
+    "running>restore-vm",
+    "running>save-vm",
+    "running>shutdown",
+    "running>watchdog",
+    "running>guest-panicked",
+    "running>colo",
+    "running>suspended",
+    "save-vm>running",
+    "shutdown>paused",
+    "shutdown>finish-migrate",
+    "shutdown>prelaunch",
+    "shutdown>colo",
+    "suspended>running",
+    "suspended>finish-migrate",
+    "suspended>prelaunch",
+    "suspended>colo",
+    "watchdog>running",
+    "watchdog>finish-migrate",
+    "watchdog>prelaunch",
+    "watchdog>colo",
+    "guest-panicked>running",
+    "guest-panicked>finish-migrate",
+    "guest-panicked>prelaunch",
+    /* colovm extension */
+    "colo>paused",
 };
 
 static const char *const all_names[] = {
-	"debug",	  "inmigrate",	 "internal-error", "io-error",	"paused",  "postmigrate",
-	"prelaunch",	  "finish-migrate", "restore-vm",    "running",	"save-vm", "shutdown",
-	"suspended",	  "watchdog",	 "guest-panicked", "colo",	"preconfig",
+    "debug",	 "inmigrate",	   "internal-error", "io-error", "paused",    "postmigrate",
+    "prelaunch", "finish-migrate", "restore-vm",     "running",	 "save-vm",   "shutdown",
+    "suspended", "watchdog",	   "guest-panicked", "colo",	 "preconfig",
 };
 
 static bool expect_valid(const char *from, const char *to)
@@ -254,9 +301,9 @@ static void test_exit_notifiers_once(void **st)
 	exit_count = 0;
 	assert_int_equal(runstate_new(NULL, RUN_STATE_RUNNING, &rs), 0);
 	assert_int_equal(
-		runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, NULL), 0);
+	    runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, NULL), 0);
 	assert_int_equal(
-		runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, &gone), 0);
+	    runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, &gone), 0);
 	runstate_del_notifier(rs, gone);
 	runstate_request_shutdown(rs, SHUTDOWN_CAUSE_HOST_QMP_QUIT);
 	assert_true(runstate_main_loop_should_exit(rs));
@@ -270,7 +317,7 @@ static void test_exit_notifiers_once(void **st)
 	exit_count = 0;
 	assert_int_equal(runstate_new(NULL, RUN_STATE_RUNNING, &rs), 0);
 	assert_int_equal(
-		runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, NULL), 0);
+	    runstate_add_notifier(rs, RUNSTATE_NOTIFY_EXIT, on_exit_notifier, &seen, NULL), 0);
 	runstate_free(rs);
 	assert_int_equal(exit_count, 1);
 }
@@ -448,14 +495,14 @@ static void test_debug_suspend_wakeup(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_all_pairs),
-		cmocka_unit_test(test_handler_order),
-		cmocka_unit_test(test_handler_failure_undoes),
-		cmocka_unit_test(test_exit_notifiers_once),
-		cmocka_unit_test(test_requests_from_threads),
-		cmocka_unit_test(test_reset_and_flags),
-		cmocka_unit_test(test_debug_suspend_wakeup),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_all_pairs),
+	    cmocka_unit_test(test_handler_order),
+	    cmocka_unit_test(test_handler_failure_undoes),
+	    cmocka_unit_test(test_exit_notifiers_once),
+	    cmocka_unit_test(test_requests_from_threads),
+	    cmocka_unit_test(test_reset_and_flags),
+	    cmocka_unit_test(test_debug_suspend_wakeup),
 	};
 
 	log_set_level(LOG_ERROR + (getenv("V") ? 3 : 0));
