@@ -43,6 +43,13 @@ static const char usage_text[] =
 	"  -n, --cpus N          number of vCPUs, 1..64 (default 1)\n"
 	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
 	"                        input from stdin), file:PATH (output only) or none\n"
+	"      --net SPEC        add a virtio-net device (repeatable): tap=IFNAME (an\n"
+	"                        existing tap, or one created by name with\n"
+	"                        CAP_NET_ADMIN) or hook (no wire: frames only through\n"
+	"                        the in-process hook); append ,mac=52:54:00:xx:xx:xx\n"
+	"                        (default 52:54:00:12:34:56, +1 per device)\n"
+	"      --disk SPEC       add a virtio-blk device (repeatable) on a raw image:\n"
+	"                        PATH[,readonly][,direct] (direct: O_DIRECT)\n"
 	"\n"
 	"Management:\n"
 	"      --qmp unix:PATH[,server]\n"
@@ -56,7 +63,10 @@ static const char usage_text[] =
 	"  -V, --version         show the version and exit\n"
 	"\n"
 	"Devices: 8250 UART (0x3f8, IRQ 4), i8042 (reset line), isa-debug-exit\n"
-	"(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT.\n"
+	"(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT. virtio-mmio devices (--net\n"
+	"first, then --disk; at most 10) sit at 0xd0000000 + n*0x1000 on IRQs\n"
+	"5, 6, 7, 9..15 and are announced by appending virtio_mmio.device=512@ADDR:IRQ\n"
+	"to the kernel command line.\n"
 	"\n"
 	"Exit status:\n"
 	"  0          the guest shut down: it reset (i8042 0xfe, triple fault) or\n"
@@ -205,8 +215,11 @@ static int cmd_run(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"qmp", required_argument, NULL, 'Q'},
+		{"net", required_argument, NULL, 'N'},
+		{"disk", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *nets[16], *disks[16];
 	const char *qmp_spec = NULL;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
 	struct colovm c = {.sigfd = -1, .event = -1};
@@ -236,6 +249,18 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'Q':
 			qmp_spec = optarg;
+			break;
+		case 'N':
+			if (cfg.nnet == ARRAY_SIZE(nets))
+				usage_error("%s", "too many --net options");
+			nets[cfg.nnet++] = optarg;
+			cfg.net = nets;
+			break;
+		case 'D':
+			if (cfg.ndisk == ARRAY_SIZE(disks))
+				usage_error("%s", "too many --disk options");
+			disks[cfg.ndisk++] = optarg;
+			cfg.disk = disks;
 			break;
 		case 'v':
 			log_set_level(LOG_DEBUG);

@@ -25,6 +25,13 @@ struct vm_config {
 	uint64_t mem_mib;     /* guest RAM in MiB */
 	unsigned int cpus;    /* vCPUs */
 	const char *serial;   /* "stdio", "file:PATH" or "none" */
+	/* virtio-net devices: "tap=IFNAME[,mac=52:54:00:xx:xx:xx]" or
+	 * "hook[,mac=...]" (frames only through hw_vm_net_set_hook/inject) */
+	const char *const *net;
+	unsigned int nnet;
+	/* virtio-blk devices: "PATH[,readonly][,direct]" (raw image) */
+	const char *const *disk;
+	unsigned int ndisk;
 };
 
 /* What a guest did that ends (or resets) its run. */
@@ -51,5 +58,40 @@ void hw_vm_destroy(struct vm *vm);
 
 /* Guest RAM, for checkpointing and tests. */
 uint8_t *hw_vm_ram(struct vm *vm, uint64_t *size);
+
+/* ---- virtio-net hook (net-compare sits here) ---------------------------------
+ *
+ * Frames are plain Ethernet frames, no virtio-net header. Callbacks run on
+ * the device's I/O thread; they may call hw_vm_net_inject/hw_vm_net_send
+ * but not hw_vm_net_set_hook.
+ */
+struct net_hook_ops {
+	/* A frame the guest sent. true: the hook took it (the backend never
+	 * sees it); false: it goes on to the backend (tap). */
+	bool (*guest_tx)(void *opaque, const uint8_t *frame, size_t len);
+	/* A frame the backend received, on its way to the guest. true: the
+	 * hook took it; false: the guest gets it. NULL: always the guest. */
+	bool (*wire_rx)(void *opaque, const uint8_t *frame, size_t len);
+};
+
+struct hw_net_stats {
+	uint64_t tx_frames, tx_bytes; /* guest frames handed to the hook or backend */
+	uint64_t tx_dropped;	      /* bad header, too big, backend refused */
+	uint64_t rx_frames, rx_bytes; /* frames written into guest RX buffers */
+	uint64_t rx_dropped;	      /* inject queue full, frame bigger than the buffer */
+	uint64_t rx_queued;	      /* injected frames waiting for guest RX buffers */
+};
+
+/* Number of virtio-net devices (index 0.. in --net order). */
+unsigned int hw_vm_net_count(const struct vm *vm);
+/* Install (ops != NULL) or remove the hook of net device idx. */
+int hw_vm_net_set_hook(struct vm *vm, unsigned int idx, const struct net_hook_ops *ops,
+		       void *opaque);
+/* Queue a frame for the guest's RX (any thread; copied). Frames wait while
+ * the guest has no RX buffers; -ENOBUFS (and rx_dropped) when 1024 wait. */
+int hw_vm_net_inject(struct vm *vm, unsigned int idx, const void *frame, size_t len);
+/* Send a frame out of the backend (the wire), bypassing the hook. */
+int hw_vm_net_send(struct vm *vm, unsigned int idx, const void *frame, size_t len);
+int hw_vm_net_stats(struct vm *vm, unsigned int idx, struct hw_net_stats *out);
 
 #endif

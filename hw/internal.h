@@ -77,6 +77,12 @@ void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Copy into guest RAM with bounds check and dirty tracking. */
 int mem_write(struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
+/* Whether the VMM wrote the page holding gpa since the last harvest. */
+bool mem_test_dirty(const struct guest_mem *mem, uint64_t gpa);
+/* Move the VMM dirty bitmap (one bit per page of RAM, in host-offset order:
+ * low region then high region; (size/4096 + 63)/64 words) into out and
+ * clear it. Returns the number of dirty pages. */
+uint64_t mem_harvest_vmm_dirty(struct guest_mem *mem, uint64_t *out);
 
 /* ---- I/O dispatch --------------------------------------------------------- */
 
@@ -126,6 +132,10 @@ struct boot_info {
 
 struct uart;
 struct i8042;
+struct virtio_net;
+struct virtio_blk;
+
+#define VM_MAX_VIRTIO 10 /* IRQ pins 5, 6, 7, 9..15 */
 
 struct vm {
 	int kvm_fd;
@@ -153,6 +163,11 @@ struct vm {
 	int halt_timer_fd;
 	struct uart *uart;
 	struct i8042 *kbd;
+	/* virtio-mmio devices: nets first, then disks, at VIRTIO_MMIO_BASE + n * 0x1000 */
+	struct virtio_net *net[VM_MAX_VIRTIO];
+	unsigned int nnet;
+	struct virtio_blk *blk[VM_MAX_VIRTIO];
+	unsigned int nblk;
 };
 
 /* Report a guest life-cycle event once (later ones are dropped). */
@@ -192,5 +207,15 @@ void uart_free(struct uart *uart);
 int i8042_create(struct vm *vm, struct i8042 **out);
 void i8042_free(struct i8042 *kbd);
 int debugexit_create(struct vm *vm);
+
+/* ---- virtio devices (virtio-devices.c) --------------------------------------- */
+
+/* Create cfg's --net/--disk devices; *cmdline is the kernel command line
+ * with their virtio_mmio.device= entries appended (malloc'd; free it). */
+int virtio_devices_create(struct vm *vm, const struct vm_config *cfg, char **cmdline);
+void virtio_devices_free(struct vm *vm);
+/* Quiesce device I/O threads while the vCPUs are parked (checkpoints). */
+void virtio_devices_pause(struct vm *vm);
+void virtio_devices_resume(struct vm *vm);
 
 #endif

@@ -110,3 +110,26 @@ int mem_write(struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len
 	mem_mark_dirty(mem, gpa, len);
 	return 0;
 }
+
+bool mem_test_dirty(const struct guest_mem *mem, uint64_t gpa)
+{
+	const struct mem_region *r = mem_find(mem, gpa, 1);
+	uint64_t p;
+
+	if (!r)
+		return false;
+	p = (r->offset + gpa - r->gpa) >> PAGE_SHIFT;
+	return atomic_load_explicit(&mem->vmm_dirty[p / 64], memory_order_relaxed) &
+	       (1ull << (p % 64));
+}
+
+uint64_t mem_harvest_vmm_dirty(struct guest_mem *mem, uint64_t *out)
+{
+	uint64_t words = ((mem->size >> PAGE_SHIFT) + 63) / 64, n = 0;
+
+	for (uint64_t i = 0; i < words; i++) {
+		out[i] = atomic_exchange_explicit(&mem->vmm_dirty[i], 0, memory_order_relaxed);
+		n += (uint64_t)__builtin_popcountll(out[i]);
+	}
+	return n;
+}

@@ -182,6 +182,8 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 		 struct vm **out)
 {
 	struct sigaction sa = {.sa_handler = kick_handler};
+	struct vm_config boot_cfg = *cfg;
+	char *cmdline = NULL;
 	struct vm *vm;
 	int ret;
 
@@ -229,7 +231,13 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	ret = debugexit_create(vm);
 	if (ret)
 		goto err;
-	ret = boot_load(vm, cfg);
+	ret = virtio_devices_create(vm, cfg, &cmdline);
+	if (ret)
+		goto err;
+	boot_cfg.cmdline = cmdline;
+	ret = boot_load(vm, &boot_cfg);
+	free(cmdline);
+	cmdline = NULL;
 	if (ret)
 		goto err;
 
@@ -254,6 +262,7 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	*out = vm;
 	return 0;
 err:
+	free(cmdline);
 	hw_vm_destroy(vm);
 	return ret;
 }
@@ -286,6 +295,7 @@ int hw_vm_pause(struct vm *vm)
 	}
 	vm->running = false;
 	pthread_mutex_unlock(&vm->lock);
+	virtio_devices_pause(vm);
 	return 0;
 }
 
@@ -293,6 +303,7 @@ int hw_vm_resume(struct vm *vm)
 {
 	int ret = 0;
 
+	virtio_devices_resume(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = false;
 	vm->running = true;
@@ -340,6 +351,7 @@ void hw_vm_destroy(struct vm *vm)
 		vcpu_free(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	virtio_devices_free(vm);
 	if (vm->halt_timer_fd >= 0) {
 		loop_del_fd(vm->loop, vm->halt_timer_fd);
 		close(vm->halt_timer_fd);
