@@ -22,6 +22,7 @@
 #define EXIT_PANIC    3 /* CPU exception (reported by the CPL 0 handler) */
 #define EXIT_VERIFY   4 /* app=dirty found memory that does not hold what it wrote */
 #define EXIT_PLATFORM 5 /* missing boot information or timer */
+#define EXIT_DEVICE   6 /* a device is missing, failed or refused a request */
 
 /* Xen PVH boot ABI (xen/include/public/arch-x86/hvm/start_info.h). */
 #define HVM_START_MAGIC 0x336ec578u
@@ -84,6 +85,7 @@ void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 void *memmove(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
+void *memchr(const void *s, int c, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
@@ -106,6 +108,7 @@ extern uint64_t tsc_khz;
 const char *timer_source(void);
 uint64_t tsc_to_ns(uint64_t cycles);
 void delay_ns(uint64_t ns);
+uint64_t now_us(void); /* microseconds since the TSC started */
 
 /* bootinfo.c: what the loader told us, copied out of hvm_start_info. */
 struct ram_range {
@@ -117,16 +120,21 @@ uint64_t bootinfo_ram_mib(void);
 /* The largest free RAM range above the image (and modules), below 4 GiB. */
 bool bootinfo_free_ram(struct ram_range *out);
 
-/* acpi.c: the FADT reset register, if the platform describes one. */
-void acpi_init(uint64_t rsdp_paddr);
-bool acpi_reset(void); /* false: no reset register */
-
-/* cmdline.c: "key=value key=value ..." */
 #define MAX_VIRTIO_MMIO 8
 struct virtio_mmio_dev {
 	uint64_t base, size;
 	uint32_t irq;
 };
+
+/* acpi.c: the FADT reset register and the DSDT's virtio-mmio transports. */
+void acpi_init(uint64_t rsdp_paddr);
+bool acpi_reset(void); /* false: no reset register */
+unsigned int acpi_virtio_mmio(const struct virtio_mmio_dev **devs);
+
+/* mem.c: zeroed, never freed; addresses are physical == virtual. */
+void *mem_alloc(size_t size, size_t align);
+
+/* cmdline.c: "key=value key=value ..." */
 extern struct virtio_mmio_dev virtio_mmio_devs[MAX_VIRTIO_MMIO];
 extern unsigned int nr_virtio_mmio_devs;
 int cmdline_parse(const char *cmdline);
@@ -148,5 +156,16 @@ int app_hello(void);
 int app_dirty(void);
 int app_panic(void);
 int app_exits(void);
+int app_udp_echo(void);
+int app_tcp_echo(void);
+int app_kv(void);
+int app_http(void);
+int app_blk(void);
+
+/* Memory barriers for rings shared with a device (x86: compiler barriers do
+ * for loads and stores among themselves; a full fence orders a store before
+ * a later load). */
+#define barrier() __asm__ volatile("" ::: "memory")
+#define mb()	  __asm__ volatile("mfence" ::: "memory")
 
 #endif

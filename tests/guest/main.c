@@ -27,6 +27,11 @@ static const struct app apps[] = {
     {"dirty", "mb=N rate=MiB/s [seconds=S]", app_dirty},
     {"panic", "[kind=pf|gp|ud|de]", app_panic},
     {"exits", "[n=N] [port=P]", app_exits},
+    {"udp-echo", "[port=7] [ip=A/N] [gw=A]", app_udp_echo},
+    {"tcp-echo", "[port=7] [ip=A/N] [gw=A] [isn=fixed]", app_tcp_echo},
+    {"kv", "[port=7000] [ip=A/N] [gw=A] [isn=fixed]", app_kv},
+    {"http", "[port=80] [ip=A/N] [gw=A] [isn=fixed]", app_http},
+    {"blk", "[mb=4]", app_blk},
 };
 
 void guest_exit(int code)
@@ -70,6 +75,16 @@ void guest_main(const struct hvm_start_info *si)
 	       timer_source());
 	if (cmdline_parse(bootinfo_cmdline()))
 		guest_exit(EXIT_USAGE);
+	if (!nr_virtio_mmio_devs) {
+		const struct virtio_mmio_dev *d;
+		unsigned int n = acpi_virtio_mmio(&d);
+
+		for (unsigned int i = 0; i < n; i++)
+			virtio_mmio_devs[i] = d[i];
+		nr_virtio_mmio_devs = n;
+		if (n)
+			printf("testguest: virtio-mmio devices from the ACPI DSDT\n");
+	}
 	for (unsigned int i = 0; i < nr_virtio_mmio_devs; i++)
 		printf("testguest: virtio-mmio device at 0x%lx size 0x%lx irq %u\n",
 		       virtio_mmio_devs[i].base, virtio_mmio_devs[i].size, virtio_mmio_devs[i].irq);

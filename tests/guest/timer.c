@@ -150,3 +150,10 @@ void delay_ns(uint64_t ns)
 	while ((int64_t)(rdtsc() - end) < 0)
 		cpu_relax();
 }
+
+uint64_t now_us(void)
+{
+	uint64_t t = rdtsc();
+
+	return t / tsc_khz * 1000 + t % tsc_khz * 1000 / tsc_khz;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * app=blk [mb=4]: write a deterministic pattern over the first N MiB of the
+ * virtio-blk disk, flush, read it back and verify, then print
+ *
+ *     blk: ok sectors=<capacity> MB/s write=<W> read=<R>
+ *
+ * (MB = 10^6 bytes; write time includes the flush) and exit 0. The 64-bit
+ * little-endian word i (0..63) of sector s holds mix64(s << 6 | i), so a
+ * host can check the image. Requests are CHUNK bytes, up to DEPTH in
+ * flight. A device error (e.g. a write to a read-only disk) prints
+ * "blk: write error: ..." and a mismatch "blk: verify failed: ...";
+ * both exit with EXIT_DEVICE / EXIT_VERIFY.
+ */
+#include "../virtio-blk.h"
+
+#define CHUNK (64 * 1024)
+#define DEPTH 16
+#define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static void fill(uint64_t *w, uint64_t sector, unsigned int sectors)
+{
+	for (unsigned int s = 0; s < sectors; s++)
+		for (unsigned int i = 0; i < 64; i++)
+			*w++ = mix64((sector + s) << 6 | i);
+}
+
+static int check(const uint64_t *w, uint64_t sector, unsigned int sectors)
+{
+	for (unsigned int s = 0; s < sectors; s++)
+		for (unsigned int i = 0; i < 64; i++, w++)
+			if (*w != mix64((sector + s) << 6 | i)) {
+				printf("blk: verify failed: sector %lu word %u holds 0x%016lx, "
+				       "expected 0x%016lx\n",
+				       sector + s, i, *w, mix64((sector + s) << 6 | i));
+				return -1;
+			}
+	return 0;
+}
+
+/* One pass over the chunks; returns 0 or an exit code. */
+static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int depth)
+{
+	uint64_t chunk_of[DEPTH], next = 0, done = 0;
+	unsigned int free_tags[DEPTH], nr_free = 0;
+	uint8_t status;
+	int tag;
+
+	for (unsigned int i = 0; i < depth; i++)
+		free_tags[nr_free++] = i;
+	while (done < chunks) {
+		bool queued = false;
+
+		while (nr_free && next < chunks) {
+			unsigned int t = free_tags[--nr_free];
+			uint64_t sector = next * SECTORS_PER_CHUNK;
+
+			if (type == VBLK_OUT)
+				fill((uint64_t *)bufs[t], sector, SECTORS_PER_CHUNK);
+			if (vblk_submit(t, type, sector, bufs[t], CHUNK)) {
+				free_tags[nr_free++] = t;
+				break;
+			}
+			chunk_of[t] = next++;
+			queued = true;
+		}
+		if (queued)
+			vblk_kick();
+		while ((tag = vblk_poll(&status)) >= 0) {
+			uint64_t sector = chunk_of[tag] * SECTORS_PER_CHUNK;
+
+			if (status != VBLK_S_OK) {
+				printf("blk: %s error: sector=%lu status=%u (%s)\n",
+				       type == VBLK_OUT ? "write" : "read", sector, status,
+				       vblk_status_name(status));
+				return EXIT_DEVICE;
+			}
+			if (type == VBLK_IN &&
+			    check((uint64_t *)bufs[tag], sector, SECTORS_PER_CHUNK))
+				return EXIT_VERIFY;
+			free_tags[nr_free++] = (unsigned int)tag;
+			done++;
+		}
+	}
+	return 0;
+}
+
+static int flush(void)
+{
+	uint8_t status;
+	int tag;
+
+	if (vblk_submit(0, VBLK_FLUSH, 0, NULL, 0))
+		return EXIT_DEVICE;
+	vblk_kick();
+	while ((tag = vblk_poll(&status)) < 0)
+		cpu_relax();
+	if (status != VBLK_S_OK) {
+		printf("blk: flush error: status=%u (%s)\n", status, vblk_status_name(status));
+		return EXIT_DEVICE;
+	}
+	return 0;
+}
+
+/* MB/s with one decimal, as tenths. */
+static uint64_t rate_tenths(uint64_t bytes, uint64_t us)
+{
+	return us ? bytes * 10 / us : 0;
+}
+
+int app_blk(void)
+{
+	struct vblk_info info;
+	uint8_t *bufs[DEPTH];
+	uint64_t mb, chunks, t0, t1, t2, w, r;
+	unsigned int depth;
+	int rc;
+
+	if (cmdline_u64("mb", 4, 1 << 20, &mb))
+		return EXIT_USAGE;
+	if (!mb) {
+		printf("testguest: bad value mb=0: at least 1\n");
+		return EXIT_USAGE;
+	}
+	if (vblk_init(&info))
+		return EXIT_DEVICE;
+	depth = info.max_inflight < DEPTH ? info.max_inflight : DEPTH;
+	printf("blk: device sectors=%lu readonly=%d flush=%d depth=%u testing %lu MiB\n",
+	       info.sectors, info.readonly, info.flush, depth, mb);
+	if (mb * MIB / VBLK_SECTOR > info.sectors) {
+		printf("blk: disk too small: %lu sectors, mb=%lu needs %lu\n", info.sectors, mb,
+		       mb * MIB / VBLK_SECTOR);
+		return EXIT_DEVICE;
+	}
+	if (info.readonly)
+		printf("blk: device is read-only (VIRTIO_BLK_F_RO); writing anyway\n");
+	for (unsigned int i = 0; i < depth; i++)
+		bufs[i] = mem_alloc(CHUNK, 4096);
+	chunks = mb * MIB / CHUNK;
+
+	t0 = now_us();
+	if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
+		return rc;
+	if (info.flush && (rc = flush()))
+		return rc;
+	t1 = now_us();
+	if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
+		return rc;
+	t2 = now_us();
+	w = rate_tenths(mb * MIB, t1 - t0);
+	r = rate_tenths(mb * MIB, t2 - t1);
+	printf("blk: ok sectors=%lu MB/s write=%lu.%lu read=%lu.%lu\n", info.sectors, w / 10,
+	       w % 10, r / 10, r % 10);
+	return EXIT_OK;
+}
