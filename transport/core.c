@@ -14,9 +14,9 @@
 uint16_t transport_test_hello_version;
 
 static const struct transport_ops *const backends[] = {
-	&transport_tcp_ops,
+    &transport_tcp_ops,
 #ifdef TRANSPORT_HAVE_RDMA
-	&transport_rdma_ops,
+    &transport_rdma_ops,
 #endif
 };
 
@@ -74,8 +74,8 @@ int transport_key_load(const char *path, struct transport_key *key)
 
 /* ---- URIs ---------------------------------------------------------------- */
 
-static int parse_uri(const char *uri, const struct transport_ops **ops, char *host,
-		     size_t host_len, char *port, size_t port_len)
+static int parse_uri(const char *uri, const struct transport_ops **ops, char *host, size_t host_len,
+		     char *port, size_t port_len)
 {
 	const char *colon = strchr(uri, ':');
 	const char *last = strrchr(uri, ':');
@@ -248,7 +248,7 @@ static void derive(const struct transport_key *psk, const char *label, const uin
 		   const uint8_t *ns, uint8_t out[32])
 {
 	crypto_generichash_state st;
-	uint8_t v[2] = { TRANSPORT_WIRE_VERSION & 0xff, TRANSPORT_WIRE_VERSION >> 8 };
+	uint8_t v[2] = {TRANSPORT_WIRE_VERSION & 0xff, TRANSPORT_WIRE_VERSION >> 8};
 
 	crypto_generichash_init(&st, psk->bytes, TRANSPORT_KEY_LEN, 32);
 	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
@@ -292,8 +292,8 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 	Colovm__Transport__Auth auth = COLOVM__TRANSPORT__AUTH__INIT;
 	transport_msg m = COLOVM__TRANSPORT__MSG__INIT, *r = NULL;
 	uint8_t nc[NONCE_LEN], ns[NONCE_LEN], proof[32];
-	uint16_t ver = transport_test_hello_version ? transport_test_hello_version
-						    : TRANSPORT_WIRE_VERSION;
+	uint16_t ver =
+	    transport_test_hello_version ? transport_test_hello_version : TRANSPORT_WIRE_VERSION;
 	int tmo = ch->opts.timeout_ms, ret;
 
 	randombytes_buf(nc, sizeof(nc));
@@ -355,8 +355,7 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 
 	ret = recv_msg(ch, ch->k_recv, tmo, &r);
 	if (ret == -EBADMSG) {
-		log_err("transport: server %s failed authentication (bad MAC on AuthOk)",
-			ch->peer);
+		log_err("transport: server %s failed authentication (bad MAC on AuthOk)", ch->peer);
 		return -EACCES;
 	}
 	if (ret) {
@@ -407,7 +406,8 @@ static int handshake_server(struct transport_channel *ch, struct transport_liste
 		return ret == -EBADMSG || ret == -EMSGSIZE ? -EPROTO : ret;
 	}
 	ret = -EPROTO;
-	if (r->body_case != COLOVM__TRANSPORT__MSG__BODY_HELLO || r->hello->nonce.len != NONCE_LEN) {
+	if (r->body_case != COLOVM__TRANSPORT__MSG__BODY_HELLO ||
+	    r->hello->nonce.len != NONCE_LEN) {
 		log_err("transport: peer %s: first frame is not a hello", ch->peer);
 		goto out;
 	}
@@ -604,7 +604,8 @@ err:
 
 static bool user_body(int c)
 {
-	return c >= COLOVM__TRANSPORT__MSG__BODY_ERROR && c != COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT &&
+	return c >= COLOVM__TRANSPORT__MSG__BODY_ERROR &&
+	       c != COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT &&
 	       c <= COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT;
 }
 
@@ -672,9 +673,10 @@ int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg *
 			if (!ret)
 				ret = ch->ops->bulk_verify(ch, m->bulk_commit, ch->opts.timeout_ms);
 			if (ret) {
-				log_err("transport: bulk commit %llu from %s failed verification: %s",
-					(unsigned long long)m->bulk_commit->id, ch->peer,
-					strerror(-ret));
+				log_err(
+				    "transport: bulk commit %llu from %s failed verification: %s",
+				    (unsigned long long)m->bulk_commit->id, ch->peer,
+				    strerror(-ret));
 				colovm__transport__msg__free_unpacked(m, NULL);
 				ret = tp_fail(ch, ret);
 				break;
@@ -725,7 +727,8 @@ int transport_bulk_write(struct transport_channel *ch, const struct iovec *iov, 
 	ret = -ERANGE;
 	if (remote_offset > ch->peer_region_len || len > ch->peer_region_len - remote_offset)
 		goto out;
-	if (ch->nruns && ch->runs[2 * ch->nruns - 2] + ch->runs[2 * ch->nruns - 1] == remote_offset) {
+	if (ch->nruns &&
+	    ch->runs[2 * ch->nruns - 2] + ch->runs[2 * ch->nruns - 1] == remote_offset) {
 		ch->runs[2 * ch->nruns - 1] += len;
 	} else {
 		ret = -E2BIG;

@@ -104,11 +104,11 @@ int frame_seal(const transport_msg *msg, uint16_t version, uint64_t seq, const u
 {
 	size_t plen = colovm__transport__msg__get_packed_size(msg);
 	struct frame_hdr h = {
-		.magic = TRANSPORT_FRAME_MAGIC,
-		.version = version,
-		.type = (uint16_t)msg->body_case,
-		.length = (uint32_t)plen,
-		.seq = seq,
+	    .magic = TRANSPORT_FRAME_MAGIC,
+	    .version = version,
+	    .type = (uint16_t)msg->body_case,
+	    .length = (uint32_t)plen,
+	    .seq = seq,
 	};
 	size_t len = TRANSPORT_HDR_LEN + plen + TRANSPORT_MAC_LEN;
 	uint8_t *buf;

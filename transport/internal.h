@@ -55,6 +55,24 @@ static inline uint64_t get_le64(const uint8_t *p)
 void tp_bulk_key(const uint8_t base[32], uint64_t epoch, uint32_t stream,
 		 uint8_t out[crypto_onetimeauth_KEYBYTES]);
 
+/*
+ * mac.c: Poly1305 (tags identical to crypto_onetimeauth), through libcrypto
+ * when built with it. Zero-initialise before the first init; init may be
+ * called again to start a new tag; free releases the context.
+ */
+struct tp_poly {
+	void *ctx; /* EVP_MAC_CTX */
+	bool ossl;
+	crypto_onetimeauth_state st;
+};
+
+int tp_poly_init(struct tp_poly *p, const uint8_t key[crypto_onetimeauth_KEYBYTES]);
+/* Key from tp_bulk_key(base, epoch, stream). */
+void tp_poly_init_bulk(struct tp_poly *p, const uint8_t base[32], uint64_t epoch, uint32_t stream);
+void tp_poly_update(struct tp_poly *p, const void *data, size_t len);
+void tp_poly_final(struct tp_poly *p, uint8_t tag[crypto_onetimeauth_BYTES]);
+void tp_poly_free(struct tp_poly *p);
+
 struct transport_ops {
 	const char *scheme;
 	int (*listen)(struct transport_listener *l, const char *host, const char *port);

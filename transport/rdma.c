@@ -64,7 +64,7 @@ struct rdma_chan {
 	unsigned int outstanding;
 	bool bounce_busy;
 	int failed;
-	crypto_onetimeauth_state tx_mac;
+	struct tp_poly tx_mac;
 };
 
 struct rdma_lst {
@@ -91,7 +91,7 @@ static int cm_wait(struct rdma_event_channel *ec, enum rdma_cm_event_type want, 
 		   struct rdma_cm_id **id_out)
 {
 	struct rdma_cm_event *ev;
-	struct pollfd p = { .fd = ec->fd, .events = POLLIN };
+	struct pollfd p = {.fd = ec->fd, .events = POLLIN};
 	int r, ret;
 
 	for (;;) {
@@ -114,9 +114,9 @@ static int cm_wait(struct rdma_event_channel *ec, enum rdma_cm_event_type want, 
 	} else {
 		log_warn("transport: rdma: %s while waiting for %s (status %d)",
 			 rdma_event_str(ev->event), rdma_event_str(want), ev->status);
-		ret = ev->event == RDMA_CM_EVENT_REJECTED ? -ECONNREFUSED
+		ret = ev->event == RDMA_CM_EVENT_REJECTED	? -ECONNREFUSED
 		      : ev->event == RDMA_CM_EVENT_DISCONNECTED ? -ECONNRESET
-								  : -EHOSTUNREACH;
+								: -EHOSTUNREACH;
 	}
 	rdma_ack_cm_event(ev);
 	return ret;
@@ -201,8 +201,8 @@ static int check_cm(struct transport_channel *ch)
 static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 {
 	struct rdma_chan *r = rc(ch);
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-					   : clock_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t deadline =
+	    timeout_ms < 0 ? UINT64_MAX : clock_ns() + (uint64_t)timeout_ms * 1000000u;
 	int ret;
 
 	for (;;) {
@@ -227,8 +227,8 @@ static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 		if (now >= deadline)
 			return -EAGAIN;
 		int slice = (int)MIN((deadline - now) / 1000000u + 1, (uint64_t)SLICE_MS);
-		struct pollfd p[2] = { { .fd = r->cc->fd, .events = POLLIN },
-				       { .fd = r->ec->fd, .events = POLLIN } };
+		struct pollfd p[2] = {{.fd = r->cc->fd, .events = POLLIN},
+				      {.fd = r->ec->fd, .events = POLLIN}};
 
 		pthread_mutex_unlock(&r->lock);
 		int pr = poll(p, 2, slice);
@@ -249,11 +249,11 @@ static int post_recv(struct transport_channel *ch, unsigned int i)
 {
 	struct rdma_chan *r = rc(ch);
 	struct ibv_sge sge = {
-		.addr = (uintptr_t)(r->rbufs + (size_t)i * CTRL_BUF),
-		.length = CTRL_BUF,
-		.lkey = r->rbuf_mr->lkey,
+	    .addr = (uintptr_t)(r->rbufs + (size_t)i * CTRL_BUF),
+	    .length = CTRL_BUF,
+	    .lkey = r->rbuf_mr->lkey,
 	};
-	struct ibv_recv_wr wr = { .wr_id = WR_RECV | i, .sg_list = &sge, .num_sge = 1 }, *bad;
+	struct ibv_recv_wr wr = {.wr_id = WR_RECV | i, .sg_list = &sge, .num_sge = 1}, *bad;
 
 	return -ibv_post_recv(r->id->qp, &wr, &bad);
 }
@@ -272,7 +272,7 @@ static struct ibv_mr *reg(struct rdma_chan *r, void *p, size_t len, int access)
 static int setup_qp(struct transport_channel *ch, struct rdma_cm_id *id)
 {
 	struct rdma_chan *r = rc(ch);
-	struct ibv_qp_init_attr qa = { 0 };
+	struct ibv_qp_init_attr qa = {0};
 	int ret = -ENOMEM;
 
 	r->id = id;
@@ -365,6 +365,7 @@ static void rdma_close_chan(struct transport_channel *ch)
 	free(r->rbufs);
 	free(r->sbufs);
 	free(r->bounce);
+	tp_poly_free(&r->tx_mac);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	ch->be = NULL;
@@ -393,7 +394,7 @@ static void peer_str(struct rdma_cm_id *id, char *buf, size_t len)
 
 static int rdma_connect_chan(struct transport_channel *ch, const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
 	struct rdma_conn_param cp;
 	struct rdma_chan *r;
 	struct rdma_cm_id *id;
@@ -477,7 +478,7 @@ static int rdma_accept_chan(struct transport_listener *l, struct transport_chann
 
 static int rdma_listen_l(struct transport_listener *l, const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	struct rdma_lst *ls = calloc(1, sizeof(*ls));
 	int ret = -ENOMEM;
 
@@ -548,14 +549,17 @@ static int rdma_send_frame(struct transport_channel *ch, const void *buf, size_t
 	if (ret)
 		goto out;
 	uint8_t *p = r->sbufs + (size_t)i * CTRL_BUF;
-	struct ibv_sge sge = { .addr = (uintptr_t)p, .length = (uint32_t)len, .lkey = r->sbuf_mr->lkey };
-	struct ibv_send_wr wr = {
-		.wr_id = WR_SEND | i,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = IBV_WR_SEND,
-		.send_flags = IBV_SEND_SIGNALED,
-	}, *bad;
+	struct ibv_sge sge = {
+	    .addr = (uintptr_t)p, .length = (uint32_t)len, .lkey = r->sbuf_mr->lkey};
+	struct ibv_send_wr wr =
+			       {
+				   .wr_id = WR_SEND | i,
+				   .sg_list = &sge,
+				   .num_sge = 1,
+				   .opcode = IBV_WR_SEND,
+				   .send_flags = IBV_SEND_SIGNALED,
+			       },
+			   *bad;
 
 	memcpy(p, buf, len);
 	ret = -ibv_post_send(r->id->qp, &wr, &bad);
@@ -610,13 +614,9 @@ static void rdma_region_info(struct transport_channel *ch, uint64_t *addr, uint3
 
 /* ---- bulk ---------------------------------------------------------------- */
 
-static void mac_init(crypto_onetimeauth_state *st, const uint8_t *base, uint64_t epoch)
+static void mac_init(struct tp_poly *st, const uint8_t *base, uint64_t epoch)
 {
-	uint8_t k[crypto_onetimeauth_KEYBYTES];
-
-	tp_bulk_key(base, epoch, 0, k);
-	crypto_onetimeauth_init(st, k);
-	sodium_memzero(k, sizeof(k));
+	tp_poly_init_bulk(st, base, epoch, 0);
 }
 
 static int rdma_bulk_setup(struct transport_channel *ch, struct transport_listener *l)
@@ -629,15 +629,18 @@ static int post_write(struct transport_channel *ch, uint64_t laddr, uint32_t lke
 		      uint64_t off, uint32_t kind)
 {
 	struct rdma_chan *r = rc(ch);
-	struct ibv_sge sge = { .addr = laddr, .length = len, .lkey = lkey };
-	struct ibv_send_wr wr = {
-		.wr_id = kind,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = IBV_WR_RDMA_WRITE,
-		.send_flags = IBV_SEND_SIGNALED,
-		.wr.rdma = { .remote_addr = ch->peer_region_addr + off, .rkey = ch->peer_region_rkey },
-	}, *bad;
+	struct ibv_sge sge = {.addr = laddr, .length = len, .lkey = lkey};
+	struct ibv_send_wr wr =
+			       {
+				   .wr_id = kind,
+				   .sg_list = &sge,
+				   .num_sge = 1,
+				   .opcode = IBV_WR_RDMA_WRITE,
+				   .send_flags = IBV_SEND_SIGNALED,
+				   .wr.rdma = {.remote_addr = ch->peer_region_addr + off,
+					       .rkey = ch->peer_region_rkey},
+			       },
+			   *bad;
 	int ret = wait_for(ch, WANT_SEND_SLOT, ch->opts.timeout_ms);
 
 	if (ret)
@@ -664,13 +667,14 @@ static int rdma_bulk_write(struct transport_channel *ch, const struct iovec *iov
 		const uint8_t *p = iov[i].iov_base;
 		size_t left = iov[i].iov_len;
 
-		crypto_onetimeauth_update(&r->tx_mac, p, left);
+		tp_poly_update(&r->tx_mac, p, left);
 		while (left && !ret) {
 			uint32_t len = (uint32_t)MIN(left, (size_t)WR_MAX);
 
 			if (r->send_mr && (uintptr_t)p >= sr &&
 			    (uintptr_t)p + len <= sr + ch->opts.send_region_len) {
-				ret = post_write(ch, (uintptr_t)p, r->send_mr->lkey, len, off, WR_WRITE);
+				ret = post_write(ch, (uintptr_t)p, r->send_mr->lkey, len, off,
+						 WR_WRITE);
 			} else {
 				len = (uint32_t)MIN((size_t)len, (size_t)BOUNCE_LEN);
 				ret = wait_for(ch, WANT_BOUNCE, ch->opts.timeout_ms);
@@ -702,7 +706,7 @@ static int rdma_bulk_flush(struct transport_channel *ch, uint64_t epoch,
 	/* writes complete before the caller may touch its memory again */
 	ret = wait_for(ch, WANT_IDLE, ch->opts.timeout_ms);
 	if (!ret) {
-		crypto_onetimeauth_final(&r->tx_mac, mac);
+		tp_poly_final(&r->tx_mac, mac);
 		mac_init(&r->tx_mac, ch->kb_send, epoch + 1);
 		*has_mac = true;
 	}
@@ -713,16 +717,17 @@ static int rdma_bulk_flush(struct transport_channel *ch, uint64_t epoch,
 static int rdma_bulk_verify(struct transport_channel *ch, const Colovm__Transport__BulkCommit *c,
 			    int timeout_ms)
 {
-	crypto_onetimeauth_state st;
+	struct tp_poly st = {0};
 	uint8_t mine[crypto_onetimeauth_BYTES];
 
 	if (c->mac.len != sizeof(mine))
 		return -EBADMSG;
 	mac_init(&st, ch->kb_recv, c->epoch);
 	for (size_t i = 0; i < c->n_runs; i += 2)
-		crypto_onetimeauth_update(&st, (const uint8_t *)ch->opts.recv_region + c->runs[i],
-					  c->runs[i + 1]);
-	crypto_onetimeauth_final(&st, mine);
+		tp_poly_update(&st, (const uint8_t *)ch->opts.recv_region + c->runs[i],
+			       c->runs[i + 1]);
+	tp_poly_final(&st, mine);
+	tp_poly_free(&st);
 	return sodium_memcmp(mine, c->mac.data, sizeof(mine)) ? -EBADMSG : 0;
 }
 
@@ -732,18 +737,18 @@ static int rdma_fd(const struct transport_channel *ch)
 }
 
 const struct transport_ops transport_rdma_ops = {
-	.scheme = "rdma",
-	.listen = rdma_listen_l,
-	.accept = rdma_accept_chan,
-	.connect = rdma_connect_chan,
-	.send_frame = rdma_send_frame,
-	.recv_frame = rdma_recv_frame,
-	.region_info = rdma_region_info,
-	.bulk_setup = rdma_bulk_setup,
-	.bulk_write = rdma_bulk_write,
-	.bulk_flush = rdma_bulk_flush,
-	.bulk_verify = rdma_bulk_verify,
-	.fd = rdma_fd,
-	.close = rdma_close_chan,
-	.listener_close = rdma_listener_close,
+    .scheme = "rdma",
+    .listen = rdma_listen_l,
+    .accept = rdma_accept_chan,
+    .connect = rdma_connect_chan,
+    .send_frame = rdma_send_frame,
+    .recv_frame = rdma_recv_frame,
+    .region_info = rdma_region_info,
+    .bulk_setup = rdma_bulk_setup,
+    .bulk_write = rdma_bulk_write,
+    .bulk_flush = rdma_bulk_flush,
+    .bulk_verify = rdma_bulk_verify,
+    .fd = rdma_fd,
+    .close = rdma_close_chan,
+    .listener_close = rdma_listener_close,
 };

@@ -33,13 +33,19 @@
 #define FRAME_DATA_MAX (16u << 20) /* data bytes per BULK_DATA frame */
 #define SPLIT_MIN      (1u << 20)  /* smaller writes go to one stream */
 #define BATCH	       64	   /* iovecs per sendmsg */
+/*
+ * Bytes per sendmsg/recv on the bulk streams, each MAC'd right before it is
+ * sent or right after it arrived, while it is still in cache: MAC'ing a
+ * whole 16 MiB frame after (or before) the copy read it from memory twice.
+ */
+#define PIECE (256u << 10)
 
 struct tcp_stream {
 	struct transport_channel *ch;
 	int fd;
 	uint32_t idx;
 	/* sending side */
-	crypto_onetimeauth_state tx_mac;
+	struct tp_poly tx_mac;
 	pthread_t tx_thread;
 	bool tx_started;
 	pthread_mutex_t lock;
@@ -52,7 +58,7 @@ struct tcp_stream {
 	/* receiving side */
 	pthread_t rx_thread;
 	bool rx_started;
-	crypto_onetimeauth_state rx_mac;
+	struct tp_poly rx_mac;
 	uint64_t rx_epoch;
 	uint64_t verified; /* epochs verified, under tcp_chan.vlock */
 	bool eof;	   /* peer closed the stream cleanly, ditto */
@@ -89,7 +95,7 @@ static void set_sockopts(int fd, int timeout_ms, bool control)
 	int one = 1, idle = MAX(1, timeout_ms / 2000), intvl = 1;
 	int cnt = MAX(1, timeout_ms / 1000 - idle);
 	unsigned int uto = (unsigned int)timeout_ms;
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
 
 	if (control)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -107,7 +113,7 @@ static void set_sockopts(int fd, int timeout_ms, bool control)
 static int sendv_all(int fd, struct iovec *v, int cnt)
 {
 	while (cnt) {
-		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)cnt };
+		struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
 		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 
 		if (n < 0) {
@@ -150,7 +156,7 @@ static int recv_all(int fd, void *buf, size_t len)
 
 static int wait_fd(int fd, short ev, int timeout_ms)
 {
-	struct pollfd p = { .fd = fd, .events = ev };
+	struct pollfd p = {.fd = fd, .events = ev};
 	int r;
 
 	do
@@ -218,20 +224,12 @@ err:
 
 static void tx_mac_init(struct tcp_stream *s, uint64_t epoch)
 {
-	uint8_t k[crypto_onetimeauth_KEYBYTES];
-
-	tp_bulk_key(s->ch->kb_send, epoch, s->idx, k);
-	crypto_onetimeauth_init(&s->tx_mac, k);
-	sodium_memzero(k, sizeof(k));
+	tp_poly_init_bulk(&s->tx_mac, s->ch->kb_send, epoch, s->idx);
 }
 
 static void rx_mac_init(struct tcp_stream *s, uint64_t epoch)
 {
-	uint8_t k[crypto_onetimeauth_KEYBYTES];
-
-	tp_bulk_key(s->ch->kb_recv, epoch, s->idx, k);
-	crypto_onetimeauth_init(&s->rx_mac, k);
-	sodium_memzero(k, sizeof(k));
+	tp_poly_init_bulk(&s->rx_mac, s->ch->kb_recv, epoch, s->idx);
 }
 
 /* Send len bytes of iov (after skipping skip bytes) as frames at off. */
@@ -249,11 +247,11 @@ static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uin
 	while (len) {
 		uint32_t flen = (uint32_t)MIN(len, (uint64_t)FRAME_DATA_MAX);
 		struct frame_hdr h = {
-			.magic = TRANSPORT_FRAME_MAGIC,
-			.version = TRANSPORT_WIRE_VERSION,
-			.type = TRANSPORT_FRAME_BULK_DATA,
-			.length = flen + 8,
-			.seq = s->ch->send_epoch,
+		    .magic = TRANSPORT_FRAME_MAGIC,
+		    .version = TRANSPORT_WIRE_VERSION,
+		    .type = TRANSPORT_FRAME_BULK_DATA,
+		    .length = flen + 8,
+		    .seq = s->ch->send_epoch,
 		};
 		uint8_t hdr[TRANSPORT_HDR_LEN + 8];
 		struct iovec v[BATCH];
@@ -262,20 +260,24 @@ static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uin
 
 		frame_hdr_encode(hdr, &h);
 		put_le64(hdr + TRANSPORT_HDR_LEN, off);
-		crypto_onetimeauth_update(&s->tx_mac, hdr, sizeof(hdr));
+		tp_poly_update(&s->tx_mac, hdr, sizeof(hdr));
 		v[0].iov_base = hdr;
 		v[0].iov_len = sizeof(hdr);
 		while (left) {
-			while (cnt < BATCH && left) {
+			uint64_t piece = 0;
+
+			while (cnt < BATCH && left && piece < PIECE) {
 				size_t take;
 
 				if (i >= n)
 					return -EINVAL;
 				take = (size_t)MIN((uint64_t)(iov[i].iov_len - in), left);
+				take = (size_t)MIN((uint64_t)take, PIECE - piece);
 				v[cnt].iov_base = (char *)iov[i].iov_base + in;
 				v[cnt].iov_len = take;
-				crypto_onetimeauth_update(&s->tx_mac, v[cnt].iov_base, take);
+				tp_poly_update(&s->tx_mac, v[cnt].iov_base, take);
 				cnt++;
+				piece += take;
 				left -= take;
 				in += take;
 				if (in == iov[i].iov_len) {
@@ -367,18 +369,18 @@ static int tcp_bulk_flush(struct transport_channel *ch, uint64_t epoch,
 	for (unsigned int k = 0; k < t->n; k++) {
 		struct tcp_stream *s = &t->s[k];
 		struct frame_hdr h = {
-			.magic = TRANSPORT_FRAME_MAGIC,
-			.version = TRANSPORT_WIRE_VERSION,
-			.type = TRANSPORT_FRAME_BULK_END,
-			.length = crypto_onetimeauth_BYTES,
-			.seq = epoch,
+		    .magic = TRANSPORT_FRAME_MAGIC,
+		    .version = TRANSPORT_WIRE_VERSION,
+		    .type = TRANSPORT_FRAME_BULK_END,
+		    .length = crypto_onetimeauth_BYTES,
+		    .seq = epoch,
 		};
 		uint8_t buf[TRANSPORT_HDR_LEN + crypto_onetimeauth_BYTES];
-		struct iovec v = { buf, sizeof(buf) };
+		struct iovec v = {buf, sizeof(buf)};
 		int ret;
 
 		frame_hdr_encode(buf, &h);
-		crypto_onetimeauth_final(&s->tx_mac, buf + TRANSPORT_HDR_LEN);
+		tp_poly_final(&s->tx_mac, buf + TRANSPORT_HDR_LEN);
 		tx_mac_init(s, epoch + 1);
 		ret = sendv_all(s->fd, &v, 1);
 		if (ret)
@@ -404,8 +406,8 @@ static int rx_frame(struct tcp_stream *s)
 	if (ret)
 		return ret;
 	frame_hdr_decode(hdr, &h);
-	if (h.magic != TRANSPORT_FRAME_MAGIC || h.version != TRANSPORT_WIRE_VERSION ||
-	    h.flags || h.seq != s->rx_epoch)
+	if (h.magic != TRANSPORT_FRAME_MAGIC || h.version != TRANSPORT_WIRE_VERSION || h.flags ||
+	    h.seq != s->rx_epoch)
 		return -EPROTO;
 	if (h.type == TRANSPORT_FRAME_BULK_DATA) {
 		uint64_t off, len;
@@ -419,11 +421,18 @@ static int rx_frame(struct tcp_stream *s)
 		len = h.length - 8;
 		if (off > ch->opts.recv_region_len || len > ch->opts.recv_region_len - off)
 			return -EPROTO;
-		crypto_onetimeauth_update(&s->rx_mac, hdr, sizeof(hdr));
-		ret = recv_all(s->fd, (uint8_t *)ch->opts.recv_region + off, len);
-		if (ret)
-			return ret;
-		crypto_onetimeauth_update(&s->rx_mac, (uint8_t *)ch->opts.recv_region + off, len);
+		tp_poly_update(&s->rx_mac, hdr, sizeof(hdr));
+		while (len) {
+			uint8_t *p = (uint8_t *)ch->opts.recv_region + off;
+			size_t take = (size_t)MIN(len, (uint64_t)PIECE);
+
+			ret = recv_all(s->fd, p, take);
+			if (ret)
+				return ret;
+			tp_poly_update(&s->rx_mac, p, take);
+			off += take;
+			len -= take;
+		}
 		return 0;
 	}
 	if (h.type == TRANSPORT_FRAME_BULK_END && h.length == crypto_onetimeauth_BYTES) {
@@ -433,7 +442,7 @@ static int rx_frame(struct tcp_stream *s)
 		ret = recv_all(s->fd, tag, sizeof(tag));
 		if (ret)
 			return ret;
-		crypto_onetimeauth_final(&s->rx_mac, mine);
+		tp_poly_final(&s->rx_mac, mine);
 		if (sodium_memcmp(tag, mine, sizeof(tag))) {
 			log_err("transport: bulk stream %u from %s: bad MAC for epoch %llu", s->idx,
 				ch->peer, (unsigned long long)s->rx_epoch);
@@ -531,8 +540,8 @@ static int streams_start(struct transport_channel *ch)
 static void join_proof(struct transport_channel *ch, uint32_t idx, uint8_t out[32])
 {
 	crypto_generichash_state st;
-	uint8_t i4[4] = { (uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
-			  (uint8_t)(idx >> 24) };
+	uint8_t i4[4] = {(uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
+			 (uint8_t)(idx >> 24)};
 
 	crypto_generichash_init(&st, ch->k_c2s, 32, 32);
 	crypto_generichash_update(&st, (const uint8_t *)"join", 4);
@@ -624,8 +633,8 @@ static int accept_streams(struct transport_channel *ch, struct transport_listene
 		addr_str((struct sockaddr *)&sa, who, sizeof(who));
 		set_sockopts(fd, ch->opts.timeout_ms, false);
 		{
-			struct timeval tv = { .tv_sec = ch->opts.timeout_ms / 1000,
-					      .tv_usec = (ch->opts.timeout_ms % 1000) * 1000 };
+			struct timeval tv = {.tv_sec = ch->opts.timeout_ms / 1000,
+					     .tv_usec = (ch->opts.timeout_ms % 1000) * 1000};
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		}
 		ret = recv_frame_fd(fd, buf, sizeof(buf), &len);
@@ -639,7 +648,7 @@ static int accept_streams(struct transport_channel *ch, struct transport_listene
 		    m->stream_join->proof.len == 32) {
 			join_proof(ch, m->stream_join->index, proof);
 			if (!sodium_memcmp(proof, m->stream_join->proof.data, 32)) {
-				struct timeval zero = { 0 };
+				struct timeval zero = {0};
 
 				/* bulk sockets may sit idle: no receive timeout */
 				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof(zero));
@@ -685,7 +694,7 @@ static int tcp_bulk_setup(struct transport_channel *ch, struct transport_listene
 
 static int tcp_send_frame(struct transport_channel *ch, const void *buf, size_t len)
 {
-	struct iovec v = { (void *)buf, len };
+	struct iovec v = {(void *)buf, len};
 
 	return sendv_all(tc(ch)->fd, &v, 1);
 }
@@ -762,6 +771,8 @@ static void tcp_close(struct transport_channel *ch)
 			close(s->fd);
 		pthread_mutex_destroy(&s->lock);
 		pthread_cond_destroy(&s->cond);
+		tp_poly_free(&s->tx_mac);
+		tp_poly_free(&s->rx_mac);
 	}
 	if (t->fd >= 0)
 		close(t->fd);
@@ -773,7 +784,7 @@ static void tcp_close(struct transport_channel *ch)
 
 static int tcp_connect(struct transport_channel *ch, const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
 	struct tcp_chan *t;
 	int ret;
 
@@ -829,7 +840,7 @@ static int tcp_accept(struct transport_listener *l, struct transport_channel *ch
 
 static int tcp_listen(struct transport_listener *l, const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 	char bound[64];
@@ -868,18 +879,18 @@ static void tcp_listener_close(struct transport_listener *l)
 }
 
 const struct transport_ops transport_tcp_ops = {
-	.scheme = "tcp",
-	.listen = tcp_listen,
-	.accept = tcp_accept,
-	.connect = tcp_connect,
-	.send_frame = tcp_send_frame,
-	.recv_frame = tcp_recv_frame,
-	.region_info = tcp_region_info,
-	.bulk_setup = tcp_bulk_setup,
-	.bulk_write = tcp_bulk_write,
-	.bulk_flush = tcp_bulk_flush,
-	.bulk_verify = tcp_bulk_verify,
-	.fd = tcp_fd,
-	.close = tcp_close,
-	.listener_close = tcp_listener_close,
+    .scheme = "tcp",
+    .listen = tcp_listen,
+    .accept = tcp_accept,
+    .connect = tcp_connect,
+    .send_frame = tcp_send_frame,
+    .recv_frame = tcp_recv_frame,
+    .region_info = tcp_region_info,
+    .bulk_setup = tcp_bulk_setup,
+    .bulk_write = tcp_bulk_write,
+    .bulk_flush = tcp_bulk_flush,
+    .bulk_verify = tcp_bulk_verify,
+    .fd = tcp_fd,
+    .close = tcp_close,
+    .listener_close = tcp_listener_close,
 };

@@ -13,7 +13,7 @@
 
 #include "transport/internal.h"
 
-static const uint8_t k1[32] = { 1, 2, 3 }, k2[32] = { 9 };
+static const uint8_t k1[32] = {1, 2, 3}, k2[32] = {9};
 
 static void seal_hb(uint64_t seq, const uint8_t *key, uint8_t **buf, size_t *len)
 {
@@ -47,9 +47,9 @@ static void test_tamper_replay(void **state)
 	transport_msg *m;
 
 	seal_hb(5, k1, &buf, &len);
-	assert_int_equal(frame_open(buf, len, k2, 5, &m), -EBADMSG);	/* wrong key */
-	assert_int_equal(frame_open(buf, len, k1, 6, &m), -EBADMSG);	/* replayed */
-	assert_int_equal(frame_open(buf, len, k1, 4, &m), -EBADMSG);	/* reordered */
+	assert_int_equal(frame_open(buf, len, k2, 5, &m), -EBADMSG); /* wrong key */
+	assert_int_equal(frame_open(buf, len, k1, 6, &m), -EBADMSG); /* replayed */
+	assert_int_equal(frame_open(buf, len, k1, 4, &m), -EBADMSG); /* reordered */
 	for (size_t i = 0; i < len; i++) {
 		buf[i] ^= 0x40;
 		int r = frame_open(buf, len, k1, 5, &m);
@@ -89,7 +89,7 @@ static void test_unknown_field(void **state)
 	transport_msg *m;
 	struct frame_hdr h;
 	/* field 99, varint: key = 99<<3|0 = 0x318 -> 0x98 0x06, value 1 */
-	const uint8_t extra[] = { 0x98, 0x06, 0x01 };
+	const uint8_t extra[] = {0x98, 0x06, 0x01};
 
 	seal_hb(3, NULL, &buf, &len);
 	frame_hdr_decode(buf, &h);
@@ -105,6 +105,36 @@ static void test_unknown_field(void **state)
 	transport_msg_free(m);
 	free(big);
 	free(buf);
+}
+
+/* tp_poly (libcrypto when built with it) gives crypto_onetimeauth's tags. */
+static void test_poly_matches_sodium(void **state)
+{
+	static uint8_t data[3u << 20];
+	uint8_t key[crypto_onetimeauth_KEYBYTES], want[16], got[16];
+	struct tp_poly p = {0};
+	size_t lens[] = {0, 1, 15, 16, 17, 4096, 65537, sizeof(data)};
+
+	(void)state;
+	randombytes_buf(data, sizeof(data));
+	for (int round = 0; round < 3; round++) {
+		randombytes_buf(key, sizeof(key));
+		for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+			size_t done = 0, step = 1 + (size_t)randombytes_uniform(300000);
+
+			crypto_onetimeauth(want, data, lens[i], key);
+			tp_poly_init(&p, key); /* re-init of a used context too */
+			while (done < lens[i]) {
+				size_t take = MIN(step, lens[i] - done);
+
+				tp_poly_update(&p, data + done, take);
+				done += take;
+			}
+			tp_poly_final(&p, got);
+			assert_memory_equal(want, got, sizeof(want));
+		}
+	}
+	tp_poly_free(&p);
 }
 
 static void test_key_load(void **state)
@@ -129,9 +159,9 @@ static void test_key_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_replay),
-		cmocka_unit_test(test_header_checks), cmocka_unit_test(test_unknown_field),
-		cmocka_unit_test(test_key_load),
+	    cmocka_unit_test(test_roundtrip),	  cmocka_unit_test(test_tamper_replay),
+	    cmocka_unit_test(test_header_checks), cmocka_unit_test(test_unknown_field),
+	    cmocka_unit_test(test_key_load),	  cmocka_unit_test(test_poly_matches_sodium),
 	};
 	if (sodium_init() < 0)
 		return 1;
