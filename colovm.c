@@ -4,6 +4,7 @@
  * its vCPUs and runs the main loop until the guest or the host ends it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include "common/common.h"
 #include "common/qmp/qmp.h"
 #include "common/runstate/runstate.h"
+#include "common/vmstate/vmstate.h"
 #include "hw/hw.h"
 
 #define COLOVM_VERSION "0.1.0"
@@ -52,6 +54,12 @@ static const char usage_text[] =
 	"                        PATH[,readonly][,direct] (direct: O_DIRECT)\n"
 	"\n"
 	"Management:\n"
+	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
+	"                        of booting: RAM and devices come from FILE; --mem\n"
+	"                        and --cpus must match the saved VM\n"
+	"      --incoming tcp:HOST:PORT\n"
+	"                        wait for a live migration from another colovm\n"
+	"                        (QMP migrate) and run the guest it sends\n"
 	"      --qmp unix:PATH[,server]\n"
 	"                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
 	"                        created mode 0600 at PATH; drive it with colovmctl\n"
@@ -90,6 +98,7 @@ struct colovm {
 	struct qmp *qmp;
 	int sigfd;
 	int status;
+	struct migration *mig;
 	/* Set by vCPU threads (through hw's event callback), read by main. */
 	_Atomic int event;	/* -1: none, else enum vm_event */
 	_Atomic int event_code;
@@ -188,6 +197,42 @@ static int setup_signals(struct colovm *c)
 	return loop_add_fd(c->loop, c->sigfd, 1 /* EPOLLIN */, on_signal, c);
 }
 
+static int restore_snapshot(struct colovm *c, const char *path)
+{
+	struct vmstate_error err = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0) {
+		log_err("--restore %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	ret = hw_vm_load(c->vm, fd, &err);
+	close(fd);
+	if (ret)
+		log_err("--restore %s: %s", path, err.msg[0] ? err.msg : strerror(-ret));
+	else
+		log_info("restored the VM from %s", path);
+	return ret;
+}
+
+/* Main loop: the incoming migration is loaded (run it) or failed (exit 2). */
+static void on_incoming_done(void *opaque, int ret, const char *msg)
+{
+	struct colovm *c = opaque;
+
+	if (!ret)
+		ret = runstate_vm_start(c->rs);
+	if (!ret) {
+		log_info("incoming migration complete: running");
+		return;
+	}
+	log_err("incoming migration failed: %s", msg && msg[0] ? msg : strerror(-ret));
+	c->status = EXIT_SETUP_FAILED;
+	atomic_store(&c->event, -1);
+	runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
+}
+
 static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
@@ -215,12 +260,14 @@ static int cmd_run(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"qmp", required_argument, NULL, 'Q'},
+		{"restore", required_argument, NULL, 'R'},
+		{"incoming", required_argument, NULL, 'I'},
 		{"net", required_argument, NULL, 'N'},
 		{"disk", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16];
-	const char *qmp_spec = NULL;
+	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
 	struct colovm c = {.sigfd = -1, .event = -1};
 	int opt, ret;
@@ -246,6 +293,12 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			cfg.serial = optarg;
+			break;
+		case 'R':
+			restore = optarg;
+			break;
+		case 'I':
+			incoming = optarg;
 			break;
 		case 'Q':
 			qmp_spec = optarg;
@@ -288,7 +341,13 @@ static int cmd_run(int argc, char **argv)
 		log_err("cannot create the main loop: %s", strerror(-ret));
 		return EXIT_SETUP_FAILED;
 	}
-	ret = runstate_new(c.loop, RUN_STATE_PRELAUNCH, &c.rs);
+	if (restore && incoming)
+		usage_error("%s", "run: --restore and --incoming exclude each other");
+	cfg.restore = restore || incoming;
+	ret = runstate_new(c.loop,
+			   restore ? RUN_STATE_RESTORE_VM
+				   : (incoming ? RUN_STATE_INMIGRATE : RUN_STATE_PRELAUNCH),
+			   &c.rs);
 	if (!ret)
 		ret = runstate_add_handler(c.rs, 0, vm_change_state, &c, NULL);
 	if (ret) {
@@ -320,7 +379,25 @@ static int cmd_run(int argc, char **argv)
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	ret = runstate_vm_start(c.rs);
+	ret = hw_migration_new(c.vm, c.rs, c.qmp, &c.mig);
+	if (ret) {
+		log_err("cannot set up migration: %s", strerror(-ret));
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	if (restore && restore_snapshot(&c, restore)) {
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	if (incoming) {
+		if (hw_migration_incoming(c.mig, incoming, on_incoming_done, &c)) {
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+		ret = 0;
+	} else {
+		ret = runstate_vm_start(c.rs);
+	}
 	if (ret) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
@@ -336,6 +413,7 @@ static int cmd_run(int argc, char **argv)
 	if (!runstate_exit_signal(c.rs))
 		handle_vm_event(&c);
 out:
+	hw_migration_free(c.mig);
 	qmp_free(c.qmp);
 	hw_vm_destroy(c.vm);
 	runstate_free(c.rs);

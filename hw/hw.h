@@ -32,6 +32,9 @@ struct vm_config {
 	/* virtio-blk devices: "PATH[,readonly][,direct]" (raw image) */
 	const char *const *disk;
 	unsigned int ndisk;
+	/* RAM and device state come from a snapshot or an incoming migration:
+	 * the kernel is not loaded and the boot registers are not set. */
+	bool restore;
 };
 
 /* What a guest did that ends (or resets) its run. */
@@ -58,6 +61,35 @@ void hw_vm_destroy(struct vm *vm);
 
 /* Guest RAM, for checkpointing and tests. */
 uint8_t *hw_vm_ram(struct vm *vm, uint64_t *size);
+
+/* ---- state: snapshots and live migration (persist.c, migrate.c) -------------
+ *
+ * Every device describes its state in the VM's vmstate registry; a stream
+ * is common/vmstate's format: header, RAM, device sections, EOF.
+ */
+struct vmstate_error;
+struct runstate;
+struct qmp;
+struct migration;
+
+/* Write the whole VM (RAM + devices) to fd. The VM must be paused. */
+int hw_vm_save(struct vm *vm, int fd, struct vmstate_error *err);
+/* Load a whole-VM stream from fd into a VM created with cfg->restore that
+ * has not run. On failure the VM must not be started (RAM is half-written). */
+int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err);
+
+/* QMP commands migrate, migrate_cancel, query-migrate, migrate-set-parameters,
+ * query-migrate-parameters and snapshot-save, and the MIGRATION event (qmp
+ * may be NULL). The outgoing migration streams on its own thread; the main
+ * loop stops the VM (finish-migrate) for the last round, then postmigrate. */
+int hw_migration_new(struct vm *vm, struct runstate *rs, struct qmp *qmp,
+		     struct migration **out);
+/* Listen on uri ("tcp:HOST:PORT"), accept one source and load its stream on
+ * a thread. done runs on the main loop: ret 0 (the VM is loaded and may be
+ * started) or -errno with msg naming the section that failed. */
+int hw_migration_incoming(struct migration *m, const char *uri,
+			  void (*done)(void *opaque, int ret, const char *msg), void *opaque);
+void hw_migration_free(struct migration *m);
 
 /* ---- virtio-net hook (net-compare sits here) ---------------------------------
  *

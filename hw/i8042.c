@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/vmstate/vmstate.h"
 #include "hw/internal.h"
 
 #define I8042_DATA   0x60
@@ -158,4 +159,28 @@ void i8042_free(struct i8042 *k)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+/* ---- state (persist beside the device) ------------------------------------ */
+
+static const struct vmstate_field i8042_fields[] = {
+	VMSTATE_U8(struct i8042, cmd_byte),
+	VMSTATE_U8(struct i8042, pending_cmd),
+	VMSTATE_U8(struct i8042, out),
+	VMSTATE_BOOL(struct i8042, out_full),
+	VMSTATE_U8(struct i8042, status_cmd),
+	VMSTATE_END,
+};
+
+static const struct vmstate_desc i8042_desc = {
+	.name = "i8042",
+	.version_id = 1,
+	.minimum_version_id = 1,
+	.fields = i8042_fields,
+};
+
+int i8042_persist_register(struct i8042 *k, struct vmstate_registry *reg,
+			   struct vmstate_error *err)
+{
+	return vmstate_register(reg, &i8042_desc, 0, k, err);
 }

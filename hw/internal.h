@@ -168,6 +168,12 @@ struct vm {
 	unsigned int nnet;
 	struct virtio_blk *blk[VM_MAX_VIRTIO];
 	unsigned int nblk;
+
+	/* Device state (persist.c) and dirty logging (dirty.c). */
+	struct vmstate_registry *vmstate;
+	struct persist *persist;
+	uint64_t *kvm_dirty; /* scratch for KVM_GET_DIRTY_LOG, one region at a time */
+	bool dirty_logging;
 };
 
 /* Report a guest life-cycle event once (later ones are dropped). */
@@ -207,6 +213,36 @@ void uart_free(struct uart *uart);
 int i8042_create(struct vm *vm, struct i8042 **out);
 void i8042_free(struct i8042 *kbd);
 int debugexit_create(struct vm *vm);
+
+/* ---- device state (persist.c, uart.c, i8042.c) ----------------------------- */
+
+struct vmstate_registry;
+struct vmstate_error;
+
+/* Build vm->vmstate: machine, kvmclock, irqchip, PIT, every vCPU, UART, i8042. */
+int persist_register(struct vm *vm);
+/* The VM runs again: the TSC and kvmclock frozen by a save or load thaw. */
+void persist_thaw(struct vm *vm);
+void persist_free(struct vm *vm);
+int uart_persist_register(struct uart *u, struct vmstate_registry *reg,
+			  struct vmstate_error *err);
+int i8042_persist_register(struct i8042 *k, struct vmstate_registry *reg,
+			   struct vmstate_error *err);
+
+/* ---- dirty logging (dirty.c) ------------------------------------------------- */
+
+/* Turn KVM_MEM_LOG_DIRTY_PAGES on/off on every RAM slot. */
+int dirty_log_start(struct vm *vm);
+void dirty_log_stop(struct vm *vm);
+/*
+ * OR the pages dirtied since the last sync into bitmap (one bit per page of
+ * host-offset space, like guest_mem.vmm_dirty): KVM's log of every slot and
+ * the VMM's own writes. Both sources are cleared by the sync, so the caller
+ * owns the bits now and must give back what it fails to send.
+ */
+int dirty_sync(struct vm *vm, uint64_t *bitmap);
+/* Give back pages [first, first + n) that could not be sent. */
+void dirty_putback(struct vm *vm, uint64_t first, uint64_t n);
 
 /* ---- virtio devices (virtio-devices.c) --------------------------------------- */
 

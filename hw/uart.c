@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/vmstate/vmstate.h"
 #include "hw/internal.h"
 
 #define UART_BASE 0x3f8
@@ -51,6 +52,7 @@ struct uart {
 	bool irq_level;
 	uint8_t rx[RX_FIFO];
 	unsigned int rx_head, rx_len;
+	uint16_t s_rx_head, s_rx_len; /* rx_head/rx_len as saved */
 };
 
 static uint8_t uart_iir(const struct uart *u)
@@ -290,4 +292,67 @@ void uart_free(struct uart *u)
 		close(u->out_fd);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+/* ---- state (persist beside the device) ------------------------------------ */
+
+static int uart_pre_save(void *opaque)
+{
+	struct uart *u = opaque;
+
+	pthread_mutex_lock(&u->lock);
+	u->s_rx_head = (uint16_t)u->rx_head;
+	u->s_rx_len = (uint16_t)u->rx_len;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static int uart_post_load(void *opaque, uint32_t version_id)
+{
+	struct uart *u = opaque;
+
+	if (u->s_rx_head >= RX_FIFO || u->s_rx_len > RX_FIFO) {
+		log_err("uart: receive FIFO head %u length %u out of range", u->s_rx_head,
+			u->s_rx_len);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&u->lock);
+	u->rx_head = u->s_rx_head;
+	u->rx_len = u->s_rx_len;
+	/* The irqchip holds the line level already; keep ours in step with it. */
+	vm_irq_line(u->vm, UART_IRQ, u->irq_level);
+	uart_watch_input(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static const struct vmstate_field uart_fields[] = {
+	VMSTATE_U8(struct uart, ier),
+	VMSTATE_U8(struct uart, lcr),
+	VMSTATE_U8(struct uart, mcr),
+	VMSTATE_U8(struct uart, scr),
+	VMSTATE_U8(struct uart, fcr),
+	VMSTATE_U8(struct uart, dll),
+	VMSTATE_U8(struct uart, dlm),
+	VMSTATE_BOOL(struct uart, thr_irq_pending),
+	VMSTATE_BOOL(struct uart, irq_level),
+	VMSTATE_U16(struct uart, s_rx_head),
+	VMSTATE_U16(struct uart, s_rx_len),
+	VMSTATE_BUFFER(struct uart, rx),
+	VMSTATE_END,
+};
+
+static const struct vmstate_desc uart_desc = {
+	.name = "uart",
+	.version_id = 1,
+	.minimum_version_id = 1,
+	.fields = uart_fields,
+	.pre_save = uart_pre_save,
+	.post_load = uart_post_load,
+};
+
+int uart_persist_register(struct uart *u, struct vmstate_registry *reg,
+			  struct vmstate_error *err)
+{
+	return vmstate_register(reg, &uart_desc, 0, u, err);
 }

@@ -235,7 +235,8 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	if (ret)
 		goto err;
 	boot_cfg.cmdline = cmdline;
-	ret = boot_load(vm, &boot_cfg);
+	/* A restored or incoming VM gets RAM and registers from the stream. */
+	ret = cfg->restore ? 0 : boot_load(vm, &boot_cfg);
 	free(cmdline);
 	cmdline = NULL;
 	if (ret)
@@ -252,7 +253,12 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 			goto err;
 		vm->ncpus++;
 	}
-	ret = vcpu_setup_boot(&vm->vcpus[0], &vm->boot);
+	if (!cfg->restore) {
+		ret = vcpu_setup_boot(&vm->vcpus[0], &vm->boot);
+		if (ret)
+			goto err;
+	}
+	ret = persist_register(vm);
 	if (ret)
 		goto err;
 	ret = vm_setup_halt_timer(vm);
@@ -304,6 +310,7 @@ int hw_vm_resume(struct vm *vm)
 	int ret = 0;
 
 	virtio_devices_resume(vm);
+	persist_thaw(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = false;
 	vm->running = true;
@@ -356,6 +363,8 @@ void hw_vm_destroy(struct vm *vm)
 		loop_del_fd(vm->loop, vm->halt_timer_fd);
 		close(vm->halt_timer_fd);
 	}
+	persist_free(vm);
+	dirty_log_stop(vm);
 	uart_free(vm->uart);
 	i8042_free(vm->kbd);
 	if (vm->vm_fd >= 0)
