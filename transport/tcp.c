@@ -264,7 +264,9 @@ static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uin
 		v[0].iov_base = hdr;
 		v[0].iov_len = sizeof(hdr);
 		while (left) {
+			struct iovec sv[BATCH];
 			uint64_t piece = 0;
+			int first = cnt; /* v[0] is the header in the first batch */
 
 			while (cnt < BATCH && left && piece < PIECE) {
 				size_t take;
@@ -275,7 +277,6 @@ static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uin
 				take = (size_t)MIN((uint64_t)take, PIECE - piece);
 				v[cnt].iov_base = (char *)iov[i].iov_base + in;
 				v[cnt].iov_len = take;
-				tp_poly_update(&s->tx_mac, v[cnt].iov_base, take);
 				cnt++;
 				piece += take;
 				left -= take;
@@ -285,9 +286,16 @@ static int stream_send(struct tcp_stream *s, const struct iovec *iov, int n, uin
 					in = 0;
 				}
 			}
-			ret = sendv_all(s->fd, v, cnt);
+			/*
+			 * MAC after the kernel's copy pulled the piece into the
+			 * cache (the memory must not change until the commit).
+			 */
+			memcpy(sv, v, (size_t)cnt * sizeof(v[0]));
+			ret = sendv_all(s->fd, sv, cnt);
 			if (ret)
 				return ret;
+			for (int k = first; k < cnt; k++)
+				tp_poly_update(&s->tx_mac, v[k].iov_base, v[k].iov_len);
 			cnt = 0;
 		}
 		len -= flen;
