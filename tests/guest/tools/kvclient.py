@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Client for the test guest's app=kv (SET/GET/INCR line protocol).
+
+check mode (default): OPS mixed SET/GET/INCR over CONNS connections, each
+answer compared with a local model; exits 1 on the first mismatch.
+bench mode (--bench SECONDS): pipelined GET/SET/INCR, DEPTH requests per
+write per connection; prints "kv: ops=N seconds=S ops_per_s=R".
+"""
+import argparse
+import random
+import selectors
+import socket
+import sys
+import time
+
+
+def readline(sock, buf):
+    while b"\n" not in buf[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the guest")
+        buf[0] += chunk
+    line, _, rest = buf[0].partition(b"\n")
+    buf[0] = rest
+    return line.decode()
+
+
+def check(args):
+    rng = random.Random(args.seed)
+    model = {}
+    conns = [socket.create_connection((args.host, args.port), timeout=10) for _ in range(args.conns)]
+    bufs = [[b""] for _ in conns]
+    keys = ["k%d" % i for i in range(args.keys)]
+    for op in range(args.ops):
+        i = op % len(conns)
+        s, b = conns[i], bufs[i]
+        k = rng.choice(keys)
+        r = rng.random()
+        if r < 0.35:
+            v = "v%d %s" % (rng.randrange(1 << 30), "x" * rng.randrange(0, 40))
+            cmd, want = "SET %s %s" % (k, v), "OK"
+            model[k] = v
+        elif r < 0.7:
+            cmd, want = "GET %s" % k, model.get(k, "NIL")
+        else:
+            cur = model.get(k, "0")
+            try:
+                want = str(int(cur) + 1)
+                model[k] = want
+            except ValueError:
+                want = "ERR not an integer"
+            cmd = "INCR %s" % k
+        s.sendall((cmd + "\n").encode())
+        got = readline(s, b)
+        if got != want:
+            print("kv: op %d on connection %d: %r answered %r, expected %r" % (op, i, cmd, got, want))
+            return 1
+    for s in conns:
+        s.close()
+    print("kv: %d ops over %d connections checked, %d keys" % (args.ops, args.conns, len(model)))
+    return 0
+
+
+def bench(args):
+    rng = random.Random(args.seed)
+    conns = []
+    for _ in range(args.conns):
+        s = socket.create_connection((args.host, args.port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(s)
+    batch = []
+    for _ in range(args.depth):
+        k = "k%d" % rng.randrange(args.keys)
+        batch.append(rng.choice(["GET %s" % k, "SET %s %d" % (k, rng.randrange(1000)), "INCR c%s" % k]))
+    payload = ("\n".join(batch) + "\n").encode()
+    sel = selectors.DefaultSelector()
+    pending = {}
+    for s in conns:
+        s.sendall(payload)
+        pending[s] = args.depth
+        sel.register(s, selectors.EVENT_READ)
+    ops, t0 = 0, time.monotonic()
+    deadline = t0 + args.bench
+    while True:
+        for key, _ in sel.select(timeout=5):
+            s = key.fileobj
+            data = s.recv(1 << 20)
+            if not data:
+                raise EOFError("connection closed by the guest")
+            n = data.count(b"\n")
+            pending[s] -= n
+            ops += n
+            if pending[s] <= 0 and time.monotonic() < deadline:
+                s.sendall(payload)
+                pending[s] += args.depth
+        if all(p <= 0 for p in pending.values()):
+            break
+    t = time.monotonic() - t0
+    print("kv: ops=%d seconds=%.2f ops_per_s=%d" % (ops, t, ops / t))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="10.0.0.2")
+    p.add_argument("--port", type=int, default=7000)
+    p.add_argument("--ops", type=int, default=10000)
+    p.add_argument("--conns", type=int, default=4)
+    p.add_argument("--keys", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bench", type=float, default=0)
+    p.add_argument("--depth", type=int, default=64)
+    args = p.parse_args()
+    try:
+        return bench(args) if args.bench else check(args)
+    except (OSError, EOFError) as e:
+        print("kv: %s" % e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
