@@ -7,8 +7,12 @@
  *                   address; the suite picks the port)
  *     CLIENT_NETNS  optional netns file the forked client enters first
  *                   (RDMA in the TCG VM: server and client on two veth ends)
- *   transport_conformance serve URI KEYFILE   } one-shot peers for the netns
- *   transport_conformance connect URI KEYFILE } link-cut test (e2e)
+ *     agent:HOST:PORT  or: peers run on another machine, by the agent there
+ *                   (RDMA across a link: two TCG VMs)
+ *   transport_conformance serve URI KEYFILE   } one-shot peers for the
+ *   transport_conformance connect URI KEYFILE } link-cut tests (e2e)
+ *   transport_conformance agent PORT          runs commands for the suite
+ *   transport_conformance remote HOST:PORT ARGV...  run ARGV on that agent
  *
  * The listening side is this process; the peer is a forked child, so a
  * peer can be killed with SIGKILL mid-transfer. Prints one line per test and
@@ -17,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,38 +37,37 @@
 #include "transport/internal.h"
 #include "transport/transport.h"
 
-#define TMO	    tmo
-#define REGION_LEN  (64u << 20)
-#define PAGE	    4096u
+#define TMO	   tmo
+#define REGION_LEN (64u << 20)
+#define PAGE	   4096u
 
 static unsigned int tmo = 2000; /* ms; slower under TCG + Soft-RoCE */
 static const char *base;
 static const char *client_netns;
 static bool is_rdma;
 static struct transport_key key, bad_key;
-static uint8_t *src;   /* same pseudo-random content in parent and child */
+static uint8_t *src; /* same pseudo-random content in parent and child */
 static uint8_t *region;
 static int passed, failed, skipped;
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "  check failed: %s (%s:%d)\n", #c, __FILE__,    \
-				__LINE__);                                                \
-			return -1;                                                        \
-		}                                                                         \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "  check failed: %s (%s:%d)\n", #c, __FILE__, __LINE__);   \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 static struct transport_opts opts(const struct transport_key *k)
 {
 	struct transport_opts o = {
-		.key = k,
-		.timeout_ms = TMO,
-		.recv_region = region,
-		.recv_region_len = REGION_LEN,
-		.send_region = src,
-		.send_region_len = REGION_LEN,
-		.name = "conformance",
+	    .key = k,
+	    .timeout_ms = TMO,
+	    .recv_region = region,
+	    .recv_region_len = REGION_LEN,
+	    .send_region = src,
+	    .send_region_len = REGION_LEN,
+	    .name = "conformance",
 	};
 	return o;
 }
@@ -75,8 +80,7 @@ static int listen_here(struct transport_listener **l, const struct transport_opt
 	return transport_listen(uri, o, l);
 }
 
-static int cconnect(const char *uri, const struct transport_opts *o,
-		    struct transport_channel **ch)
+static int cconnect(const char *uri, const struct transport_opts *o, struct transport_channel **ch)
 {
 	int ret = transport_connect(uri, o, ch);
 
@@ -94,10 +98,137 @@ static const char *child_name(child_fn fn);
  * files opened by librdmacm in the parent refuse a forked child (the kernel
  * checks the opener's credentials), so RDMA needs a clean process.
  */
+/* ---- remote peers: an agent in another machine runs them ---------------- */
+
+/*
+ * "transport_conformance agent PORT" listens on plain TCP; each connection
+ * carries one argv (NUL-terminated strings, then an empty one). The agent
+ * runs it (execvp; "/proc/self/exe" is the agent's own binary) and sends
+ * back one byte, the exit status as reap() gives it. If the connection
+ * closes first (the proxy on the other side was killed), the command is
+ * SIGKILLed: killing the local proxy kills the remote peer, so the
+ * peer-killed tests work across machines unchanged.
+ */
+static int agent_handle(int fd)
+{
+	char buf[1024], *argv[16];
+	size_t len = 0;
+	int argc = 0;
+	pid_t pid;
+
+	while (len < 2 || buf[len - 1] || buf[len - 2]) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n <= 0 || (len += (size_t)n) == sizeof(buf))
+			return 2;
+	}
+	for (char *p = buf; *p && argc < 15; p += strlen(p) + 1)
+		argv[argc++] = p;
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		close(fd);
+		execvp(argv[0], argv);
+		perror("agent: exec");
+		_exit(127);
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int st;
+		uint8_t code;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			code = (uint8_t)(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			(void)!write(fd, &code, 1);
+			return 0;
+		}
+		if (poll(&p, 1, 20) > 0) {
+			kill(pid, SIGKILL); /* the proxy went away */
+			waitpid(pid, &st, 0);
+			return 0;
+		}
+	}
+}
+
+static int agent(const char *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+	int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	signal(SIGCHLD, SIG_DFL);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0) {
+		perror("agent: listen");
+		return 2;
+	}
+	printf("agent: listening on port %s\n", port);
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		if (fork() == 0)
+			_exit(agent_handle(fd));
+		close(fd);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
+/* Run argv on the agent at "HOST:PORT"; returns its exit status. */
+static int agent_run(const char *at, char *const *argv)
+{
+	char host[64], buf[1024];
+	const char *colon = strrchr(at, ':');
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	size_t len = 0;
+	uint8_t code;
+	int fd = -1;
+
+	if (!colon)
+		return 2;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - at), at);
+	for (int i = 0; argv[i]; i++) {
+		size_t l = strlen(argv[i]) + 1;
+
+		if (len + l + 1 > sizeof(buf))
+			return 2;
+		memcpy(buf + len, argv[i], l);
+		len += l;
+	}
+	buf[len++] = 0;
+	if (getaddrinfo(host, colon + 1, &hints, &res))
+		return 2;
+	/* the agent may still be starting: retry for 60 s */
+	for (int tries = 0; tries < 600; tries++) {
+		fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && !connect(fd, res->ai_addr, res->ai_addrlen))
+			break;
+		close(fd);
+		fd = -1;
+		usleep(100000);
+	}
+	freeaddrinfo(res);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || read(fd, &code, 1) != 1)
+		return 3;
+	close(fd);
+	return code;
+}
+
+static const char *client_agent; /* "HOST:PORT": peers run there */
+
 static pid_t fork_peer(child_fn fn, const char *uri, void *arg)
 {
 	pid_t pid = fork();
 
+	if (pid == 0 && client_agent) {
+		char a[32];
+		char *const argv[] = {"/proc/self/exe", "peer", (char *)child_name(fn),
+				      (char *)uri,	a,	NULL};
+
+		snprintf(a, sizeof(a), "%lu", (unsigned long)(uintptr_t)arg);
+		_exit(agent_run(client_agent, argv));
+	}
 	if (pid == 0) {
 		char a[32];
 
@@ -159,9 +290,10 @@ static int wait_ack(struct transport_channel *ch, uint64_t id)
 
 	if (ret)
 		return ret;
-	ret = m->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK && m->checkpoint_ack->id == id
-		      ? 0
-		      : -EPROTO;
+	ret = m->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK &&
+		      m->checkpoint_ack->id == id
+		  ? 0
+		  : -EPROTO;
 	transport_msg_free(m);
 	return ret;
 }
@@ -216,7 +348,7 @@ out:
 
 /* ---- message sizes (echo) ------------------------------------------------ */
 
-static const size_t sizes[] = { 0, 1, 100, 4096, 65536, 300000, TRANSPORT_MAX_MSG - 64 };
+static const size_t sizes[] = {0, 1, 100, 4096, 65536, 300000, TRANSPORT_MAX_MSG - 64};
 
 static int c_echo(const char *uri, void *arg)
 {
@@ -306,7 +438,7 @@ static unsigned int runs_for(unsigned int r, uint64_t *off, uint64_t *len, unsig
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		pos += (1 + x % 8) * PAGE;		/* gap */
+		pos += (1 + x % 8) * PAGE;		 /* gap */
 		uint64_t l = (1 + (x >> 8) % 32) * PAGE; /* 1..32 pages */
 		if (pos + l > REGION_LEN)
 			break;
@@ -319,7 +451,7 @@ static unsigned int runs_for(unsigned int r, uint64_t *off, uint64_t *len, unsig
 
 static int c_bulk(const char *uri, void *varg)
 {
-	struct bulk_arg aa = { .streams = (unsigned int)(uintptr_t)varg, .rounds = 4 }, *a = &aa;
+	struct bulk_arg aa = {.streams = (unsigned int)(uintptr_t)varg, .rounds = 4}, *a = &aa;
 	struct transport_opts o = opts(&key);
 	struct transport_channel *ch;
 	static uint64_t off[2048], len[2048];
@@ -334,8 +466,8 @@ static int c_bulk(const char *uri, void *varg)
 		for (unsigned int i = 0; i < n && !ret; i++) {
 			/* two iovecs per run: scatter-gather from "guest RAM" */
 			struct iovec v[2] = {
-				{ src + off[i], PAGE },
-				{ src + off[i] + PAGE, len[i] - PAGE },
+			    {src + off[i], PAGE},
+			    {src + off[i] + PAGE, len[i] - PAGE},
 			};
 			ret = transport_bulk_write(ch, v, 2, off[i]);
 		}
@@ -350,7 +482,7 @@ static int c_bulk(const char *uri, void *varg)
 
 static int t_bulk_n(struct transport_listener *l, unsigned int streams)
 {
-	struct bulk_arg a = { .streams = streams, .rounds = 4 };
+	struct bulk_arg a = {.streams = streams, .rounds = 4};
 	struct transport_channel *ch;
 	static uint64_t off[2048], len[2048];
 	transport_msg *m;
@@ -409,7 +541,7 @@ static int c_range(const char *uri, void *arg)
 {
 	struct transport_opts o = opts(&key);
 	struct transport_channel *ch;
-	struct iovec v = { src, PAGE };
+	struct iovec v = {src, PAGE};
 	int ret = 0;
 
 	if (cconnect(uri, &o, &ch))
@@ -452,7 +584,7 @@ static int c_stream_forever(const char *uri, void *arg)
 	if (cconnect(uri, &o, &ch))
 		return -1;
 	for (uint64_t i = 0;; i++) {
-		struct iovec v = { src, 8u << 20 };
+		struct iovec v = {src, 8u << 20};
 
 		if (transport_bulk_write(ch, &v, 1, 0) || transport_bulk_commit(ch, i) ||
 		    transport_send(ch, hb(i, &h, &m)))
@@ -524,7 +656,7 @@ static int t_kill_receiver(struct transport_listener *l)
 		return -1;
 	}
 	for (uint64_t i = 0; !err; i++) {
-		struct iovec v = { src, 4u << 20 };
+		struct iovec v = {src, 4u << 20};
 
 		err = transport_bulk_write(ch, &v, 1, 0);
 		if (!err)
@@ -628,7 +760,7 @@ static int c_garbage(const char *uri, void *arg)
 {
 	const char *host = uri + 4, *colon = strrchr(uri, ':');
 	char h[64];
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
 	int fd;
 
 	snprintf(h, sizeof(h), "%.*s", (int)(colon - host), host);
@@ -673,11 +805,16 @@ static const struct {
 	const char *name;
 	child_fn fn;
 } children[] = {
-	{ "order", c_order },	 { "echo", c_echo },
-	{ "bulk", c_bulk },	 { "range", c_range },
-	{ "stream", c_stream_forever }, { "idle", c_idle_forever },
-	{ "expect", c_connect_expect }, { "ok", c_connect_ok },
-	{ "badver", c_bad_version },	 { "garbage", c_garbage },
+    {"order", c_order},
+    {"echo", c_echo},
+    {"bulk", c_bulk},
+    {"range", c_range},
+    {"stream", c_stream_forever},
+    {"idle", c_idle_forever},
+    {"expect", c_connect_expect},
+    {"ok", c_connect_ok},
+    {"badver", c_bad_version},
+    {"garbage", c_garbage},
 };
 
 static const char *child_name(child_fn fn)
@@ -692,7 +829,8 @@ static int run_child(const char *name, const char *uri, const char *arg)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(children); i++)
 		if (!strcmp(children[i].name, name))
-			return children[i].fn(uri, (void *)(uintptr_t)strtoul(arg, NULL, 0)) ? 1 : 0;
+			return children[i].fn(uri, (void *)(uintptr_t)strtoul(arg, NULL, 0)) ? 1
+											     : 0;
 	return 2;
 }
 
@@ -701,16 +839,16 @@ static const struct {
 	int (*fn)(struct transport_listener *l);
 	bool tcp_only;
 } tests[] = {
-	{ "ordered_delivery", t_order, false },
-	{ "message_sizes", t_sizes, false },
-	{ "bulk_runs", t_bulk, false },
-	{ "bulk_runs_4_streams", t_bulk4, true },
-	{ "bulk_range", t_range, false },
-	{ "peer_killed_sender", t_kill_sender, false },
-	{ "peer_killed_receiver", t_kill_receiver, false },
-	{ "wrong_key", t_wrong_key, false },
-	{ "version_mismatch", t_version, false },
-	{ "garbage_on_port", t_garbage, true },
+    {"ordered_delivery", t_order, false},
+    {"message_sizes", t_sizes, false},
+    {"bulk_runs", t_bulk, false},
+    {"bulk_runs_4_streams", t_bulk4, true},
+    {"bulk_range", t_range, false},
+    {"peer_killed_sender", t_kill_sender, false},
+    {"peer_killed_receiver", t_kill_receiver, false},
+    {"wrong_key", t_wrong_key, false},
+    {"version_mismatch", t_version, false},
+    {"garbage_on_port", t_garbage, true},
 };
 
 static int load_or_die(const char *path, struct transport_key *k)
@@ -751,7 +889,7 @@ static int oneshot(const char *mode, const char *uri, const char *keyfile)
 	/* both sides: heartbeat every 100 ms, bulk every round */
 	uint64_t last = 0, t_fail;
 	for (uint64_t i = 0;; i++) {
-		struct iovec v = { src, 1u << 20 };
+		struct iovec v = {src, 1u << 20};
 
 		ret = transport_send(ch, hb(i, &h, &m));
 		if (!ret)
@@ -803,22 +941,34 @@ int main(int argc, char **argv)
 		return 2;
 	/* fixed test keys: the peer is a separate exec */
 	crypto_generichash(key.bytes, sizeof(key.bytes), (const uint8_t *)"good", 4, NULL, 0);
-	crypto_generichash(bad_key.bytes, sizeof(bad_key.bytes), (const uint8_t *)"bad", 3, NULL, 0);
+	crypto_generichash(bad_key.bytes, sizeof(bad_key.bytes), (const uint8_t *)"bad", 3, NULL,
+			   0);
 	if (argc == 5 && !strcmp(argv[1], "peer")) {
 		is_rdma = !strncmp(argv[3], "rdma:", 5);
 		tmo = is_rdma ? 5000 : 2000;
 		return run_child(argv[2], argv[3], argv[4]);
 	}
+	if (argc == 3 && !strcmp(argv[1], "agent"))
+		return agent(argv[2]);
+	if (argc >= 4 && !strcmp(argv[1], "remote"))
+		return agent_run(argv[2], argv + 3);
 	if (argc == 4)
 		return oneshot(argv[1], argv[2], argv[3]);
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s URI_BASE [CLIENT_NETNS]\n"
-				"       %s serve|connect URI KEYFILE\n",
-			argv[0], argv[0]);
+		fprintf(stderr,
+			"usage: %s URI_BASE [CLIENT_NETNS|agent:HOST:PORT]\n"
+			"       %s serve|connect URI KEYFILE\n"
+			"       %s agent PORT\n"
+			"       %s remote HOST:PORT ARGV...\n",
+			argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	base = argv[1];
 	client_netns = argc == 3 ? argv[2] : NULL;
+	if (client_netns && !strncmp(client_netns, "agent:", 6)) {
+		client_agent = client_netns + 6;
+		client_netns = NULL;
+	}
 	is_rdma = !strncmp(base, "rdma:", 5);
 	if (is_rdma)
 		tmo = 5000;
