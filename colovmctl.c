@@ -55,6 +55,9 @@ static const char usage_text[] =
     "  quit                  end colovm (event SHUTDOWN, reason host-qmp-quit)\n"
     "  query-version         colovm's version\n"
     "  query-commands        the commands this colovm offers\n"
+    "  migrate tcp:HOST:PORT live-migrate to `colovm run --incoming tcp:HOST:PORT`\n"
+    "                        with a progress bar (polls query-migrate); exit 0\n"
+    "                        when it completed, 1 when it failed or was cancelled\n"
     "\n"
     "Arguments are NAME=VALUE; VALUE is taken as JSON when it parses as JSON\n"
     "(numbers, true, false, null, objects, arrays, \"strings\") and as a plain\n"
@@ -232,6 +235,60 @@ static int report(json_t *reply, bool whole)
 	return 0;
 }
 
+/*
+ * `migrate URI`: after the migrate command returned, poll query-migrate and
+ * draw a progress bar on stderr. 0 when it completed, EXIT_QMP_ERROR when it
+ * failed or was cancelled, EXIT_USAGE when the connection was lost.
+ */
+static int migrate_progress(struct conn *c)
+{
+	for (;;) {
+		json_t *q = json_pack("{s:s}", "execute", "query-migrate"), *m, *ret, *ram;
+		const char *st;
+		double total, rem, pct;
+		int status = -1;
+
+		if (conn_send(c, q) < 0) {
+			json_decref(q);
+			fprintf(stderr, "\ncolovmctl: connection lost\n");
+			return EXIT_USAGE;
+		}
+		json_decref(q);
+		m = await_reply(c, false);
+		ret = json_object_get(m, "return");
+		if (!ret) {
+			status = report(m, false);
+			json_decref(m);
+			return status ? status : EXIT_USAGE;
+		}
+		st = json_string_value(json_object_get(ret, "status")) ?: "none";
+		ram = json_object_get(ret, "ram");
+		total = json_number_value(json_object_get(ram, "total"));
+		rem = json_number_value(json_object_get(ram, "remaining"));
+		pct = total > 0 ? 100.0 * (total - rem) / total : 0;
+		if (!strcmp(st, "completed"))
+			pct = 100;
+		fprintf(stderr, "\r[%-40.*s] %5.1f%% %-10s %8.1f MiB sent %7.0f Mbps", (int)(pct * 0.4),
+			"########################################", pct, st,
+			json_number_value(json_object_get(ram, "transferred")) / 1048576.0,
+			json_number_value(json_object_get(ram, "mbps")));
+		if (!strcmp(st, "completed")) {
+			fprintf(stderr, "\n");
+			print_json(ret);
+			status = 0;
+		} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") || !strcmp(st, "none")) {
+			fprintf(stderr, "\ncolovmctl: migration %s%s%s\n", st,
+				json_object_get(ret, "error-desc") ? ": " : "",
+				json_string_value(json_object_get(ret, "error-desc")) ?: "");
+			status = EXIT_QMP_ERROR;
+		}
+		json_decref(m);
+		if (status >= 0)
+			return status;
+		usleep(200 * 1000);
+	}
+}
+
 /* COMMAND NAME=VALUE... -> {"execute": COMMAND, "arguments": {...}} */
 static json_t *build_command(int argc, char **argv)
 {
@@ -273,7 +330,7 @@ int main(int argc, char **argv)
 	};
 	struct conn *c = calloc(1, sizeof(*c));
 	const char *sock = NULL;
-	bool watch = false, whole = false, raw_caps = false;
+	bool watch = false, whole = false, raw_caps = false, progress = false;
 	json_t *req = NULL, *m;
 	uint64_t secs = 10;
 	int opt, status = EXIT_USAGE;
@@ -334,6 +391,12 @@ int main(int argc, char **argv)
 		json_decref(req);
 		req = NULL;
 		whole = true;
+	} else if (optind + 2 == argc && !strcmp(argv[optind], "migrate") &&
+		   !strchr(argv[optind + 1], '=')) {
+		/* colovmctl migrate tcp:HOST:PORT: progress until it ends */
+		req = json_pack("{s:s,s:{s:s}}", "execute", "migrate", "arguments", "uri",
+				argv[optind + 1]);
+		progress = true;
 	} else if (optind < argc) {
 		req = build_command(argc - optind, argv + optind);
 		if (!req)
@@ -375,7 +438,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		m = await_reply(c, watch);
-		status = report(m, whole);
+		if (progress && m && json_object_get(m, "return"))
+			status = migrate_progress(c);
+		else
+			status = report(m, whole);
 		json_decref(m);
 	}
 	if (watch && status == 0) {
