@@ -43,6 +43,9 @@ static const char usage_text[] =
 	"  -c, --cmdline STR     kernel command line\n"
 	"  -m, --mem MIB         guest RAM in MiB, 16..1048576 (default 256)\n"
 	"  -n, --cpus N          number of vCPUs, 1..64 (default 1)\n"
+	"      --reboot          a guest reset reboots the guest (default: a guest\n"
+	"                        reset ends colovm with status 0, like QEMU's\n"
+	"                        -no-reboot; QMP system_reset always reboots)\n"
 	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
 	"                        input from stdin), file:PATH (output only) or none\n"
 	"      --net SPEC        add a virtio-net device (repeatable): tap=IFNAME (an\n"
@@ -98,6 +101,7 @@ struct colovm {
 	struct qmp *qmp;
 	int sigfd;
 	int status;
+	bool reboot; /* --reboot: a guest reset reboots instead of exiting */
 	struct migration *mig;
 	/* Set by vCPU threads (through hw's event callback), read by main. */
 	_Atomic int event;	/* -1: none, else enum vm_event */
@@ -121,8 +125,13 @@ static void on_vm_event(void *opaque, enum vm_event ev, int code)
 	atomic_store(&c->event, (int)ev);
 	switch (ev) {
 	case VM_EVENT_RESET:
-		/* No machine reset yet: RUNSTATE_NO_REBOOT makes it a shutdown. */
-		runstate_request_reset(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
+		/* By default a guest reset ends colovm with status 0, as with
+		 * QEMU's -no-reboot; --reboot reboots it (QMP system_reset
+		 * always reboots). */
+		if (c->reboot)
+			runstate_request_reset(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
+		else
+			runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
 		break;
 	case VM_EVENT_INTERNAL_ERROR:
 		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
@@ -131,6 +140,16 @@ static void on_vm_event(void *opaque, enum vm_event ev, int code)
 		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
 		break;
 	}
+}
+
+/* Reset notifier: the machine reset itself (QMP system_reset, --reboot). */
+static void vm_reset(void *opaque, enum shutdown_cause cause)
+{
+	struct colovm *c = opaque;
+
+	atomic_store(&c->event, -1); /* a reset that reboots does not end the run */
+	if (hw_vm_reset(c->vm))
+		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
 }
 
 /* Change-state handler: park every vCPU on stop, let them run on start. */
@@ -260,6 +279,7 @@ static int cmd_run(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"qmp", required_argument, NULL, 'Q'},
+		{"reboot", no_argument, NULL, 'B'},
 		{"restore", required_argument, NULL, 'R'},
 		{"incoming", required_argument, NULL, 'I'},
 		{"net", required_argument, NULL, 'N'},
@@ -302,6 +322,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'Q':
 			qmp_spec = optarg;
+			break;
+		case 'B':
+			c.reboot = true;
 			break;
 		case 'N':
 			if (cfg.nnet == ARRAY_SIZE(nets))
@@ -350,12 +373,13 @@ static int cmd_run(int argc, char **argv)
 			   &c.rs);
 	if (!ret)
 		ret = runstate_add_handler(c.rs, 0, vm_change_state, &c, NULL);
+	if (!ret)
+		ret = runstate_add_notifier(c.rs, RUNSTATE_NOTIFY_RESET, vm_reset, &c, NULL);
 	if (ret) {
 		log_err("cannot set up the run state: %s", strerror(-ret));
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	runstate_set_flags(c.rs, RUNSTATE_NO_REBOOT);
 	ret = setup_signals(&c);
 	if (ret) {
 		log_err("cannot set up signal handling: %s", strerror(-ret));

@@ -56,6 +56,11 @@ int hw_vm_pause(struct vm *vm);
 /* Let parked vCPUs run again (first call starts them). */
 int hw_vm_resume(struct vm *vm);
 bool hw_vm_running(const struct vm *vm);
+/* Machine reset: back to power-on device state, the kernel loaded again and
+ * the boot vCPU at its entry point. Call from the main loop; the VM runs
+ * again afterwards if it was running. The config given to hw_vm_create()
+ * (and its strings) must still be valid. */
+int hw_vm_reset(struct vm *vm);
 /* Stop and join vCPU threads, close KVM fds, unmap RAM. */
 void hw_vm_destroy(struct vm *vm);
 

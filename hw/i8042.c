@@ -132,6 +132,15 @@ static void i8042_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, b
 	pthread_mutex_unlock(&k->lock);
 }
 
+void i8042_reset(struct i8042 *k)
+{
+	pthread_mutex_lock(&k->lock);
+	k->cmd_byte = 0x30; /* keyboard and aux disabled until enabled */
+	k->pending_cmd = k->status_cmd = 0;
+	k->out_full = false;
+	pthread_mutex_unlock(&k->lock);
+}
+
 int i8042_create(struct vm *vm, struct i8042 **out)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));

@@ -122,6 +122,7 @@ struct vcpu {
 	bool started;
 	bool parked;
 	bool halted; /* last look: halted with interrupts off */
+	struct kvm_lapic_state lapic_power_on;
 };
 
 struct boot_info {
@@ -132,6 +133,12 @@ struct boot_info {
 
 struct uart;
 struct i8042;
+
+/* Power-on state of the in-kernel devices, written back by hw_vm_reset(). */
+struct power_on {
+	struct kvm_irqchip chips[3];
+	struct kvm_pit_state2 pit;
+};
 struct virtio_net;
 struct virtio_blk;
 
@@ -147,6 +154,9 @@ struct vm {
 	struct io_bus pio;
 	struct io_bus mmio;
 	struct boot_info boot;
+	struct vm_config cfg; /* what the VM was built from (strings not owned) */
+	char *boot_cmdline;   /* cfg's command line + virtio_mmio.device= entries */
+	struct power_on power_on;
 	struct loop *loop;
 	vm_event_cb event_cb;
 	void *event_opaque;
@@ -185,6 +195,7 @@ int vm_irq_line(struct vm *vm, unsigned int irq, bool level);
 
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned int id);
 int vcpu_setup_boot(struct vcpu *vcpu, const struct boot_info *boot);
+int vcpu_setup_msrs(struct vcpu *vcpu);
 void vcpu_free(struct vcpu *vcpu);
 void *vcpu_thread(void *arg);
 
@@ -210,8 +221,14 @@ bool boot_is_bzimage(const uint8_t *img, size_t len);
 
 int uart_create(struct vm *vm, const char *spec, struct uart **out);
 void uart_free(struct uart *uart);
+void uart_reset(struct uart *uart);
 int i8042_create(struct vm *vm, struct i8042 **out);
 void i8042_free(struct i8042 *kbd);
+void i8042_reset(struct i8042 *kbd);
+
+/* ---- reset ------------------------------------------------------------------ */
+
+int power_on_capture(struct vm *vm);
 int debugexit_create(struct vm *vm);
 
 /* ---- device state (persist.c, uart.c, i8042.c) ----------------------------- */
@@ -251,6 +268,7 @@ void dirty_putback(struct vm *vm, uint64_t first, uint64_t n);
 int virtio_devices_create(struct vm *vm, const struct vm_config *cfg, char **cmdline);
 void virtio_devices_free(struct vm *vm);
 /* Quiesce device I/O threads while the vCPUs are parked (checkpoints). */
+void virtio_devices_reset(struct vm *vm);
 void virtio_devices_pause(struct vm *vm);
 void virtio_devices_resume(struct vm *vm);
 

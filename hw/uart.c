@@ -227,6 +227,17 @@ static void uart_in_cb(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&u->lock);
 }
 
+void uart_reset(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->ier = u->lcr = u->mcr = u->scr = u->fcr = u->dll = u->dlm = 0;
+	u->thr_irq_pending = false;
+	u->rx_head = u->rx_len = 0;
+	uart_update_irq(u);
+	uart_watch_input(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
 int uart_create(struct vm *vm, const char *spec, struct uart **out)
 {
 	struct uart *u = calloc(1, sizeof(*u));

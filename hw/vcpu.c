@@ -93,7 +93,7 @@ out:
 	return ret;
 }
 
-static int vcpu_setup_msrs(struct vcpu *vcpu)
+int vcpu_setup_msrs(struct vcpu *vcpu)
 {
 	static const struct {
 		uint32_t index;
@@ -140,6 +140,7 @@ static int vcpu_setup_lapic(struct vcpu *vcpu)
 	*lvt1 = (*lvt1 & ~0x700u & ~0x10000u) | (APIC_MODE_NMI << 8);
 	if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
 		return -errno;
+	vcpu->lapic_power_on = lapic;
 	return 0;
 }
 

@@ -128,6 +128,14 @@ void virtio_devices_free(struct vm *vm)
 	vm->nnet = vm->nblk = 0;
 }
 
+void virtio_devices_reset(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nnet; i++)
+		virtio_mmio_reset(virtio_net_transport(vm->net[i]));
+	for (unsigned int i = 0; i < vm->nblk; i++)
+		virtio_mmio_reset(virtio_blk_transport(vm->blk[i]));
+}
+
 void virtio_devices_pause(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nnet; i++)

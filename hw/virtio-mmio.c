@@ -439,6 +439,13 @@ void virtio_mmio_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, uint
 
 /* ---- life cycle ------------------------------------------------------------ */
 
+void virtio_mmio_reset(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	transport_reset(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void virtio_mmio_pause(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);

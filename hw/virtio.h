@@ -299,6 +299,8 @@ struct virtio_blk;
 int virtio_net_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned int gsi,
 		      const uint8_t mac[6], struct net_backend *be, struct virtio_net **out);
 void virtio_net_free(struct virtio_net *n);
+/* Machine reset: as if the driver had written 0 to Status. */
+void virtio_mmio_reset(struct virtio_mmio *t);
 struct virtio_mmio *virtio_net_transport(struct virtio_net *n);
 void virtio_net_set_hook(struct virtio_net *n, const struct net_hook_ops *ops, void *opaque);
 int virtio_net_inject(struct virtio_net *n, const void *frame, size_t len);

@@ -205,6 +205,7 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	vm->kvm_fd = vm->vm_fd = vm->halt_timer_fd = -1;
 	vm->mem.memfd = -1;
 	vm->loop = loop;
+	vm->cfg = *cfg;
 	vm->ncpus_planned = cfg->cpus;
 	vm->event_cb = cb;
 	vm->event_opaque = opaque;
@@ -234,11 +235,10 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	ret = virtio_devices_create(vm, cfg, &cmdline);
 	if (ret)
 		goto err;
-	boot_cfg.cmdline = cmdline;
+	boot_cfg.cmdline = vm->boot_cmdline = cmdline;
+	cmdline = NULL;
 	/* A restored or incoming VM gets RAM and registers from the stream. */
 	ret = cfg->restore ? 0 : boot_load(vm, &boot_cfg);
-	free(cmdline);
-	cmdline = NULL;
 	if (ret)
 		goto err;
 
@@ -259,6 +259,9 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 			goto err;
 	}
 	ret = persist_register(vm);
+	if (ret)
+		goto err;
+	ret = power_on_capture(vm);
 	if (ret)
 		goto err;
 	ret = vm_setup_halt_timer(vm);
@@ -374,5 +377,6 @@ void hw_vm_destroy(struct vm *vm)
 	mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);
+	free(vm->boot_cmdline);
 	free(vm);
 }
