@@ -49,6 +49,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,17 @@ static int PRINTF_LIKE(3, 4) mig_seterr(struct vmstate_error *err, int code, con
 		va_end(ap);
 	}
 	return code;
+}
+
+/* A peer that goes away is an error to report (EPIPE), not a signal that
+ * kills the VMM: SIGPIPE stays blocked (and pending) in the stream threads. */
+static void mig_block_sigpipe(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 /* ---- sockets -------------------------------------------------------------- */
@@ -501,6 +513,7 @@ static void *mig_thread(void *arg)
 	char ack[4];
 	int fd = -1, ret;
 
+	mig_block_sigpipe();
 	ret = tcp_open(m->uri, false, &fd);
 	if (ret) {
 		mig_seterr(&err, ret, "cannot connect to %s: %s", m->uri, strerror(-ret));
@@ -651,6 +664,7 @@ static void *mig_in_thread(void *arg)
 	struct vmstate_error err = {0};
 	int fd, ret;
 
+	mig_block_sigpipe();
 	fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
 		ret = mig_seterr(&err, -errno, "accept: %s", strerror(errno));
