@@ -46,7 +46,7 @@ struct virtio_dev {
 	uint64_t base;
 	uint32_t version; /* 1: legacy, 2: modern */
 	uint32_t device_id;
-	uint64_t features; /* negotiated */
+	uint64_t features;  /* negotiated */
 	unsigned int index; /* in virtio_mmio_devs[] */
 };
 

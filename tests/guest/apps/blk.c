@@ -14,8 +14,8 @@
  */
 #include "../virtio-blk.h"
 
-#define CHUNK (64 * 1024)
-#define DEPTH 16
+#define CHUNK		  (64 * 1024)
+#define DEPTH		  16
 #define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
 
 static uint64_t mix64(uint64_t x)

@@ -10,7 +10,7 @@
  */
 #include "../net/net.h"
 
-#define REQ_MAX 4096
+#define REQ_MAX	 4096
 #define RESP_MAX 1024
 
 struct client {
@@ -58,8 +58,8 @@ static bool has_header(const char *h, size_t n, const char *name, const char *va
 static size_t answer(const char *head, size_t n, char *out, bool *close)
 {
 	static const char page_fmt[] =
-		"<!DOCTYPE html>\n<html><head><title>colovm test guest</title></head>\n"
-		"<body><h1>colovm test guest</h1>\n<p>requests: %lu</p></body></html>\n";
+	    "<!DOCTYPE html>\n<html><head><title>colovm test guest</title></head>\n"
+	    "<body><h1>colovm test guest</h1>\n<p>requests: %lu</p></body></html>\n";
 	const char *status = "200 OK", *type = "text/html";
 	char body[512];
 	size_t blen, len;
@@ -73,7 +73,7 @@ static size_t answer(const char *head, size_t n, char *out, bool *close)
 			break;
 		}
 	*close = has_header(head, n, "connection", "close") ||
-		  (http10 && !has_header(head, n, "connection", "keep-alive"));
+		 (http10 && !has_header(head, n, "connection", "keep-alive"));
 	if (has_header(head, n, "content-length", NULL) ||
 	    has_header(head, n, "transfer-encoding", NULL)) {
 		status = "400 Bad Request";

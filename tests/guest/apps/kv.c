@@ -220,7 +220,8 @@ int app_kv(void)
 
 			if (!cl->c)
 				continue;
-			if (!serve_client(cl) || (tcp_eof(cl->c) && !memchr(cl->line, '\n', cl->len))) {
+			if (!serve_client(cl) ||
+			    (tcp_eof(cl->c) && !memchr(cl->line, '\n', cl->len))) {
 				tcp_close(cl->c);
 				cl->c = NULL;
 			}

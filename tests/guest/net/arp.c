@@ -7,11 +7,11 @@
  */
 #include "net.h"
 
-#define ARP_ENTRIES	32
-#define ARP_REQUEST	1
-#define ARP_REPLY	2
-#define ARP_LEN		28
-#define ARP_RETRY_US	100000
+#define ARP_ENTRIES  32
+#define ARP_REQUEST  1
+#define ARP_REPLY    2
+#define ARP_LEN	     28
+#define ARP_RETRY_US 100000
 
 struct arp_entry {
 	uint32_t ip;
@@ -51,7 +51,7 @@ static void arp_send(uint16_t op, const uint8_t tha[6], uint32_t tpa)
 	if (!f)
 		return;
 	p = f + ETH_HLEN;
-	put16(p, 1);	   /* hardware: Ethernet */
+	put16(p, 1); /* hardware: Ethernet */
 	put16(p + 2, ETH_P_IP);
 	p[4] = 6;
 	p[5] = 4;

@@ -7,9 +7,9 @@
 #include "net.h"
 #include "../virtio-net.h"
 
-#define RX_BUDGET    64
-#define TIMER_US     10000 /* timers run at most every 10 ms */
-#define IRQ_ACK_US   100000
+#define RX_BUDGET  64
+#define TIMER_US   10000 /* timers run at most every 10 ms */
+#define IRQ_ACK_US 100000
 
 struct net_config net_cfg;
 struct net_stats net_stats;

@@ -194,9 +194,9 @@ static bool xmit(struct tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t data_
 		memcpy(q + hl, c->sbuf + pos, first);
 		memcpy(q + hl + first, c->sbuf, len - first);
 	}
-	put16(q + 16, csum_fold(csum_add(csum_pseudo(net_cfg.ip, c->rip, IP_PROTO_TCP,
-						     (uint16_t)(hl + len)),
-					 q, hl + len)));
+	put16(q + 16, csum_fold(csum_add(
+			  csum_pseudo(net_cfg.ip, c->rip, IP_PROTO_TCP, (uint16_t)(hl + len)), q,
+			  hl + len)));
 	c->adv_wnd = wnd;
 	c->ack_pending = false;
 	ip_send(f, c->rip, IP_PROTO_TCP, hl + len);
@@ -364,8 +364,8 @@ static uint16_t peer_mss(const uint8_t *opt, size_t len)
 	return MSS_DEFAULT;
 }
 
-static void passive_open(uint32_t src, uint16_t sport, uint16_t dport, uint32_t seq,
-			 uint16_t wnd, const uint8_t *opt, size_t optlen)
+static void passive_open(uint32_t src, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t wnd,
+			 const uint8_t *opt, size_t optlen)
 {
 	struct tcp_conn *c = NULL;
 	uint64_t tuple = (uint64_t)src << 32 | (uint32_t)sport << 16 | dport;
