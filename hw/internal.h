@@ -196,6 +196,8 @@ int vm_irq_line(struct vm *vm, unsigned int irq, bool level);
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned int id);
 int vcpu_setup_boot(struct vcpu *vcpu, const struct boot_info *boot);
 int vcpu_setup_msrs(struct vcpu *vcpu);
+/* KVM_GET_MSRS or KVM_SET_MSRS on n entries: the count KVM processed, or -errno. */
+int vcpu_msrs_io(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry *e, unsigned int n);
 void vcpu_free(struct vcpu *vcpu);
 void *vcpu_thread(void *arg);
 

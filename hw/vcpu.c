@@ -93,6 +93,24 @@ out:
 	return ret;
 }
 
+int vcpu_msrs_io(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry *e, unsigned int n)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(*e));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = n;
+	memcpy(m->entries, e, n * sizeof(*e));
+	r = ioctl(vcpu->fd, req, m);
+	if (r < 0)
+		r = -errno;
+	else if (req == KVM_GET_MSRS)
+		memcpy(e, m->entries, n * sizeof(*e));
+	free(m);
+	return r;
+}
+
 int vcpu_setup_msrs(struct vcpu *vcpu)
 {
 	static const struct {
@@ -105,21 +123,17 @@ int vcpu_setup_msrs(struct vcpu *vcpu)
 		{MSR_IA32_MISC_ENABLE, 1}, /* fast strings */
 		{MSR_MTRR_DEF_TYPE, 0x806}, /* MTRRs enabled, default write-back */
 	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[ARRAY_SIZE(init)];
-	} msrs = {0};
+	struct kvm_msr_entry e[ARRAY_SIZE(init)] = {0};
 	int n;
 
 	for (unsigned int i = 0; i < ARRAY_SIZE(init); i++) {
-		msrs.e[i].index = init[i].index;
-		msrs.e[i].data = init[i].data;
+		e[i].index = init[i].index;
+		e[i].data = init[i].data;
 	}
-	msrs.hdr.nmsrs = ARRAY_SIZE(init);
-	n = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+	n = vcpu_msrs_io(vcpu, KVM_SET_MSRS, e, ARRAY_SIZE(init));
 	if (n < 0) {
-		log_err("KVM_SET_MSRS: %s", strerror(errno));
-		return -errno;
+		log_err("KVM_SET_MSRS: %s", strerror(-n));
+		return n;
 	}
 	if ((unsigned int)n != ARRAY_SIZE(init))
 		log_debug("vCPU %u: KVM_SET_MSRS set %d of %zu (MSR %#x refused)", vcpu->id, n,
