@@ -952,8 +952,11 @@ int main(int argc, char **argv)
 		return agent(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "remote"))
 		return agent_run(argv[2], argv + 3);
-	if (argc == 4)
+	if (argc == 4) {
+		if (!strncmp(argv[2], "rdma:", 5))
+			tmo = 5000;
 		return oneshot(argv[1], argv[2], argv[3]);
+	}
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr,
 			"usage: %s URI_BASE [CLIENT_NETNS|agent:HOST:PORT]\n"
