@@ -23,11 +23,13 @@
  * events last (pending exceptions/NMIs/interrupt shadow refer to the
  * restored registers).
  *
- * Frozen clocks. The guest TSC and the kvmclock keep advancing in the
- * kernel while the VM is paused. The first save after a pause freezes them
- * (and a load sets them), so saving a paused VM twice gives the same bytes,
- * and a restored VM saved again before it runs gives the bytes it loaded.
- * hw_vm_resume() thaws them (persist_thaw).
+ * Frozen state. The guest TSC, the LAPIC timer's current count and the
+ * kvmclock keep advancing in the kernel while the VM is paused. The first
+ * save after a pause freezes each vCPU's state and the clock (a load sets
+ * them frozen too), so saving a paused VM twice gives the same bytes, and a
+ * restored VM saved again before it runs gives the bytes it loaded (the TSC
+ * continues from the saved value). hw_vm_resume() thaws them
+ * (persist_thaw); anything that changes a paused vCPU must thaw too.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -43,8 +45,7 @@
 
 struct vcpu_state {
 	struct vcpu *vcpu; /* not saved */
-	bool tsc_frozen;   /* not saved */
-	uint64_t tsc;	   /* not saved: the frozen TSC */
+	bool frozen;	   /* not saved: the struct holds the paused vCPU's state */
 
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -77,6 +78,7 @@ struct irqchip_state {
 	struct vm *vm;
 	struct kvm_irqchip chip[3]; /* PIC master, PIC slave, IOAPIC */
 	struct kvm_pit_state2 pit;
+	bool chip_frozen, pit_frozen; /* not saved */
 };
 
 struct persist {
@@ -211,12 +213,15 @@ static int irqchip_pre_save(void *opaque)
 {
 	struct irqchip_state *s = opaque;
 
+	if (s->chip_frozen)
+		return 0;
 	for (unsigned int i = 0; i < 3; i++) {
 		memset(&s->chip[i], 0, sizeof(s->chip[i]));
 		s->chip[i].chip_id = i;
 		if (ioctl(s->vm->vm_fd, KVM_GET_IRQCHIP, &s->chip[i]) < 0)
 			return -errno;
 	}
+	s->chip_frozen = !s->vm->running;
 	return 0;
 }
 
@@ -232,6 +237,7 @@ static int irqchip_post_load(void *opaque, uint32_t version_id)
 		if (ioctl(s->vm->vm_fd, KVM_SET_IRQCHIP, &s->chip[i]) < 0)
 			return -errno;
 	}
+	s->chip_frozen = true;
 	return 0;
 }
 
@@ -253,15 +259,23 @@ static int pit_pre_save(void *opaque)
 {
 	struct irqchip_state *s = opaque;
 
+	if (s->pit_frozen)
+		return 0;
 	memset(&s->pit, 0, sizeof(s->pit));
-	return ioctl(s->vm->vm_fd, KVM_GET_PIT2, &s->pit) < 0 ? -errno : 0;
+	if (ioctl(s->vm->vm_fd, KVM_GET_PIT2, &s->pit) < 0)
+		return -errno;
+	s->pit_frozen = !s->vm->running;
+	return 0;
 }
 
 static int pit_post_load(void *opaque, uint32_t version_id)
 {
 	struct irqchip_state *s = opaque;
 
-	return ioctl(s->vm->vm_fd, KVM_SET_PIT2, &s->pit) < 0 ? -errno : 0;
+	if (ioctl(s->vm->vm_fd, KVM_SET_PIT2, &s->pit) < 0)
+		return -errno;
+	s->pit_frozen = true; /* KVM rebases the count load times to now */
+	return 0;
 }
 
 static const struct vmstate_field pit_fields[] = {
@@ -293,6 +307,8 @@ static int cpu_pre_save(void *opaque)
 	struct msr_buf *msrs;
 	int n;
 
+	if (s->frozen)
+		return 0;
 	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
 		return -errno;
 	memset(s->xsave, 0, sizeof(s->xsave));
@@ -329,12 +345,6 @@ static int cpu_pre_save(void *opaque)
 	for (uint32_t i = 0; i < p->nmsrs; i++) {
 		s->msr_index[i] = msrs->e[i].index;
 		s->msr_data[i] = msrs->e[i].data;
-		if (s->msr_index[i] == MSR_IA32_TSC) {
-			if (s->tsc_frozen)
-				s->msr_data[i] = s->tsc;
-			else if (!s->vcpu->vm->running)
-				s->tsc = s->msr_data[i], s->tsc_frozen = true;
-		}
 	}
 	free(msrs);
 
@@ -346,6 +356,7 @@ static int cpu_pre_save(void *opaque)
 	memset(&s->events, 0, sizeof(s->events));
 	if (ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0)
 		return -errno;
+	s->frozen = !s->vcpu->vm->running;
 	return 0;
 }
 
@@ -381,8 +392,6 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 	for (uint32_t i = 0; i < s->nmsrs; i++) {
 		msrs->e[i].index = s->msr_index[i];
 		msrs->e[i].data = s->msr_data[i];
-		if (s->msr_index[i] == MSR_IA32_TSC)
-			s->tsc = s->msr_data[i], s->tsc_frozen = true;
 	}
 	n = ioctl(fd, KVM_SET_MSRS, msrs);
 	if (n >= 0 && (uint32_t)n != s->nmsrs)
@@ -399,6 +408,7 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 		    KVM_VCPUEVENT_VALID_SHADOW;
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
+	s->frozen = true;
 	return 0;
 }
 
@@ -524,8 +534,9 @@ void persist_thaw(struct vm *vm)
 	if (!p)
 		return;
 	p->clock.frozen = false;
+	p->irq.chip_frozen = p->irq.pit_frozen = false;
 	for (unsigned int i = 0; i < vm->ncpus; i++)
-		p->cpus[i].tsc_frozen = false;
+		p->cpus[i].frozen = false;
 }
 
 void persist_free(struct vm *vm)
