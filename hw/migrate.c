@@ -252,6 +252,7 @@ struct ram_pass {
 	struct vmstate_writer *w;
 	struct vmstate_sink *sink;
 	uint8_t *bounce; /* NULL: pages are sent from guest RAM (VM paused) */
+	uint8_t *zero;	 /* MIG_BATCH_PAGES zero pages, for holes */
 	uint64_t runs[MIG_BATCH_PAGES][2];
 	unsigned int nruns, nbounce;
 	uint64_t bw_start_ns, bw_bytes; /* rate limit window */
@@ -312,8 +313,16 @@ static int pass_add(struct ram_pass *p, uint64_t first, uint64_t n, struct vmsta
 
 	if (p->bounce) {
 		uint8_t *dst = p->bounce + (size_t)p->nbounce * PAGE_SIZE;
+		off_t data = lseek(p->vm->mem.memfd, (off_t)(first * PAGE_SIZE), SEEK_DATA);
 
-		memcpy(dst, p->vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE);
+		/* Never-touched RAM is a hole in the memfd: reading it would
+		 * allocate and clear every page, so send zeroes from a zero
+		 * buffer instead (a guest write racing with this is in the
+		 * dirty log and goes in the next round). */
+		if ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= (first + n) * PAGE_SIZE))
+			dst = p->zero + (size_t)p->nbounce * PAGE_SIZE;
+		else
+			memcpy(dst, p->vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE);
 		/* The writer addresses page g at base + g * PAGE_SIZE. */
 		base = (const void *)((uintptr_t)dst - (uintptr_t)(first * PAGE_SIZE));
 	}
@@ -443,10 +452,30 @@ static void *load_ram_map(void *opaque, uint64_t gfn, uint32_t npages)
 	return c->vm->mem.host + gfn * PAGE_SIZE;
 }
 
+/* Zero runs: pages of the target's memfd that are still holes are zero
+ * already; others are punched out (no page is allocated for zeroes). */
+static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
+{
+	struct load_ctx *c = opaque;
+	off_t off = (off_t)(gfn * PAGE_SIZE), len = (off_t)npages * (off_t)PAGE_SIZE;
+	off_t data;
+
+	if (!load_ram_map(opaque, gfn, npages))
+		return -EINVAL;
+	data = lseek(c->vm->mem.memfd, off, SEEK_DATA);
+	if ((data < 0 && errno == ENXIO) || (data >= 0 && data >= off + len))
+		return 0;
+	if (fallocate(c->vm->mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0) {
+		memset(c->vm->mem.host + off, 0, (size_t)len);
+		return 0;
+	}
+	return 0;
+}
+
 int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 {
 	struct load_ctx c = {.vm = vm};
-	struct vmstate_load_ops ops = {.ram_map = load_ram_map, .opaque = &c};
+	struct vmstate_load_ops ops = {.ram_map = load_ram_map, .ram_zero = load_ram_zero, .opaque = &c};
 	struct vmstate_source *src = NULL;
 	int ret;
 
@@ -528,7 +557,8 @@ static void *mig_thread(void *arg)
 	}
 	bitmap = malloc(words * sizeof(uint64_t));
 	p.bounce = aligned_alloc(PAGE_SIZE, MIG_BATCH_PAGES * PAGE_SIZE);
-	if (!bitmap || !p.bounce) {
+	p.zero = calloc(MIG_BATCH_PAGES, PAGE_SIZE);
+	if (!bitmap || !p.bounce || !p.zero) {
 		ret = mig_seterr(&err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -646,6 +676,7 @@ out:
 	vmstate_writer_free(p.w);
 	vmstate_sink_free(p.sink);
 	free(p.bounce);
+	free(p.zero);
 	free(bitmap);
 	pthread_mutex_lock(&m->lock);
 	m->result = ret;

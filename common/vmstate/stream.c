@@ -767,6 +767,13 @@ static int load_run(struct vmstate_reader *r, uint32_t *remaining, struct vmstat
 	raw = (size_t)n * VMSTATE_PAGE_SIZE;
 	switch (h[0]) {
 	case VMSTATE_RUN_ZERO:
+		if (r->ops.ram_zero) {
+			int zr = r->ops.ram_zero(r->ops.opaque, gfn, n);
+
+			return zr ? vmstate_seterr(err, zr, "%s: cannot clear run [%" PRIu64 ", +%u)",
+						   r->what, gfn, n)
+				  : 0;
+		}
 		dst = map_pages(r, gfn, n, err);
 		if (!dst)
 			return -EFAULT;

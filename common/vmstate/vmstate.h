@@ -378,6 +378,12 @@ struct vmstate_load_ops {
 	/* A command record; -errno stops the load. May be NULL (commands ignored). */
 	int (*cmd)(void *opaque, enum vmstate_cmd cmd, uint32_t value);
 	void *opaque;
+	/*
+	 * Optional: make pages [gfn, gfn + npages) of a ZERO run read as zero
+	 * (e.g. punch a hole in a memfd, so that zero pages are not allocated);
+	 * 0 or -errno. NULL: the reader maps the run and clears it.
+	 */
+	int (*ram_zero)(void *opaque, uint64_t gfn, uint32_t npages);
 };
 
 struct vmstate_limits {
