@@ -756,6 +756,89 @@ static void test_blk(void **state)
 	unlink(path);
 }
 
+/* Put one blk request in descriptors d.. (header at hdr, status byte at st). */
+static void blk_chain(struct fx *f, unsigned int d, uint32_t type, uint64_t sector, uint64_t hdr,
+		      uint64_t data, uint32_t len, bool data_in, uint64_t st)
+{
+	struct blk_hdr h = {type, 0, sector};
+
+	memcpy(gp(f, hdr), &h, sizeof(h));
+	*gp(f, st) = 0xee;
+	set_desc(f, qdesc(0), d, hdr, sizeof(h), VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+	if (len) {
+		d++;
+		set_desc(f, qdesc(0), d, data, len,
+			 VIRTQ_DESC_F_NEXT | (data_in ? VIRTQ_DESC_F_WRITE : 0), (uint16_t)(d + 1));
+	}
+	set_desc(f, qdesc(0), d + 1, st, 1, VIRTQ_DESC_F_WRITE, 0);
+}
+
+/* Several requests made available at once: consecutive reads/writes are
+ * merged into one call, a flush runs after the writes before it, a bad
+ * request in between fails alone. */
+static void test_blk_merge(void **state)
+{
+	struct fx *f = *state;
+	char path[] = "/tmp/colovm-test-blkm.XXXXXX";
+	struct blk_spec spec = {0};
+	struct virtio_blk *b;
+	struct virtio_mmio *t;
+	uint8_t buf[1536];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 64 * 512), 0);
+	snprintf(spec.path, sizeof(spec.path), "%s", path);
+	assert_int_equal(virtio_blk_create(&f->mem, -1, 0, 6, &spec, &b), 0);
+	t = virtio_blk_transport(b);
+	drive_setup(t, 1, F_V1 | (1ull << 9));
+	for (int i = 0; i < 1536; i++)
+		*gp(f, 0x40000 + (uint64_t)i) = (uint8_t)(i * 13 + 1);
+	/* sectors 4-5 and 6 (a separate buffer), then a flush */
+	blk_chain(f, 0, 1, 4, 0x30000, 0x40000, 1024, false, 0x30100);
+	blk_chain(f, 3, 1, 6, 0x30020, 0x40400, 512, false, 0x30101);
+	blk_chain(f, 6, 4, 0, 0x30040, 0, 0, false, 0x30102);
+	t_offer(f, 0, 0);
+	t_offer(f, 0, 3);
+	t_offer(f, 0, 6);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(wait_used(f, 0, 3));
+	assert_memory_equal(gp(f, 0x30100), "\0\0\0", 3);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 4 * 512), (ssize_t)sizeof(buf));
+	assert_memory_equal(buf, gp(f, 0x40000), sizeof(buf));
+	/* read 4-5 and 6 into two buffers, a bad range in between ends the merge */
+	memset(gp(f, 0x50000), 0, 0x2000);
+	blk_chain(f, 0, 0, 4, 0x30000, 0x50000, 1024, true, 0x30100);
+	blk_chain(f, 3, 1, 64, 0x30020, 0, 0, false, 0x30101);
+	blk_chain(f, 5, 0, 6, 0x30040, 0x51000, 512, true, 0x30102);
+	t_offer(f, 0, 0);
+	t_offer(f, 0, 3);
+	t_offer(f, 0, 5);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(wait_used(f, 0, 6));
+	assert_int_equal(*gp(f, 0x30100), 0);
+	assert_int_equal(*gp(f, 0x30101), 0); /* sector 64 = capacity, no data: in range */
+	assert_int_equal(*gp(f, 0x30102), 0);
+	assert_memory_equal(gp(f, 0x50000), buf, 1024);
+	assert_memory_equal(gp(f, 0x51000), buf + 1024, 512);
+	assert_true(mem_test_dirty(&f->mem, 0x51000));
+	/* used lengths: data + status */
+	assert_int_equal(rd32(f, qdesc(0) + 0x2000 + 4 + 8 * 3 + 4), 1025);
+	assert_int_equal(rd32(f, qdesc(0) + 0x2000 + 4 + 8 * 5 + 4), 513);
+	/* a read past the end next to a good one: only the bad one fails */
+	blk_chain(f, 0, 0, 62, 0x30000, 0x50000, 1024, true, 0x30100);
+	blk_chain(f, 3, 0, 64, 0x30020, 0x51000, 512, true, 0x30101);
+	t_offer(f, 0, 0);
+	t_offer(f, 0, 3);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(wait_used(f, 0, 8));
+	assert_int_equal(*gp(f, 0x30100), 0);
+	assert_int_equal(*gp(f, 0x30101), 1);
+	virtio_blk_free(b);
+	close(fd);
+	unlink(path);
+}
+
 static void test_specs(void **state)
 {
 	struct net_spec ns;
@@ -810,6 +893,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_net_tx_rx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_ring_address, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blk_merge, setup, teardown),
 	    cmocka_unit_test(test_specs),
 	};
 
