@@ -42,12 +42,12 @@
 #define VIRTIO_BLK_S_IOERR  1
 #define VIRTIO_BLK_S_UNSUPP 2
 
-#define SECTOR	     512ull
-#define BLK_ID_BYTES 20
-#define BLK_SIZE_MAX (1u << 20)
-#define BLK_SEG_MAX  (VIRTQ_MAX_SEGS - 2)
-#define BOUNCE_SIZE  (1u << 20)
-#define BLK_BATCH	32 /* chains popped per pass */
+#define SECTOR		512ull
+#define BLK_ID_BYTES	20
+#define BLK_SIZE_MAX	(1u << 20)
+#define BLK_SEG_MAX	(VIRTQ_MAX_SEGS - 2)
+#define BOUNCE_SIZE	(1u << 20)
+#define BLK_BATCH	32   /* chains popped per pass */
 #define BLK_MERGE_IOV	1024 /* IOV_MAX */
 #define BLK_MERGE_BYTES (8u << 20)
 
@@ -77,7 +77,7 @@ struct virtio_blk {
 	uint8_t status[BLK_BATCH];
 	bool in_group[BLK_BATCH];
 	struct iovec iov[BLK_MERGE_IOV + VIRTQ_MAX_SEGS];
-	unsigned int niov;	 /* iov[0, niov): the group's segments */
+	unsigned int niov;		  /* iov[0, niov): the group's segments */
 	unsigned int g_first, g_end, g_n; /* g_n requests in [g_first, g_end), in_group */
 	bool g_write;
 	uint64_t g_sector, g_len;
