@@ -49,7 +49,7 @@
 #define BOUNCE_SIZE	(1u << 20)
 #define BLK_BATCH	32   /* chains popped per pass */
 #define BLK_MERGE_IOV	1024 /* IOV_MAX */
-#define BLK_MERGE_BYTES (8u << 20)
+#define BLK_MERGE_BYTES (256u << 10)
 
 struct blk_req_hdr {
 	uint32_t type;
@@ -76,6 +76,7 @@ struct virtio_blk {
 	uint64_t written[BLK_BATCH];
 	uint8_t status[BLK_BATCH];
 	bool in_group[BLK_BATCH];
+	unsigned int pushed; /* requests [0, pushed) are published */
 	struct iovec iov[BLK_MERGE_IOV + VIRTQ_MAX_SEGS];
 	unsigned int niov;		  /* iov[0, niov): the group's segments */
 	unsigned int g_first, g_end, g_n; /* g_n requests in [g_first, g_end), in_group */
@@ -215,13 +216,29 @@ static bool blk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t l
 	return !(len % SECTOR) && sector <= b->s.capacity && len / SECTOR <= b->s.capacity - sector;
 }
 
-/* Do the merged read or write, if any, and record its requests' results. */
-static void blk_group_submit(struct virtio_blk *b, struct virtq *q)
+/* Requests [pushed, upto) are done: give them to the driver now, so it can
+ * reuse their buffers while the rest of the pass runs. */
+static void blk_publish(struct virtio_blk *b, struct virtq *q, unsigned int upto)
+{
+	for (; b->pushed < upto; b->pushed++) {
+		const struct virtq_elem *e = &b->elem[b->pushed];
+
+		virtq_elem_write(q, e, e->in_len - 1, &b->status[b->pushed], 1);
+		virtq_push(q, e->head, (uint32_t)MIN(b->written[b->pushed] + 1, UINT32_MAX));
+	}
+	virtio_mmio_complete(b->t, q);
+}
+
+/* Do the merged read or write, if any, record its requests' results and
+ * publish every request before upto (all done once the group is). */
+static void blk_group_submit(struct virtio_blk *b, struct virtq *q, unsigned int upto)
 {
 	bool failed;
 
-	if (!b->g_n)
+	if (!b->g_n) {
+		blk_publish(b, q, upto);
 		return;
+	}
 	failed = blk_rw(b, b->niov, b->g_sector * SECTOR, b->g_len, b->g_write) != 0;
 	for (unsigned int i = b->g_first; i < b->g_end; i++) {
 		const struct virtq_elem *e = &b->elem[i];
@@ -238,6 +255,7 @@ static void blk_group_submit(struct virtio_blk *b, struct virtq *q)
 	}
 	b->g_n = 0;
 	b->niov = 0;
+	blk_publish(b, q, upto);
 }
 
 /* A read or write whose range checked out: join the group or start one. */
@@ -256,7 +274,7 @@ static void blk_group_add(struct virtio_blk *b, struct virtq *q, unsigned int i,
 		       b->niov + k > BLK_MERGE_IOV || b->g_len + len > BLK_MERGE_BYTES)) {
 		unsigned int from = b->niov;
 
-		blk_group_submit(b, q);
+		blk_group_submit(b, q, i);
 		memmove(b->iov, b->iov + from, k * sizeof(*b->iov));
 	}
 	if (!b->g_n) {
@@ -303,7 +321,7 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, unsigned int i)
 			blk_group_add(b, q, i, true, h.sector, data_len);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		blk_group_submit(b, q);
+		blk_group_submit(b, q, i);
 		if (!b->readonly && fdatasync(b->fd) < 0)
 			b->status[i] = VIRTIO_BLK_S_IOERR;
 		break;
@@ -324,6 +342,7 @@ static bool blk_pass(struct virtio_blk *b, struct virtq *q, unsigned int *popped
 	char why[96] = "";
 	int ret = 0;
 
+	b->pushed = 0;
 	while (n < BLK_BATCH && (ret = virtq_pop(q, &b->elem[n])) > 0) {
 		const struct virtq_elem *e = &b->elem[n];
 
@@ -337,14 +356,7 @@ static bool blk_pass(struct virtio_blk *b, struct virtq *q, unsigned int *popped
 		}
 		blk_request(b, q, n++);
 	}
-	blk_group_submit(b, q);
-	for (unsigned int i = 0; i < n; i++) {
-		const struct virtq_elem *e = &b->elem[i];
-
-		virtq_elem_write(q, e, e->in_len - 1, &b->status[i], 1);
-		virtq_push(q, e->head, (uint32_t)MIN(b->written[i] + 1, UINT32_MAX));
-	}
-	virtio_mmio_complete(b->t, q);
+	blk_group_submit(b, q, n);
 	*popped = n;
 	if (why[0]) {
 		virtio_mmio_fail(b->t, why);
