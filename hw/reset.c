@@ -84,6 +84,7 @@ int hw_vm_reset(struct vm *vm)
 			goto fail;
 	}
 	atomic_store(&vm->event_sent, false);
+	persist_thaw(vm); /* saved device state no longer describes the VM */
 	log_info("machine reset");
 	return was_running ? hw_vm_resume(vm) : 0;
 fail:

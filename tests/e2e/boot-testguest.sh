@@ -77,3 +77,25 @@ for sig in TERM INT; do
 	[ "$st" = "$want" ] || { cat "$TMP/sig.err"; fail "SIG$sig: status $st, expected $want"; }
 done
 echo "ok: SIGTERM -> 143, SIGINT -> 130"
+
+# Console input: what is written to colovm's stdin reaches the guest's UART.
+# (Input is sent once the guest is ready: its UART set-up clears the receive
+# FIFO, as a 16550's does.)
+mkfifo "$TMP/in"
+"$COLOVM" run --kernel "$TESTGUEST" --cmdline app=console <"$TMP/in" >"$TMP/console.out" 2>&1 &
+vm=$!
+exec 3>"$TMP/in"
+wait_for_line "$TMP/console.out" 'console: ready' 20 || fail "console: guest not ready"
+printf 'hello over stdin\nquit\n' >&3
+exec 3>&-
+st=0
+wait $vm || st=$?
+[ "$st" = 0 ] || { cat "$TMP/console.out"; fail "console: status $st"; }
+grep -q "console: got 'hello over stdin'" "$TMP/console.out" || fail "console: line not received"
+echo "ok: console input from stdin reaches the guest"
+
+# Halt: every vCPU halted with interrupts off ends the VM with status 0.
+run 0 halt --cmdline app=halt
+has halt '^testguest: halting$'
+grep -q "guest halted: shutting down" "$TMP/halt.err" || fail "halt: not detected as a halt"
+echo "ok: a guest halt ends colovm with status 0"

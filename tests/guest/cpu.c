@@ -118,10 +118,19 @@ static const char *const exc_names[32] = {
     "vector 31",
 };
 
+volatile int halt_requested;
+
 void exc_report(const struct exc_frame *f);
 void exc_report(const struct exc_frame *f)
 {
 	char cr2[32] = "";
+
+	/* app=halt: the app's `hlt` faulted at CPL 3; halt here with
+	 * interrupts off (the gate cleared IF), so the CPU never wakes. */
+	if (f->vector == 13 && halt_requested && *(const volatile uint8_t *)f->rip == 0xf4) {
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
 
 	if (f->vector == 14) {
 		uint64_t v;

@@ -93,6 +93,7 @@ int strncmp(const char *a, const char *b, size_t n);
 /* serial.c: 8250/16550 UART at 0x3f8, polled. Safe at CPL 0 too. */
 void serial_init(void);
 void serial_write(const char *s, size_t n);
+int serial_getc(void);
 
 /* print.c: a small printf (%s %c %d %u %x %p, l/ll/z, width, '0'). Safe at CPL 0. */
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
@@ -161,6 +162,11 @@ int app_tcp_echo(void);
 int app_kv(void);
 int app_http(void);
 int app_blk(void);
+int app_console(void);
+int app_halt(void);
+
+/* Set by app=halt: the #GP of a CPL 3 `hlt` halts the CPU for good. */
+extern volatile int halt_requested;
 
 /* Memory barriers for rings shared with a device (x86: compiler barriers do
  * for loads and stores among themselves; a full fence orders a store before

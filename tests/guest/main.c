@@ -32,6 +32,8 @@ static const struct app apps[] = {
     {"kv", "[port=7000] [ip=A/N] [gw=A] [isn=fixed]", app_kv},
     {"http", "[port=80] [ip=A/N] [gw=A] [isn=fixed]", app_http},
     {"blk", "[mb=4]", app_blk},
+    {"console", "", app_console},
+    {"halt", "", app_halt},
 };
 
 void guest_exit(int code)

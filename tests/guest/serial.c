@@ -22,6 +22,8 @@
 #define IIR_FIFO    0xc0 /* both bits set: FIFOs enabled (16550A) */
 #define MCR_DTR_RTS 0x03
 #define LSR_THRE    0x20
+#define LSR_DR	    0x01 /* data ready */
+#define UART_RBR    0 /* receive buffer (read) */
 
 static unsigned int tx_burst = 1;
 
@@ -49,6 +51,14 @@ static void put_byte(uint8_t c)
 	}
 	outb(COM1 + UART_THR, c);
 	room--;
+}
+
+/* One received byte, or -1 if the receive buffer is empty (polled). */
+int serial_getc(void)
+{
+	if (!(inb(COM1 + UART_LSR) & LSR_DR))
+		return -1;
+	return inb(COM1 + UART_RBR);
 }
 
 void serial_write(const char *s, size_t n)
