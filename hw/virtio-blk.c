@@ -372,6 +372,7 @@ static void blk_queue_notify(void *dev, unsigned int idx)
 	unsigned int n;
 
 	do {
+		virtq_disable_notify(q); /* we are looking: no kicks until we stop */
 		do {
 			if (!blk_pass(b, q, &n))
 				return;

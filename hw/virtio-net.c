@@ -174,6 +174,10 @@ static void net_rx(struct virtio_net *n)
 		return;
 	}
 again:
+	/* While buffers wait, the device takes them when frames come: the
+	 * driver need not notify (it is asked to again once they run out). */
+	if (virtq_avail_pending(q))
+		virtq_disable_notify(q);
 	while (budget && (f = inj_pop(n))) {
 		ret = net_rx_one(n, q, f->data, f->len);
 		if (ret == 0 || ret < 0) {
@@ -228,6 +232,7 @@ static void net_tx(struct virtio_net *n)
 	for (;;) {
 		unsigned int budget = NET_BUDGET;
 
+		virtq_disable_notify(q); /* we are looking: no kicks until we stop */
 		while (budget-- && (ret = virtq_pop(q, e)) > 0) {
 			uint64_t len = e->out_len;
 

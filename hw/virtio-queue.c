@@ -62,6 +62,8 @@ static uint16_t avail_idx(const struct virtq *q)
 	return __atomic_load_n((const uint16_t *)(q->avail + AVAIL_IDX), __ATOMIC_ACQUIRE);
 }
 
+static void set_no_notify(struct virtq *q, bool on);
+
 int virtq_start(struct virtq *q, struct guest_mem *mem, bool event_idx, bool indirect)
 {
 	uint64_t num = q->s.num;
@@ -86,6 +88,9 @@ int virtq_start(struct virtq *q, struct guest_mem *mem, bool event_idx, bool ind
 		return virtq_break(q, "ring outside guest RAM (desc %#llx avail %#llx used %#llx)",
 				   (unsigned long long)q->s.desc, (unsigned long long)q->s.avail,
 				   (unsigned long long)q->s.used);
+	/* Notifications start enabled (a stale NO_NOTIFY would stall the queue). */
+	if (!event_idx)
+		set_no_notify(q, false);
 	return 0;
 }
 
@@ -261,6 +266,29 @@ bool virtq_flush(struct virtq *q)
 	return !(rd16(q->avail + AVAIL_FLAGS) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
+/* Without event idx: set or clear VIRTQ_USED_F_NO_NOTIFY in used->flags
+ * (written only when it changes; every write is marked dirty). */
+static void set_no_notify(struct virtq *q, bool on)
+{
+	uint16_t *flags = (uint16_t *)(q->used + USED_FLAGS);
+	uint16_t old = __atomic_load_n(flags, __ATOMIC_RELAXED), val;
+
+	val = on ? (uint16_t)(old | VIRTQ_USED_F_NO_NOTIFY)
+		 : (uint16_t)(old & ~VIRTQ_USED_F_NO_NOTIFY);
+	if (val == old)
+		return;
+	__atomic_store_n(flags, val, __ATOMIC_RELAXED);
+	mem_mark_dirty(q->mem, q->s.used + USED_FLAGS, 2);
+}
+
+void virtq_disable_notify(struct virtq *q)
+{
+	/* With event idx, not moving avail_event is what suppresses kicks. */
+	if (q->broken || !q->used || q->event_idx)
+		return;
+	set_no_notify(q, true);
+}
+
 bool virtq_enable_notify(struct virtq *q)
 {
 	uint64_t off;
@@ -271,7 +299,11 @@ bool virtq_enable_notify(struct virtq *q)
 		off = USED_RING + (uint64_t)USED_ELEM_LEN * q->s.num;
 		__atomic_store_n((uint16_t *)(q->used + off), q->s.last_avail, __ATOMIC_RELAXED);
 		mem_mark_dirty(q->mem, q->s.used + off, 2);
+	} else {
+		set_no_notify(q, false);
 	}
+	/* The driver reads flags/avail_event after publishing its avail index
+	 * (its own full barrier); we read the index after our store. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return avail_idx(q) != q->s.last_avail;
 }

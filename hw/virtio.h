@@ -144,8 +144,14 @@ void virtq_unpop(struct virtq *q);
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 /* Publish the used index; true if the driver wants an interrupt. */
 bool virtq_flush(struct virtq *q);
-/* Event idx: tell the driver to notify again from the current avail index.
- * Returns true if more buffers arrived meanwhile (process them). */
+/* The device will look at the queue without being notified: ask the driver
+ * not to (VIRTQ_USED_F_NO_NOTIFY; with event idx, avail_event stays behind).
+ * Every disable must be followed by virtq_enable_notify before the device
+ * stops looking. */
+void virtq_disable_notify(struct virtq *q);
+/* Tell the driver to notify again from the current avail index (clear
+ * NO_NOTIFY, or set avail_event). Returns true if more buffers arrived
+ * meanwhile (process them). */
 bool virtq_enable_notify(struct virtq *q);
 /* Copy into the chain's device-writable part from offset off; marks dirty. */
 uint64_t virtq_elem_write(struct virtq *q, const struct virtq_elem *e, uint64_t off,

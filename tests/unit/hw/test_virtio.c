@@ -237,6 +237,32 @@ static void test_event_idx(void **state)
 	assert_false(virtq_flush(&f->q));
 }
 
+/* Without event idx, NO_NOTIFY in used->flags asks the driver not to kick. */
+static void test_no_notify(void **state)
+{
+	struct fx *f = *state;
+	uint64_t *bm = calloc(MEM_SIZE / PAGE_SIZE / 64 + 1, 8);
+
+	wr16(f, USED, VIRTQ_USED_F_NO_NOTIFY); /* stale: cleared at start */
+	assert_int_equal(virtq_start(&f->q, &f->mem, false, false), 0);
+	assert_int_equal(rd16(f, USED), 0);
+	mem_harvest_vmm_dirty(&f->mem, bm);
+	virtq_disable_notify(&f->q);
+	assert_int_equal(rd16(f, USED), VIRTQ_USED_F_NO_NOTIFY);
+	assert_true(mem_test_dirty(&f->mem, USED));
+	set_desc(f, DESC, 0, BUF, 64, VIRTQ_DESC_F_WRITE, 0);
+	offer(f, 0);
+	assert_true(virtq_enable_notify(&f->q)); /* a buffer came while we looked */
+	assert_int_equal(rd16(f, USED), 0);
+	assert_int_equal(virtq_pop(&f->q, &f->e), 1);
+	assert_false(virtq_enable_notify(&f->q));
+	/* with event idx the flags stay 0 */
+	assert_int_equal(virtq_start(&f->q, &f->mem, true, false), 0);
+	virtq_disable_notify(&f->q);
+	assert_int_equal(rd16(f, USED), 0);
+	free(bm);
+}
+
 /* ---- hostile rings ------------------------------------------------------------ */
 
 static void expect_broken(struct fx *f, const char *why_part)
@@ -590,6 +616,8 @@ static void test_net_tx_rx(void **state)
 		t_offer(f, 0, 1);
 		reg_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 		assert_true(wait_used(f, 0, 2));
+		/* buffers were waiting: the driver need not notify */
+		assert_int_equal(rd16(f, qdesc(0) + 0x2000), VIRTQ_USED_F_NO_NOTIFY);
 		assert_int_equal(rd32(f, qdesc(0) + 0x2000 + 8), sizeof(hdr) + sizeof(frame));
 		assert_int_equal(rd16(f, TBUF + 0x3000 + 10), 1); /* num_buffers */
 		assert_memory_equal(gp(f, TBUF + 0x3000 + sizeof(hdr)), frame, sizeof(frame));
@@ -602,6 +630,17 @@ static void test_net_tx_rx(void **state)
 	assert_int_equal(st.rx_frames, 2);
 	assert_int_equal(st.rx_queued, 0);
 	assert_int_equal(st.tx_frames, 1);
+	/* a frame and no buffer: the device asks to be notified again, and a
+	 * buffer posted with a notify takes the frame */
+	assert_int_equal(virtio_net_inject(n, frame, sizeof(frame)), 0);
+	for (int i = 0; i < 200 && rd16(f, qdesc(0) + 0x2000); i++)
+		usleep(1000);
+	assert_int_equal(rd16(f, qdesc(0) + 0x2000), 0);
+	t_offer(f, 0, 0);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(wait_used(f, 0, 3));
+	/* TX: done with the queue, notifications are on again */
+	assert_int_equal(rd16(f, qdesc(1) + 0x2000), 0);
 
 	/* a hostile TX chain: the device fails, once, with a config interrupt */
 	set_desc(f, qdesc(1), 2, 0xffffffff0000ull, 64, 0, 0);
@@ -877,6 +916,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_indirect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_idx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_addr_outside_ram, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_len_overflow, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
