@@ -12,8 +12,9 @@
  * bounded FIFO while the guest has no RX buffers; the backend fd is simply
  * not polled then, so the kernel queues (and, when full, counts) for us.
  * Guest TX frames go to the hook if one is installed, else to the backend.
- * All queue work runs on the transport's I/O thread with its lock held;
- * each batch ends with one used-index update and at most one interrupt.
+ * All queue work runs on the transport's I/O thread with its lock held.
+ * RX publishes every frame as soon as it is written (a polling driver
+ * starts on it while the next one is read); TX publishes once per batch.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,13 +40,6 @@ struct net_frame {
 	struct net_frame *next;
 	size_t len;
 	uint8_t data[];
-};
-
-/* What a checkpoint carries (besides the transport's state). */
-struct virtio_net_state {
-	uint8_t mac[6];
-	uint16_t link_status;
-	uint64_t features;
 };
 
 struct virtio_net {
@@ -121,6 +115,10 @@ static int net_rx_one(struct virtio_net *n, struct virtq *q, const uint8_t *fram
 	virtq_elem_write(q, e, 0, &rx_hdr, sizeof(rx_hdr));
 	virtq_elem_write(q, e, sizeof(rx_hdr), frame, len);
 	virtq_push(q, e->head, (uint32_t)(sizeof(rx_hdr) + len));
+	/* Publish each frame at once (as QEMU does): the polling driver
+	 * starts on it while the next one is read. No interrupt is asked for,
+	 * so this is a store, not a syscall. */
+	virtio_mmio_complete(n->t, q);
 	n->rx_frames++;
 	n->rx_bytes += len;
 	return 1;
@@ -374,6 +372,42 @@ void virtio_net_free(struct virtio_net *n)
 struct virtio_mmio *virtio_net_transport(struct virtio_net *n)
 {
 	return n->t;
+}
+
+struct virtio_net_state *virtio_net_get_state(struct virtio_net *n)
+{
+	return &n->s;
+}
+
+int virtio_net_inject_copy(struct virtio_net *n, uint8_t *buf, size_t cap, uint32_t *lens,
+			   unsigned int maxn, unsigned int *nframes, size_t *nbytes)
+{
+	size_t used = 0;
+	unsigned int k = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&n->inj_lock);
+	for (struct net_frame *f = n->inj_head; f; f = f->next, k++) {
+		if (k == maxn || f->len > cap - used) {
+			ret = -ENOSPC;
+			break;
+		}
+		memcpy(buf + used, f->data, f->len);
+		lens[k] = (uint32_t)f->len;
+		used += f->len;
+	}
+	pthread_mutex_unlock(&n->inj_lock);
+	*nframes = k;
+	*nbytes = used;
+	return ret;
+}
+
+void virtio_net_inject_clear(struct virtio_net *n)
+{
+	struct net_frame *f;
+
+	while ((f = inj_pop(n)))
+		free(f);
 }
 
 void virtio_net_set_hook(struct virtio_net *n, const struct net_hook_ops *ops, void *opaque)
