@@ -182,6 +182,7 @@ struct vm {
 	/* Device state (persist.c) and dirty logging (dirty.c). */
 	struct vmstate_registry *vmstate;
 	struct persist *persist;
+	struct virtio_persist *virtio_persist;
 	uint64_t *kvm_dirty; /* scratch for KVM_GET_DIRTY_LOG, one region at a time */
 	bool dirty_logging;
 };
@@ -273,5 +274,20 @@ void virtio_devices_free(struct vm *vm);
 void virtio_devices_reset(struct vm *vm);
 void virtio_devices_pause(struct vm *vm);
 void virtio_devices_resume(struct vm *vm);
+
+/* ---- virtio device state (virtio-persist.c) ---------------------------------- */
+
+/* Register "virtio-net" i and "virtio-blk" i (instance = device index). */
+int virtio_persist_register(struct vm *vm, struct vmstate_error *err);
+void virtio_persist_free(struct vm *vm);
+/* A load failed on an unknown section: if it is a virtio device this VM
+ * lacks, say so ("stream has virtio-blk 1, this VM has only 1"). */
+void virtio_persist_explain(struct vm *vm, struct vmstate_error *err);
+/* Whether the stream's device counts match this VM (machine post_load). */
+int virtio_persist_check_counts(struct vm *vm, uint32_t nnet, uint32_t nblk);
+/* fdatasync every disk image (migration: before the final device state). */
+int virtio_persist_flush(struct vm *vm);
+/* Broadcast a RARP from each virtio-net MAC through its backend. */
+void virtio_persist_announce(struct vm *vm);
 
 #endif

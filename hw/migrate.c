@@ -20,12 +20,26 @@
  *         until they fit in downtime-limit
  *   -- main loop: vm stop -> FINISH_MIGRATE --
  *   END   last dirty pages ----------------->
+ *   (fdatasync every --disk image)
  *   FULL  machine, kvmclock, irqchip, pit,    >   staged + validated
- *         cpu 0..n-1, uart, i8042
+ *         cpu 0..n-1, uart, i8042,
+ *         virtio-net 0.., virtio-blk 0..
  *   EOF  ------------------------------------>   load_begin returns 0
  *                                                load_commit (post_load hooks)
  *        <------------------------------- "CVOK"  ack (4 bytes)
  *   POSTMIGRATE (stays paused)                   INMIGRATE -> RUNNING
+ *                                                RARP from each virtio-net MAC
+ *
+ * Devices. Backends are not state: the target opens its own --net tap and
+ * --disk images and must have as many nets and disks as the source (a
+ * mismatch is refused naming the device). Disks assume shared storage: both
+ * hosts reach the same image file, and the source flushes (fdatasync) it
+ * after the VM stopped, before the final device state; the target must not
+ * have written to it. Virtio pause completes every request a device popped
+ * (virtio-persist.c), so no request is in flight in the stream. Once the
+ * target runs it broadcasts a RARP from each virtio-net MAC through its
+ * backend (like QEMU's announce_self), so a bridge or switch sends the
+ * guest's traffic to the new port at once.
  *
  * Any error on the source (connect, send, no ack, cancel) gives every page
  * it took from the dirty log and did not send back to the log
@@ -491,6 +505,8 @@ int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 	ret = vmstate_read_header(c.r, err);
 	if (!ret)
 		ret = vmstate_load_begin(c.r, err);
+	if (ret == -ENOENT)
+		virtio_persist_explain(vm, err);
 	if (ret && c.bad_ram)
 		mig_seterr(err, -EINVAL,
 			   "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
@@ -637,6 +653,13 @@ static void *mig_thread(void *arg)
 		goto out;
 	}
 	p.limit = 0;
+	/* Shared storage: the target opens the same images; what the source
+	 * wrote must be on disk before the target can read it. */
+	ret = virtio_persist_flush(vm);
+	if (ret) {
+		mig_seterr(&err, ret, "cannot flush the disks: %s", strerror(-ret));
+		goto out;
+	}
 	ret = dirty_sync(vm, bitmap);
 	if (ret) {
 		mig_seterr(&err, ret, "dirty log: %s", strerror(-ret));
@@ -813,6 +836,9 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 		m->listen_fd = -1;
 		if (m->in_done)
 			m->in_done(m->in_opaque, m->in_ret, m->errmsg);
+		/* Running on the new host: tell the switches where the MACs are. */
+		if (!m->in_ret && m->vm->running)
+			virtio_persist_announce(m->vm);
 		break;
 	}
 }

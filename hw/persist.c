@@ -13,6 +13,8 @@
  *   cpu N     regs, sregs, XSAVE (or FPU), XCRs, MSRs, LAPIC, MP state,
  *             debug registers, vCPU events
  *   uart, i8042
+ *   virtio-net N, virtio-blk N (virtio-persist.c; the machine section,
+ *             version 2, carries their counts: refused when they differ)
  *
  * pre_save reads the kernel state into the description's struct, post_load
  * writes it back. vCPU restore order (after QEMU's kvm_arch_put_registers
@@ -66,6 +68,7 @@ struct machine_state {
 	struct vm *vm;
 	uint32_t ncpus;
 	uint64_t ram_bytes;
+	uint32_t nnet, nblk; /* version 2: virtio devices (virtio-persist.c) */
 };
 
 struct clock_state {
@@ -130,6 +133,8 @@ static int machine_pre_save(void *opaque)
 
 	m->ncpus = m->vm->ncpus;
 	m->ram_bytes = m->vm->mem.size;
+	m->nnet = m->vm->nnet;
+	m->nblk = m->vm->nblk;
 	return 0;
 }
 
@@ -148,18 +153,24 @@ static int machine_post_load(void *opaque, uint32_t version_id)
 			(unsigned long long)(m->vm->mem.size / MiB));
 		return -EINVAL;
 	}
-	return 0;
+	if (version_id < 2 && (m->vm->nnet || m->vm->nblk)) {
+		log_err("the stream predates virtio device state; this VM has --net/--disk");
+		return -EINVAL;
+	}
+	return version_id < 2 ? 0 : virtio_persist_check_counts(m->vm, m->nnet, m->nblk);
 }
 
 static const struct vmstate_field machine_fields[] = {
 	VMSTATE_U32(struct machine_state, ncpus),
 	VMSTATE_U64(struct machine_state, ram_bytes),
+	VMSTATE_U32_V(struct machine_state, nnet, 2),
+	VMSTATE_U32_V(struct machine_state, nblk, 2),
 	VMSTATE_END,
 };
 
 static const struct vmstate_desc machine_desc = {
 	.name = "machine",
-	.version_id = 1,
+	.version_id = 2,
 	.minimum_version_id = 1,
 	.fields = machine_fields,
 	.pre_save = machine_pre_save,
@@ -522,6 +533,8 @@ int persist_register(struct vm *vm)
 		ret = uart_persist_register(vm->uart, vm->vmstate, &err);
 	if (!ret && vm->kbd)
 		ret = i8042_persist_register(vm->kbd, vm->vmstate, &err);
+	if (!ret)
+		ret = virtio_persist_register(vm, &err);
 	if (ret)
 		log_err("device state: %s", err.msg[0] ? err.msg : strerror(-ret));
 	return ret;
@@ -544,6 +557,7 @@ void persist_free(struct vm *vm)
 	if (vm->vmstate)
 		vmstate_registry_free(vm->vmstate);
 	vm->vmstate = NULL;
+	virtio_persist_free(vm);
 	if (vm->persist)
 		free(vm->persist->cpus);
 	free(vm->persist);

@@ -57,12 +57,6 @@ struct blk_req_hdr {
 	uint64_t sector;
 };
 
-/* What a checkpoint carries (besides the transport's state). */
-struct virtio_blk_state {
-	uint64_t capacity; /* sectors */
-	uint64_t features;
-};
-
 struct virtio_blk {
 	struct virtio_blk_state s;
 	struct virtio_mmio *t;
@@ -485,6 +479,18 @@ void virtio_blk_free(struct virtio_blk *b)
 struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b)
 {
 	return b->t;
+}
+
+struct virtio_blk_state *virtio_blk_get_state(struct virtio_blk *b)
+{
+	return &b->s;
+}
+
+int virtio_blk_flush(struct virtio_blk *b)
+{
+	if (b->readonly)
+		return 0;
+	return fdatasync(b->fd) < 0 ? -errno : 0;
 }
 
 int blk_spec_parse(const char *s, struct blk_spec *out, char *err, size_t errlen)

@@ -76,6 +76,11 @@ static void raise_irq(struct virtio_mmio *t, uint32_t why)
 
 /* ---- device-facing helpers (lock held) ------------------------------------ */
 
+uint64_t virtio_mmio_offered_features(struct virtio_mmio *t)
+{
+	return offered_features(t);
+}
+
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned int idx)
 {
 	return idx < t->ops->nqueues ? &t->q[idx] : NULL;

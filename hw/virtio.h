@@ -301,6 +301,19 @@ int blk_spec_parse(const char *s, struct blk_spec *out, char *err, size_t errlen
 struct virtio_net;
 struct virtio_blk;
 
+/* What a checkpoint carries of each device (besides the transport's state;
+ * descriptions in virtio-persist.c). */
+struct virtio_net_state {
+	uint8_t mac[6];
+	uint16_t link_status;
+	uint64_t features;
+};
+
+struct virtio_blk_state {
+	uint64_t capacity; /* sectors */
+	uint64_t features;
+};
+
 /* Backend ownership passes to the device (freed with it). */
 int virtio_net_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned int gsi,
 		      const uint8_t mac[6], struct net_backend *be, struct virtio_net **out);
@@ -317,5 +330,21 @@ int virtio_blk_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned 
 		      const struct blk_spec *spec, struct virtio_blk **out);
 void virtio_blk_free(struct virtio_blk *b);
 struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b);
+
+/* ---- checkpoint accessors (virtio-persist.c) --------------------------------- */
+
+/* Transport and device features offered to the driver. */
+uint64_t virtio_mmio_offered_features(struct virtio_mmio *t);
+struct virtio_net_state *virtio_net_get_state(struct virtio_net *n);
+/* Copy the frames waiting for injection, oldest first, into buf (cap bytes,
+ * lens[i] each, at most maxn frames) without taking them off the queue;
+ * -ENOSPC if not all of them fit (*nframes, *nbytes: what was copied). */
+int virtio_net_inject_copy(struct virtio_net *n, uint8_t *buf, size_t cap, uint32_t *lens,
+			   unsigned int maxn, unsigned int *nframes, size_t *nbytes);
+/* Drop every frame waiting for injection (a restore replaces them). */
+void virtio_net_inject_clear(struct virtio_net *n);
+struct virtio_blk_state *virtio_blk_get_state(struct virtio_blk *b);
+/* fdatasync the image (0 for a read-only disk). */
+int virtio_blk_flush(struct virtio_blk *b);
 
 #endif
