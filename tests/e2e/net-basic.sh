@@ -45,9 +45,34 @@ PY
 
 note "tcp-echo: 4 MB with the tap down for 1.5 s in the middle (retransmission)"
 head -c 4000000 /dev/urandom >"$TMP/big.in"
-nsx timeout 60 nc -N 10.0.0.2 7 <"$TMP/big.in" >"$TMP/big.out" &
+# The client paces its sending (64 KiB every 10 ms, about 0.7 s for 4 MB) and
+# says when 512 KiB are out; the link goes down then, so the outage always
+# falls in the middle of the transfer, with the guest's echo data in flight.
+nsx timeout 60 python3 - "$TMP/big.in" "$TMP/big.out" "$TMP/big.started" <<'PY' &
+import socket, sys, threading, time
+data = open(sys.argv[1], 'rb').read()
+s = socket.create_connection(('10.0.0.2', 7))
+got = bytearray()
+def reader():
+    while len(got) < len(data):
+        b = s.recv(65536)
+        if not b:
+            break
+        got.extend(b)
+t = threading.Thread(target=reader)
+t.start()
+for off in range(0, len(data), 65536):
+    s.sendall(data[off:off + 65536])
+    if off == 8 * 65536:
+        open(sys.argv[3], 'w').close()
+    time.sleep(0.01)
+t.join(50)
+s.close()
+open(sys.argv[2], 'wb').write(got)
+PY
 nc_pid=$!
-sleep 0.05
+for _ in $(seq 100); do [ -e "$TMP/big.started" ] && break; sleep 0.05; done
+[ -e "$TMP/big.started" ] || fail "echo client did not start"
 nsx ip link set tap0 down
 sleep 1.5
 nsx ip link set tap0 up
