@@ -280,8 +280,10 @@ void virtio_devices_resume(struct vm *vm);
 /* Register "virtio-net" i and "virtio-blk" i (instance = device index). */
 int virtio_persist_register(struct vm *vm, struct vmstate_error *err);
 void virtio_persist_free(struct vm *vm);
-/* A load failed on an unknown section: if it is a virtio device this VM
- * lacks, say so ("stream has virtio-blk 1, this VM has only 1"). */
+/* A load failed: if a virtio check (or the machine's device counts)
+ * refused it, put that reason in err; if it failed on the section of a
+ * virtio device this VM lacks, say so ("stream has virtio-blk 1, this VM
+ * has only 1"). */
 void virtio_persist_explain(struct vm *vm, struct vmstate_error *err);
 /* Whether the stream's device counts match this VM (machine post_load). */
 int virtio_persist_check_counts(struct vm *vm, uint32_t nnet, uint32_t nblk);

@@ -505,8 +505,6 @@ int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 	ret = vmstate_read_header(c.r, err);
 	if (!ret)
 		ret = vmstate_load_begin(c.r, err);
-	if (ret == -ENOENT)
-		virtio_persist_explain(vm, err);
 	if (ret && c.bad_ram)
 		mig_seterr(err, -EINVAL,
 			   "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
@@ -522,6 +520,8 @@ int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 	} else {
 		vmstate_load_abort(c.r);
 	}
+	if (ret)
+		virtio_persist_explain(vm, err);
 out:
 	vmstate_reader_free(c.r);
 	vmstate_source_free(src);

@@ -48,6 +48,7 @@
  * every ready queue).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,23 @@ struct blk_persist {
 struct virtio_persist {
 	struct net_persist *net[VM_MAX_VIRTIO];
 	struct blk_persist *blk[VM_MAX_VIRTIO];
+	char why[200]; /* why the last load was refused (for the load's error) */
 };
+
+/* Log why a load is refused and keep it for virtio_persist_explain(). */
+static void PRINTF_LIKE(2, 3) vp_refuse(struct vm *vm, const char *fmt, ...)
+{
+	struct virtio_persist *vp = vm->virtio_persist;
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_err("%s", msg);
+	if (vp)
+		snprintf(vp->why, sizeof(vp->why), "%s", msg);
+}
 
 /* ---- descriptions ------------------------------------------------------------ */
 
@@ -156,20 +173,20 @@ static int mmio_save(struct virtio_mmio *t, struct mmio_persist *m, struct vq_pe
 }
 
 /* Check the saved transport against this device before anything changes. */
-static int mmio_check(struct virtio_mmio *t, const struct mmio_persist *m,
+static int mmio_check(struct vm *vm, struct virtio_mmio *t, const struct mmio_persist *m,
 		      const struct vq_persist *q, unsigned int nq, const char *what)
 {
 	uint64_t offered = virtio_mmio_offered_features(t);
 	uint64_t f = m->s.driver_features;
 
 	if (m->device_features != offered) {
-		log_err("%s: the stream's device offers features %#llx, this one %#llx (the "
+		vp_refuse(vm, "%s: the stream's device offers features %#llx, this one %#llx (the "
 			"--net/--disk options must match)",
 			what, (unsigned long long)m->device_features, (unsigned long long)offered);
 		return -EINVAL;
 	}
 	if (f & ~offered) {
-		log_err("%s: negotiated features %#llx were never offered (%#llx)", what,
+		vp_refuse(vm, "%s: negotiated features %#llx were never offered (%#llx)", what,
 			(unsigned long long)f, (unsigned long long)offered);
 		return -EINVAL;
 	}
@@ -180,7 +197,7 @@ static int mmio_check(struct virtio_mmio *t, const struct mmio_persist *m,
 			continue;
 		if (virtq_start(&tmp, t->mem, f & (1ull << VIRTIO_F_RING_EVENT_IDX),
 				f & (1ull << VIRTIO_F_RING_INDIRECT_DESC))) {
-			log_err("%s: queue %u: %s", what, i, tmp.why);
+			vp_refuse(vm, "%s: queue %u: %s", what, i, tmp.why);
 			return -EINVAL;
 		}
 	}
@@ -265,11 +282,11 @@ static int net_post_load(void *opaque, uint32_t version_id)
 	for (uint32_t i = 0; i < p->ninj; i++)
 		sum += p->inj_len[i];
 	if (sum != p->inj_bytes) {
-		log_err("%s: injected frames add up to %llu bytes, the stream says %u", what,
+		vp_refuse(p->vm, "%s: injected frames add up to %llu bytes, the stream says %u", what,
 			(unsigned long long)sum, p->inj_bytes);
 		return -EINVAL;
 	}
-	ret = mmio_check(t, &p->mmio, p->q, NET_QUEUES, what);
+	ret = mmio_check(p->vm, t, &p->mmio, p->q, NET_QUEUES, what);
 	if (ret)
 		return ret;
 	mmio_apply_begin(t);
@@ -333,12 +350,12 @@ static int blk_post_load(void *opaque, uint32_t version_id)
 	(void)version_id;
 	snprintf(what, sizeof(what), "virtio-blk %u", p->idx);
 	if (p->blk.capacity != s->capacity) {
-		log_err("%s: the stream's disk has %llu sectors, --disk %s has %llu", what,
+		vp_refuse(p->vm, "%s: the stream's disk has %llu sectors, --disk %s has %llu", what,
 			(unsigned long long)p->blk.capacity, p->vm->cfg.disk[p->idx],
 			(unsigned long long)s->capacity);
 		return -EINVAL;
 	}
-	ret = mmio_check(t, &p->mmio, p->q, BLK_QUEUES, what);
+	ret = mmio_check(p->vm, t, &p->mmio, p->q, BLK_QUEUES, what);
 	if (ret)
 		return ret;
 	mmio_apply_begin(t);
@@ -427,9 +444,16 @@ static const char *count_words(unsigned int n, char *buf, size_t len)
 
 void virtio_persist_explain(struct vm *vm, struct vmstate_error *err)
 {
+	struct virtio_persist *vp = vm->virtio_persist;
 	char name[32], buf[32];
 	unsigned int inst;
 
+	if (vp && vp->why[0]) {
+		if (err)
+			snprintf(err->msg, sizeof(err->msg), "%s", vp->why);
+		vp->why[0] = '\0';
+		return;
+	}
 	if (!err || err->code != -ENOENT ||
 	    sscanf(err->msg, "section '%31[^']' instance %u", name, &inst) != 2)
 		return;
@@ -443,17 +467,17 @@ void virtio_persist_explain(struct vm *vm, struct vmstate_error *err)
 			 count_words(vm->nblk, buf, sizeof(buf)));
 }
 
-static int check_count(const char *kind, const char *opt, uint32_t stream, unsigned int here)
+static int check_count(struct vm *vm, const char *kind, const char *opt, uint32_t stream, unsigned int here)
 {
 	char buf[32];
 
 	if (stream < here) {
-		log_err("this VM has %s %u, the stream has %s (%s must match)", kind, stream,
+		vp_refuse(vm, "this VM has %s %u, the stream has %s (%s must match)", kind, stream,
 			count_words(stream, buf, sizeof(buf)), opt);
 		return -EINVAL;
 	}
 	if (stream > here) {
-		log_err("stream has %s %u, this VM has %s (%s must match)", kind, here,
+		vp_refuse(vm, "stream has %s %u, this VM has %s (%s must match)", kind, here,
 			count_words(here, buf, sizeof(buf)), opt);
 		return -EINVAL;
 	}
@@ -462,9 +486,9 @@ static int check_count(const char *kind, const char *opt, uint32_t stream, unsig
 
 int virtio_persist_check_counts(struct vm *vm, uint32_t nnet, uint32_t nblk)
 {
-	int ret = check_count("virtio-net", "--net", nnet, vm->nnet);
+	int ret = check_count(vm, "virtio-net", "--net", nnet, vm->nnet);
 
-	return ret ? ret : check_count("virtio-blk", "--disk", nblk, vm->nblk);
+	return ret ? ret : check_count(vm, "virtio-blk", "--disk", nblk, vm->nblk);
 }
 
 int virtio_persist_flush(struct vm *vm)
