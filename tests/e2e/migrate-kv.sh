@@ -1,0 +1,129 @@
+#!/bin/bash
+# Live migration of app=kv under load. A netns holds bridge br0
+# (10.0.0.1/24) with tap0 (source) and tap1 (target) as ports. A client
+# keeps 4 TCP connections busy with mixed SET/GET/INCR, every answer checked
+# against a model, while `migrate` runs: no lost or wrong answer, the same
+# connections go on after the switch (the target's RARP makes the bridge
+# send to tap1 at once), the source ends postmigrate. A target without the
+# --net device is refused naming it.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+need_netns
+CTL=${COLOVMCTL:?}
+NS=colovm-mkv-$$
+MAC=52:54:00:12:34:56
+port=$((47900 + RANDOM % 800))
+nsx() { ip netns exec "$NS" "$@"; }
+
+ip netns add "$NS"
+on_exit "ip netns del $NS"
+nsx ip link set lo up
+nsx ip link add br0 type bridge
+nsx ip addr add 10.0.0.1/24 dev br0
+for t in tap0 tap1; do
+	nsx ip tuntap add dev $t mode tap
+	nsx ip link set $t master br0
+	nsx ip link set $t up
+done
+nsx ip link set br0 up
+
+ARGS=(--kernel "$TESTGUEST" --mem 128 --cmdline "app=kv")
+nsx "$COLOVM" run "${ARGS[@]}" --net tap=tap1,mac=$MAC --incoming tcp:127.0.0.1:$port \
+	--qmp unix:"$TMP/t.sock",server </dev/null >"$TMP/t.out" 2>&1 &
+tpid=$!
+on_exit "kill $tpid 2>/dev/null"
+nsx "$COLOVM" run "${ARGS[@]}" --net tap=tap0,mac=$MAC --qmp unix:"$TMP/s.sock",server \
+	</dev/null >"$TMP/s.out" 2>&1 &
+spid=$!
+on_exit "kill $spid 2>/dev/null"
+wait_for_line "$TMP/s.out" '^net: up ' 30 || fail "source guest not up: $(cat "$TMP/s.out")"
+wait_for_line "$TMP/t.out" 'waiting for an incoming' 10 || fail "target not listening"
+
+cat >"$TMP/client.py" <<'PY'
+import os, random, socket, sys, time
+d = sys.argv[1]
+rng = random.Random(7)
+conns = [socket.create_connection(("10.0.0.2", 7000), timeout=30) for _ in range(4)]
+files = [s.makefile("rwb") for s in conns]
+model, ops, last, worst = {}, 0, time.time(), 0.0
+keys = ["k%d" % i for i in range(64)]
+after = -1
+while True:
+    if after < 0 and os.path.exists(d + "/migrated"):
+        after = ops
+    if after >= 0 and ops - after >= 2000:
+        break
+    f = files[ops % 4]
+    k = rng.choice(keys)
+    r = rng.random()
+    if r < 0.35:
+        v = "v%d" % rng.randrange(1 << 30)
+        cmd, want = "SET %s %s" % (k, v), "OK"
+        model[k] = v
+    elif r < 0.7:
+        cmd, want = "GET %s" % k, model.get(k, "NIL")
+    else:
+        want = str(int(model.get(k, "0")) + 1) if model.get(k, "0").isdigit() else "ERR not an integer"
+        cmd = "INCR %s" % k
+        if want[0] != "E":
+            model[k] = want
+    f.write((cmd + "\n").encode()); f.flush()
+    line = f.readline()
+    if not line:
+        sys.exit("op %d: connection closed (%s)" % (ops, cmd))
+    got = line.decode().rstrip("\n")
+    if got != want:
+        sys.exit("op %d: %s -> %r, model says %r" % (ops, cmd, got, want))
+    now = time.time()
+    worst = max(worst, now - last)
+    last = now
+    ops += 1
+    if ops == 500:
+        open(d + "/busy", "w").close()
+print("ops=%d after=%d longest_wait=%.2fs" % (ops, after, worst))
+PY
+nsx python3 "$TMP/client.py" "$TMP" >"$TMP/client.out" 2>&1 &
+cpid=$!
+on_exit "kill $cpid 2>/dev/null"
+for _ in $(seq 100); do [ -e "$TMP/busy" ] && break; sleep 0.1; done
+[ -e "$TMP/busy" ] || fail "client not busy: $(cat "$TMP/client.out")"
+
+note "migrate tap0 -> tap1 under load"
+"$CTL" --qmp "$TMP/s.sock" migrate tcp:127.0.0.1:$port >"$TMP/ctl.out" 2>&1 ||
+	fail "migrate failed: $(cat "$TMP/ctl.out" "$TMP/s.out")"
+grep -q '"completed"' "$TMP/ctl.out" || fail "no completed status: $(cat "$TMP/ctl.out")"
+"$CTL" --qmp "$TMP/s.sock" query-status | grep -q '"postmigrate"' || fail "source not postmigrate"
+wait_for_line "$TMP/t.out" 'incoming migration complete' 10 || fail "target not running"
+sleep 0.2
+nsx bridge fdb show br br0 | grep -i "$MAC" | grep -q 'dev tap1' ||
+	fail "the bridge did not learn $MAC on tap1 (no announce?): $(nsx bridge fdb show br br0)"
+touch "$TMP/migrated"
+wait $cpid || fail "client: $(cat "$TMP/client.out")"
+note "client: $(cat "$TMP/client.out"), $(grep -o '"downtime": [0-9]*' "$TMP/ctl.out")"
+kill -0 $tpid 2>/dev/null || fail "target died: $(cat "$TMP/t.out")"
+"$CTL" --qmp "$TMP/s.sock" quit >/dev/null 2>&1 || true
+"$CTL" --qmp "$TMP/t.sock" quit >/dev/null 2>&1 || true
+wait $spid 2>/dev/null || true
+wait $tpid 2>/dev/null || true
+
+note "a target without --net is refused"
+port=$((port + 1))
+nsx "$COLOVM" run "${ARGS[@]}" --incoming tcp:127.0.0.1:$port --serial none \
+	</dev/null >"$TMP/t2.out" 2>&1 &
+t2=$!
+on_exit "kill $t2 2>/dev/null"
+nsx "$COLOVM" run "${ARGS[@]}" --net tap=tap0,mac=$MAC --qmp unix:"$TMP/s2.sock",server \
+	</dev/null >"$TMP/s2.out" 2>&1 &
+s2=$!
+on_exit "kill $s2 2>/dev/null"
+wait_for_line "$TMP/s2.out" '^net: up ' 30 || fail "second source not up"
+wait_for_line "$TMP/t2.out" 'waiting for an incoming' 10 || fail "second target not listening"
+"$CTL" --qmp "$TMP/s2.sock" migrate tcp:127.0.0.1:$port >"$TMP/ctl2.out" 2>&1 &&
+	grep -q '"completed"' "$TMP/ctl2.out" && fail "migration to a VM without --net completed"
+got=0
+wait $t2 || got=$?
+[ $got = 2 ] || fail "target without --net: exit $got, expected 2"
+grep -q 'stream has virtio-net 0, this VM has none' "$TMP/t2.out" ||
+	fail "no device message: $(cat "$TMP/t2.out")"
+"$CTL" --qmp "$TMP/s2.sock" query-status | grep -q '"running"' || fail "source not running again"
+echo "PASS"
