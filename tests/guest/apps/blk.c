@@ -18,16 +18,6 @@
 #define DEPTH		  16
 #define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 static void fill(uint64_t *w, uint64_t sector, unsigned int sectors)
 {
 	for (unsigned int s = 0; s < sectors; s++)

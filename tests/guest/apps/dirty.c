@@ -39,16 +39,6 @@
 #define MAX_RATE      100000 /* MiB/s: keeps the pacing arithmetic in 64 bits */
 #define MAX_SECONDS   (100ULL * 365 * 24 * 3600)
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 static uint64_t seed(uint64_t pass, uint64_t page)
 {
 	return mix64(pass << 32 | page);

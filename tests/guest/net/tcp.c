@@ -99,16 +99,6 @@ static uint32_t min32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 int tcp_init(void)
 {
 	uint8_t *mem = mem_alloc((size_t)TCP_MAX_CONNS * (SBUF + RBUF), 4096);
