@@ -29,6 +29,11 @@ _cleanup() {
 	rm -rf "$TMP"
 }
 trap _cleanup EXIT
+# A test stopped from outside (ctest's timeout, ^C) still runs its clean-up
+# hooks, so it never leaves VMs, namespaces or taps behind.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 # wait_for_file_line FILE REGEX SECONDS: wait until FILE has a line matching REGEX.
 wait_for_line() {
