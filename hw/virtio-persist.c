@@ -526,5 +526,8 @@ void virtio_persist_announce(struct vm *vm)
 		ret = hw_vm_net_send(vm, i, f, sizeof(f));
 		if (ret < 0)
 			log_warn("virtio-net %u: announce: %s", i, strerror(-ret));
+		else
+			log_info("virtio-net %u: announced %02x:%02x:%02x:%02x:%02x:%02x (RARP)", i,
+				 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	}
 }

@@ -88,6 +88,25 @@ on_exit "kill $cpid 2>/dev/null"
 for _ in $(seq 100); do [ -e "$TMP/busy" ] && break; sleep 0.1; done
 [ -e "$TMP/busy" ] || fail "client not busy: $(cat "$TMP/client.out")"
 
+# The announce: a RARP from the guest's MAC must reach the bridge.
+nsx python3 - "$MAC" "$TMP/listening" >"$TMP/rarp.out" 2>&1 <<'PY' &
+import socket, sys
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8035))
+s.bind(("br0", 0))
+s.settimeout(30)
+open(sys.argv[2], "w").close()
+while True:
+    f = s.recv(2048)
+    if f[6:12] == mac and f[20:22] == b"\x00\x03" and f[22:28] == mac:
+        print("RARP from", sys.argv[1])
+        break
+PY
+rpid=$!
+on_exit "kill $rpid 2>/dev/null"
+for _ in $(seq 100); do [ -e "$TMP/listening" ] && break; sleep 0.05; done
+[ -e "$TMP/listening" ] || fail "RARP listener not ready: $(cat "$TMP/rarp.out")"
+
 note "migrate tap0 -> tap1 under load"
 "$CTL" --qmp "$TMP/s.sock" migrate tcp:127.0.0.1:$port >"$TMP/ctl.out" 2>&1 ||
 	fail "migrate failed: $(cat "$TMP/ctl.out" "$TMP/s.out")"
@@ -97,6 +116,7 @@ wait_for_line "$TMP/t.out" 'incoming migration complete' 10 || fail "target not 
 sleep 0.2
 nsx bridge fdb show br br0 | grep -i "$MAC" | grep -q 'dev tap1' ||
 	fail "the bridge did not learn $MAC on tap1 (no announce?): $(nsx bridge fdb show br br0)"
+wait $rpid || fail "no RARP announce from $MAC: $(cat "$TMP/rarp.out" "$TMP/t.out")"
 touch "$TMP/migrated"
 wait $cpid || fail "client: $(cat "$TMP/client.out")"
 note "client: $(cat "$TMP/client.out"), $(grep -o '"downtime": [0-9]*' "$TMP/ctl.out")"
