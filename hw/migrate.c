@@ -171,19 +171,6 @@ static void mig_notify(struct migration *m, enum mig_req req)
 		log_err("migration: eventfd: %s", strerror(errno));
 }
 
-static int PRINTF_LIKE(3, 4) mig_seterr(struct vmstate_error *err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		err->code = code;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 /* A peer that goes away is an error to report (EPIPE), not a signal that
  * kills the VMM: SIGPIPE stays blocked (and pending) in the stream threads. */
 static void mig_block_sigpipe(void)
@@ -379,7 +366,7 @@ static int pass_send(struct ram_pass *p, uint64_t *bitmap, uint64_t npages,
 		}
 		if (p->m && atomic_load(&p->m->cancel)) {
 			dirty_putback(p->vm, pg, n);
-			ret = mig_seterr(err, -ECANCELED, "migration cancelled");
+			ret = vmstate_seterr(err, -ECANCELED, "migration cancelled");
 		} else {
 			ret = pass_add(p, pg, n, err);
 		}
@@ -420,12 +407,12 @@ int hw_vm_save(struct vm *vm, int fd, struct vmstate_error *err)
 	int ret;
 
 	if (vm->running)
-		return mig_seterr(err, -EBUSY, "the VM must be stopped for a snapshot");
+		return vmstate_seterr(err, -EBUSY, "the VM must be stopped for a snapshot");
 	ret = vmstate_sink_new_fd(&sink, fd);
 	if (!ret)
 		ret = vmstate_writer_new(&w, sink, NULL);
 	if (ret) {
-		mig_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
 		goto out;
 	}
 	ret = vmstate_write_header(w, err);
@@ -494,29 +481,29 @@ int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 	int ret;
 
 	if (vm->running)
-		return mig_seterr(err, -EBUSY, "cannot load into a running VM");
+		return vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
 	ret = vmstate_source_new_fd(&src, fd);
 	if (!ret)
 		ret = vmstate_reader_new(&c.r, src, vm->vmstate, &ops, NULL);
 	if (ret) {
-		mig_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
 		goto out;
 	}
 	ret = vmstate_read_header(c.r, err);
 	if (!ret)
 		ret = vmstate_load_begin(c.r, err);
 	if (ret && c.bad_ram)
-		mig_seterr(err, -EINVAL,
+		vmstate_seterr(err, -EINVAL,
 			   "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
 			   "(--mem must match)",
 			   (unsigned long long)(c.bad_ram / MiB),
 			   (unsigned long long)(vm->mem.size / MiB));
 	if (!ret && !vmstate_reader_ram_bytes(c.r))
-		ret = mig_seterr(err, -EINVAL, "the stream has no RAM section");
+		ret = vmstate_seterr(err, -EINVAL, "the stream has no RAM section");
 	if (!ret) {
 		ret = vmstate_load_commit(c.r, err);
 		if (ret && !err->msg[0])
-			mig_seterr(err, ret, "device state refused: %s", strerror(-ret));
+			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
 	} else {
 		vmstate_load_abort(c.r);
 	}
@@ -561,21 +548,21 @@ static void *mig_thread(void *arg)
 	mig_block_sigpipe();
 	ret = tcp_open(m->uri, false, &fd);
 	if (ret) {
-		mig_seterr(&err, ret, "cannot connect to %s: %s", m->uri, strerror(-ret));
+		vmstate_seterr(&err, ret, "cannot connect to %s: %s", m->uri, strerror(-ret));
 		goto out;
 	}
 	pthread_mutex_lock(&m->lock);
 	m->fd = fd;
 	pthread_mutex_unlock(&m->lock);
 	if (atomic_load(&m->cancel)) {
-		ret = mig_seterr(&err, -ECANCELED, "migration cancelled");
+		ret = vmstate_seterr(&err, -ECANCELED, "migration cancelled");
 		goto out;
 	}
 	bitmap = malloc(words * sizeof(uint64_t));
 	p.bounce = aligned_alloc(PAGE_SIZE, MIG_BATCH_PAGES * PAGE_SIZE);
 	p.zero = calloc(MIG_BATCH_PAGES, PAGE_SIZE);
 	if (!bitmap || !p.bounce || !p.zero) {
-		ret = mig_seterr(&err, -ENOMEM, "out of memory");
+		ret = vmstate_seterr(&err, -ENOMEM, "out of memory");
 		goto out;
 	}
 	memset(bitmap, 0xff, words * sizeof(uint64_t));
@@ -585,12 +572,12 @@ static void *mig_thread(void *arg)
 	if (!ret)
 		ret = vmstate_writer_new(&p.w, p.sink, NULL);
 	if (ret) {
-		mig_seterr(&err, ret, "cannot set up the stream: %s", strerror(-ret));
+		vmstate_seterr(&err, ret, "cannot set up the stream: %s", strerror(-ret));
 		goto out;
 	}
 	ret = dirty_log_start(vm);
 	if (ret) {
-		mig_seterr(&err, ret, "cannot start dirty logging: %s", strerror(-ret));
+		vmstate_seterr(&err, ret, "cannot start dirty logging: %s", strerror(-ret));
 		goto out;
 	}
 	ret = vmstate_write_header(p.w, &err);
@@ -623,7 +610,7 @@ static void *mig_thread(void *arg)
 			goto out;
 		ret = dirty_sync(vm, bitmap);
 		if (ret) {
-			mig_seterr(&err, ret, "dirty log: %s", strerror(-ret));
+			vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
 			goto out;
 		}
 		dirty = bitmap_count(bitmap, npages);
@@ -649,7 +636,7 @@ static void *mig_thread(void *arg)
 	m->stop_ns = clock_ns();
 	pthread_mutex_unlock(&m->lock);
 	if (ret) {
-		mig_seterr(&err, ret, "cannot stop the VM: %s", strerror(-ret));
+		vmstate_seterr(&err, ret, "cannot stop the VM: %s", strerror(-ret));
 		goto out;
 	}
 	p.limit = 0;
@@ -657,12 +644,12 @@ static void *mig_thread(void *arg)
 	 * wrote must be on disk before the target can read it. */
 	ret = virtio_persist_flush(vm);
 	if (ret) {
-		mig_seterr(&err, ret, "cannot flush the disks: %s", strerror(-ret));
+		vmstate_seterr(&err, ret, "cannot flush the disks: %s", strerror(-ret));
 		goto out;
 	}
 	ret = dirty_sync(vm, bitmap);
 	if (ret) {
-		mig_seterr(&err, ret, "dirty log: %s", strerror(-ret));
+		vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
 		goto out;
 	}
 	ret = pass_send(&p, bitmap, npages, &err);
@@ -683,7 +670,7 @@ static void *mig_thread(void *arg)
 		int n = poll(&pfd, 1, MIG_ACK_TIMEOUT_MS);
 
 		if (n <= 0 || read_full(fd, ack, sizeof(ack)) || memcmp(ack, MIG_ACK, 4)) {
-			ret = mig_seterr(&err, n == 0 ? -ETIMEDOUT : -ECONNRESET,
+			ret = vmstate_seterr(&err, n == 0 ? -ETIMEDOUT : -ECONNRESET,
 					 "the target did not acknowledge the migration (it "
 					 "refused the stream or went away)");
 			goto out;
@@ -692,7 +679,7 @@ static void *mig_thread(void *arg)
 	ret = 0;
 out:
 	if (ret && atomic_load(&m->cancel))
-		mig_seterr(&err, -ECANCELED, "migration cancelled");
+		vmstate_seterr(&err, -ECANCELED, "migration cancelled");
 	if (ret && p.w)
 		vmstate_writer_free(p.w), p.w = NULL;
 	dirty_log_stop(vm);
@@ -721,12 +708,12 @@ static void *mig_in_thread(void *arg)
 	mig_block_sigpipe();
 	fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
-		ret = mig_seterr(&err, -errno, "accept: %s", strerror(errno));
+		ret = vmstate_seterr(&err, -errno, "accept: %s", strerror(errno));
 	} else {
 		log_info("incoming migration: connection accepted, loading");
 		ret = hw_vm_load(m->vm, fd, &err);
 		if (!ret && write_full(fd, MIG_ACK, 4))
-			ret = mig_seterr(&err, -ECONNRESET, "cannot acknowledge to the source");
+			ret = vmstate_seterr(&err, -ECONNRESET, "cannot acknowledge to the source");
 		close(fd);
 	}
 	pthread_mutex_lock(&m->lock);
@@ -1006,11 +993,11 @@ static int qmp_snapshot_save(void *opaque, json_t *args, json_t **ret, struct qm
 	}
 	r = hw_vm_save(m->vm, fd, &verr);
 	if (!r && fsync(fd) < 0)
-		r = mig_seterr(&verr, -errno, "fsync: %s", strerror(errno));
+		r = vmstate_seterr(&verr, -errno, "fsync: %s", strerror(errno));
 	if (close(fd) < 0 && !r)
-		r = mig_seterr(&verr, -errno, "close: %s", strerror(errno));
+		r = vmstate_seterr(&verr, -errno, "close: %s", strerror(errno));
 	if (!r && rename(tmp, path) < 0)
-		r = mig_seterr(&verr, -errno, "rename to '%s': %s", path, strerror(errno));
+		r = vmstate_seterr(&verr, -errno, "rename to '%s': %s", path, strerror(errno));
 	if (r)
 		unlink(tmp);
 	free(tmp);

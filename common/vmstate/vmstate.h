@@ -143,6 +143,11 @@ struct vmstate_error {
 	char msg[256];	/* human-readable, NUL-terminated */
 };
 
+/* Fill err (if not NULL) with code and a formatted message; returns code.
+ * For callers that report their own errors in the same form. */
+int vmstate_seterr(struct vmstate_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* ---- descriptions -------------------------------------------------------- */
 
 enum vmstate_kind {

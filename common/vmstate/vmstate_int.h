@@ -57,7 +57,6 @@ struct vcur {
 	size_t len, pos;
 };
 
-int vmstate_seterr(struct vmstate_error *err, int code, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
 struct vmstate_entry *vmstate_find(struct vmstate_registry *reg, const char *name,
 				   size_t name_len, uint32_t instance_id);
