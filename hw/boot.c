@@ -101,7 +101,7 @@ static const Elf64_Phdr *elf_phdrs(const uint8_t *img, size_t len, unsigned int 
 /* Find the PVH entry in the PT_NOTE segments; 0 if none. */
 static uint64_t elf_pvh_entry(const uint8_t *img, size_t len)
 {
-	unsigned int n;
+	unsigned int n = 0;
 	const Elf64_Phdr *ph = elf_phdrs(img, len, &n);
 
 	for (unsigned int i = 0; ph && i < n; i++) {
@@ -146,11 +146,11 @@ int boot_load_pvh(struct vm *vm, const uint8_t *img, size_t len, const struct vm
 	} info = {0};
 	struct boot_e820 e820[8];
 	uint64_t kernel_end = 0;
-	unsigned int n;
+	unsigned int n = 0;
 	const Elf64_Phdr *ph = elf_phdrs(img, len, &n);
 	int nmap, ret;
 
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; ph && i < n; i++) {
 		const Elf64_Phdr *p = &ph[i];
 		void *dst;
 

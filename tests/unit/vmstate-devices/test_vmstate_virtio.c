@@ -134,7 +134,7 @@ int main(void)
 			fprintf(stderr, "FAIL: cannot create a disk image\n");
 			goto out;
 		}
-		snprintf(spec[i], sizeof(spec[i]), "%s", img[i]);
+		memcpy(spec[i], img[i], sizeof(img[i])); /* spec is the larger */
 	}
 	if (make_image(small, sizeof(small), 16 << 20))
 		goto out;
