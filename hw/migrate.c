@@ -135,6 +135,8 @@ struct migration {
 	uint64_t start_ns, stop_ns, end_ns;
 	uint64_t transferred, remaining, total, dirty_rate, normal, duplicate, rounds;
 	uint64_t expected_downtime_ms, downtime_ms, setup_ms;
+	uint64_t round0_bytes, round0_ns; /* page data of round 0, its duration */
+	uint64_t ack_ns;		  /* the target's ack read */
 	double mbps;
 
 	/* incoming */
@@ -541,6 +543,7 @@ static void *mig_thread(void *arg)
 	uint64_t npages = vm->mem.size / PAGE_SIZE, words = (npages + 63) / 64;
 	uint64_t *bitmap = NULL, bw = 0, downtime, b0, t0;
 	struct ram_pass p = {.m = m, .vm = vm};
+	struct vmstate_ram_stats st0;
 	struct vmstate_error err = {0};
 	char ack[4];
 	int fd = -1, ret;
@@ -603,11 +606,22 @@ static void *mig_thread(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		t0 = clock_ns();
 		b0 = vmstate_sink_bytes(p.sink);
+		vmstate_writer_ram_stats(p.w, &st0);
 		p.bw_start_ns = t0;
 		p.bw_bytes = 0;
 		ret = pass_send(&p, bitmap, npages, &err);
 		if (ret)
 			goto out;
+		if (!m->rounds) {
+			struct vmstate_ram_stats st1;
+
+			vmstate_writer_ram_stats(p.w, &st1);
+			pthread_mutex_lock(&m->lock);
+			m->round0_ns = clock_ns() - t0;
+			m->round0_bytes = (st1.pages_raw - st0.pages_raw) * PAGE_SIZE +
+					  (st1.bytes_zstd_out - st0.bytes_zstd_out);
+			pthread_mutex_unlock(&m->lock);
+		}
 		ret = dirty_sync(vm, bitmap);
 		if (ret) {
 			vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
@@ -633,7 +647,6 @@ static void *mig_thread(void *arg)
 	while (!m->stop_done)
 		pthread_cond_wait(&m->cond, &m->lock);
 	ret = m->stop_ret;
-	m->stop_ns = clock_ns();
 	pthread_mutex_unlock(&m->lock);
 	if (ret) {
 		vmstate_seterr(&err, ret, "cannot stop the VM: %s", strerror(-ret));
@@ -675,6 +688,9 @@ static void *mig_thread(void *arg)
 					 "refused the stream or went away)");
 			goto out;
 		}
+		pthread_mutex_lock(&m->lock);
+		m->ack_ns = clock_ns();
+		pthread_mutex_unlock(&m->lock);
 	}
 	ret = 0;
 out:
@@ -765,8 +781,8 @@ static void mig_finish(struct migration *m)
 	if (!ret) {
 		runstate_set(m->rs, RUN_STATE_POSTMIGRATE);
 		mig_set_status(m, MIG_COMPLETED);
-		log_info("migration completed: downtime %llu ms, total %llu ms",
-			 (unsigned long long)((m->end_ns - m->stop_ns) / 1000000),
+		log_info("migration completed: downtime %llu us, total %llu ms",
+			 (unsigned long long)((m->ack_ns - m->stop_ns) / 1000),
 			 (unsigned long long)((m->end_ns - m->start_ns) / 1000000));
 	} else {
 		if (m->stopped_vm) {
@@ -780,7 +796,10 @@ static void mig_finish(struct migration *m)
 			m->errmsg);
 	}
 	pthread_mutex_lock(&m->lock);
-	m->downtime_ms = m->stop_ns ? (m->end_ns - m->stop_ns) / 1000000 : 0;
+	m->downtime_ms = m->stop_ns && m->ack_ns ? (m->ack_ns - m->stop_ns) / 1000000 : 0;
+	if (!ret && m->end_ns > m->start_ns + m->setup_ms * 1000000)
+		m->mbps = (double)m->transferred * 8 * 1000 /
+			  (double)(m->end_ns - m->start_ns - m->setup_ms * 1000000);
 	pthread_mutex_unlock(&m->lock);
 	mig_event(m, m->status);
 }
@@ -789,7 +808,7 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 {
 	struct migration *m = opaque;
 	enum mig_req req;
-	uint64_t v;
+	uint64_t v, stop_ns;
 	int ret;
 
 	if (read(m->evfd, &v, sizeof(v)) < 0)
@@ -805,9 +824,11 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 		break;
 	case REQ_STOP:
 		m->was_running = runstate_is_running(m->rs);
+		stop_ns = clock_ns();
 		ret = runstate_vm_stop_force(m->rs, RUN_STATE_FINISH_MIGRATE);
 		m->stopped_vm = !ret;
 		pthread_mutex_lock(&m->lock);
+		m->stop_ns = stop_ns;
 		m->stop_done = true;
 		m->stop_ret = ret;
 		pthread_cond_broadcast(&m->cond);
@@ -857,6 +878,7 @@ static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_erro
 	m->status = MIG_SETUP;
 	m->transferred = m->remaining = m->total = m->dirty_rate = m->rounds = 0;
 	m->expected_downtime_ms = m->downtime_ms = m->setup_ms = 0;
+	m->round0_bytes = m->round0_ns = m->ack_ns = 0;
 	m->mbps = 0;
 	m->start_ns = clock_ns();
 	m->stop_ns = m->end_ns = 0;
@@ -916,7 +938,18 @@ static int qmp_query_migrate(void *opaque, json_t *args, json_t **ret, struct qm
 				    json_integer((json_int_t)m->expected_downtime_ms));
 	if (o && m->status == MIG_COMPLETED) {
 		json_object_set_new(o, "downtime", json_integer((json_int_t)m->downtime_ms));
+		json_object_set_new(o, "x-downtime-us",
+				    json_integer((json_int_t)((m->ack_ns - m->stop_ns) / 1000)));
 		json_object_set_new(o, "setup-time", json_integer((json_int_t)m->setup_ms));
+	}
+	if (o && m->round0_ns) {
+		json_t *ram = json_object_get(o, "ram");
+
+		json_object_set_new(ram, "x-round0-bytes", json_integer((json_int_t)m->round0_bytes));
+		json_object_set_new(ram, "x-round0-ns", json_integer((json_int_t)m->round0_ns));
+		json_object_set_new(ram, "x-round0-bytes-per-second",
+				    json_integer((json_int_t)(m->round0_bytes * 1000000000.0 /
+							      (double)m->round0_ns)));
 	}
 	if (o && (m->status == MIG_FAILED || m->status == MIG_CANCELLED) && m->errmsg[0])
 		json_object_set_new(o, "error-desc", json_string(m->errmsg));

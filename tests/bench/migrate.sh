@@ -1,10 +1,23 @@
-# Live migration on loopback: downtime (source stop -> target running) and
-# total time for a 512 MiB guest running app=dirty (64 MiB buffer) at
-# ~0 (1 MiB buffer at 1 MiB/s), 10 and 100 MiB/s, colovm -> colovm against
-# QEMU microvm -> QEMU microvm (-incoming tcp:), same test guest, same run,
-# downtime-limit 300 ms on both. QEMU gets -cpu host without invtsc (invtsc
-# blocks its migration), so the guest calibrates its TSC with the PIT there. Downtime and total time are what each
-# source reports in query-migrate; throughput is its "mbps".
+# Live migration on loopback: downtime and total time for a 512 MiB guest
+# running app=dirty (64 MiB buffer) at ~0 (1 MiB buffer at 1 MiB/s), 10 and
+# 100 MiB/s, colovm -> colovm against QEMU microvm -> QEMU microvm
+# (-incoming tcp:), same test guest, same run, downtime-limit 300 ms on both.
+# QEMU gets -cpu host without invtsc (invtsc blocks its migration), so the
+# guest calibrates its TSC with the PIT there.
+#
+# Downtime, one definition for both VMMs: from the source's STOP event (sent
+# once its vCPUs are paused) to the target's RESUME event, both QMP event
+# timestamps (host CLOCK_REALTIME, microseconds). QEMU's own "downtime" in
+# query-migrate (ms) ends when its source has written the last byte, without
+# waiting for the target; colovm's own "x-downtime-us" runs from the stop
+# request to the target's ack. Both are printed as extra columns.
+#
+# RAM stream row: a guest whose RAM is (nearly) all non-zero: app=dirty over
+# 480 MiB at 240 MiB/s has finished one full pass at t=2, when the migration
+# starts; max-bandwidth is lifted on both. colovm: page data sent in round 0
+# / round 0's duration (query-migrate ram.x-round0-bytes-per-second); QEMU:
+# its completed ram.mbps (bytes transferred / (total-time - setup-time)),
+# which for this guest is dominated by the first pass. GB/s = 10^9 bytes/s.
 set -euo pipefail
 : "${COLOVM:?}" "${TESTGUEST:?}"
 COLOVMCTL=${COLOVMCTL:-$(dirname "$COLOVM")/colovmctl}
@@ -18,39 +31,65 @@ qemu=(qemu-system-x86_64 -M microvm -accel kvm -cpu host -m $MEM
 	-nodefaults -no-user-config -nographic -no-reboot
 	-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$TESTGUEST")
 
-qmp() { # SOCK JSON-COMMAND... : run QMP commands, print the last reply
+# Migrate SRC-SOCK to PORT with TGT-SOCK watched for its RESUME event; print
+# "downtime_us total_ms mbps own_downtime own_round0_Bps" (own: colovm's
+# x-downtime-us and x-round0-bytes-per-second, QEMU's downtime in ms, -1).
+migrate() { # SRC-SOCK TGT-SOCK PORT MAXBW
 	python3 - "$@" <<'PY'
 import json, socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-def cmd(c):
-    f.write(json.dumps(c) + "\n"); f.flush()
+def cmd(c, m):
+    c["f"].write(json.dumps(m) + "\n"); c["f"].flush()
     while True:
-        m = json.loads(f.readline())
-        if "event" not in m:
-            return m
-json.loads(f.readline()); cmd({"execute": "qmp_capabilities"})
-for a in sys.argv[2:]:
-    r = cmd(json.loads(a))
-print(json.dumps(r.get("return", r)))
+        r = json.loads(c["f"].readline())
+        if "event" in r:
+            c["ev"].append(r)
+        else:
+            return r
+def conn(path):
+    for _ in range(100):
+        try:
+            s = socket.socket(socket.AF_UNIX); s.connect(path); break
+        except OSError:
+            time.sleep(0.05)
+    c = {"f": s.makefile("rw"), "ev": []}
+    json.loads(c["f"].readline())
+    cmd(c, {"execute": "qmp_capabilities"})
+    return c
+def ts(c, name):
+    for e in c["ev"]:
+        if e["event"] == name:
+            return e["timestamp"]["seconds"] * 1000000 + e["timestamp"]["microseconds"]
+port, bw = sys.argv[3], int(sys.argv[4])
+s = conn(sys.argv[1]); t = conn(sys.argv[2])
+p = {"downtime-limit": 300}
+if bw:
+    p["max-bandwidth"] = bw
+cmd(s, {"execute": "migrate-set-parameters", "arguments": p})
+cmd(s, {"execute": "migrate", "arguments": {"uri": "tcp:127.0.0.1:" + port}})
+for _ in range(1200):
+    r = cmd(s, {"execute": "query-migrate"})["return"]
+    if r.get("status") == "completed":
+        break
+    if r.get("status") in ("failed", "cancelled"):
+        sys.exit("migration failed: %s" % r)
+    time.sleep(0.05)
+else:
+    sys.exit("migration did not complete")
+for _ in range(100):
+    if ts(t, "RESUME"):
+        break
+    cmd(t, {"execute": "query-status"})
+    time.sleep(0.02)
+stop, resume = ts(s, "STOP"), ts(t, "RESUME")
+if not stop or not resume:
+    sys.exit("no STOP/RESUME event")
+ram = r["ram"]
+print(resume - stop, r["total-time"], round(ram["mbps"]), r.get("x-downtime-us", r.get("downtime", -1)),
+      ram.get("x-round0-bytes-per-second", -1))
 PY
 }
-# Wait for completion; print "downtime_ms total_ms mbps".
-wait_done() { # SOCK
-	local r
-	for ((i = 0; i < 600; i++)); do
-		r=$(qmp "$1" '{"execute":"query-migrate"}')
-		case $r in
-		*'"completed"'*)
-			python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["downtime"], r["total-time"], round(r["ram"]["mbps"]))' "$r"
-			return 0 ;;
-		*'"failed"'* | *'"cancelled"'* | *blocked*) echo "migration failed: $r" >&2; return 1 ;;
-		esac
-		sleep 0.1
-	done
-	return 1
-}
-one() { # VMM RATE MB
-	local vmm=$1 rate=$2 mb=$3 app="app=dirty mb=$3 rate=$2 seconds=60" t s
+one() { # VMM RATE MB [MAXBW]
+	local vmm=$1 rate=$2 mb=$3 bw=${4:-0} app="app=dirty mb=$3 rate=$2 seconds=60" t s
 	port=$((port + 1))
 	rm -f "$tmp"/*.sock "$tmp"/*.out
 	if [ "$vmm" = qemu ]; then
@@ -62,7 +101,7 @@ one() { # VMM RATE MB
 		s=$!
 	else
 		"$COLOVM" run --mem $MEM --kernel "$TESTGUEST" --cmdline "$app" -q --serial file:"$tmp/t.out" \
-			--incoming tcp:127.0.0.1:$port 2>/dev/null &
+			--incoming tcp:127.0.0.1:$port --qmp unix:"$tmp/t.sock",server 2>/dev/null &
 		t=$!
 		"$COLOVM" run --mem $MEM --kernel "$TESTGUEST" --cmdline "$app" -q --serial file:"$tmp/s.out" \
 			--qmp unix:"$tmp/s.sock",server 2>/dev/null &
@@ -71,9 +110,7 @@ one() { # VMM RATE MB
 	pids+=($t $s)
 	for ((i = 0; i < 200; i++)); do grep -q '^dirty: t=2 ' "$tmp/s.out" 2>/dev/null && break; sleep 0.05; done
 	sleep 0.3
-	qmp "$tmp/s.sock" '{"execute":"migrate-set-parameters","arguments":{"downtime-limit":300}}' \
-		"{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$port\"}}" >/dev/null
-	wait_done "$tmp/s.sock"
+	migrate "$tmp/s.sock" "$tmp/t.sock" $port "$bw"
 	for ((i = 0; i < 100; i++)); do grep -qE '^dirty: t=[3-9] ' "$tmp/t.out" 2>/dev/null && break; sleep 0.05; done
 	grep -qE '^dirty: t=[3-9] ' "$tmp/t.out" || echo "$vmm: target did not continue" >&2
 	grep -q 'verify failed' "$tmp/t.out" && echo "$vmm: verify failed on the target" >&2
@@ -82,19 +119,36 @@ one() { # VMM RATE MB
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "| dirty rate | colovm downtime ms | QEMU downtime ms | ratio | colovm total ms | QEMU total ms | ratio | colovm Mbps | QEMU Mbps |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for spec in "1 1 ~0" "10 64 10 MiB/s" "100 64 100 MiB/s"; do
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+col() { cut -d' ' -f"$2" "$tmp/$1.res" | median; }
+ms() { awk -v a="$1" 'BEGIN { printf "%.2f", a / 1000 }'; }
+
+echo "| dirty rate | colovm downtime ms | QEMU downtime ms | ratio | colovm total ms | QEMU total ms | ratio | colovm own downtime ms | QEMU own downtime ms | colovm Mbps | QEMU Mbps |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+rows=("1 1 ~0" "10 64 10 MiB/s" "100 64 100 MiB/s")
+[ -n "${ROWS:-}" ] && IFS=, read -ra rows <<<"$ROWS" # e.g. ROWS="10 64 10 MiB/s"
+for spec in "${rows[@]}"; do
 	read -r rate mb label <<<"$spec"
 	for vmm in ${VMMS:-colovm qemu}; do
 		for ((r = 0; r < RUNS; r++)); do one $vmm "$rate" "$mb"; done >"$tmp/$vmm.res"
 	done
-	cd_=$(cut -d' ' -f1 "$tmp/colovm.res" | median); qd=$(cut -d' ' -f1 "$tmp/qemu.res" | median)
-	ct=$(cut -d' ' -f2 "$tmp/colovm.res" | median); qt=$(cut -d' ' -f2 "$tmp/qemu.res" | median)
-	cm=$(cut -d' ' -f3 "$tmp/colovm.res" | median); qm=$(cut -d' ' -f3 "$tmp/qemu.res" | median)
-	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-	echo "| $label | $cd_ | $qd | $(ratio "$cd_" "$qd") | $ct | $qt | $(ratio "$ct" "$qt") | $cm | $qm |"
+	cd_=$(col colovm 1); qd=$(col qemu 1); ct=$(col colovm 2); qt=$(col qemu 2)
+	echo "| $label | $(ms "$cd_") | $(ms "$qd") | $(ratio "$cd_" "$qd") | $ct | $qt | $(ratio "$ct" "$qt")" \
+		"| $(ms "$(col colovm 4)") | $(col qemu 4) | $(col colovm 3) | $(col qemu 3) |"
 done
 echo
 echo "Medians of $RUNS runs; ratio = colovm / QEMU (lower is better). $MEM MiB guests,"
-echo "127.0.0.1, both VMMs at downtime-limit 300 ms, no compression."
+echo "127.0.0.1, both VMMs at downtime-limit 300 ms, no compression. Downtime ="
+echo "source STOP event -> target RESUME event (QMP timestamps, us). Own downtime:"
+echo "colovm x-downtime-us (stop -> the target's ack), QEMU query-migrate downtime"
+echo "(ms, stop -> last byte written, no ack). Mbps: query-migrate ram.mbps."
+echo
+echo "| RAM stream (480 MiB non-zero) | colovm GB/s (round 0) | QEMU GB/s (mbps) | colovm GB/s (mbps, QEMU's definition) |"
+echo "|---|---|---|---|"
+if [ -z "${NO_STREAM:-}" ]; then
+	for vmm in ${VMMS:-colovm qemu}; do
+		for ((r = 0; r < RUNS; r++)); do one $vmm 240 480 100000000000; done >"$tmp/$vmm.res"
+	done
+	gbs() { awk -v a="$1" -v k="$2" 'BEGIN { if (a < 0) print "-"; else printf "%.2f", a / k }'; }
+	echo "| loopback | $(gbs "$(col colovm 5)" 1e9) | $(gbs "$(col qemu 3)" 8000) | $(gbs "$(col colovm 3)" 8000) |"
+fi
