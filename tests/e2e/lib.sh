@@ -23,10 +23,43 @@ need_netns() {
 TMP=$(mktemp -d /tmp/colovm-e2e.XXXXXX)
 cleanup_hooks=()
 on_exit() { cleanup_hooks+=("$*"); }
+# Every process the test started, children before their parents. A VM started
+# as `nsx "$COLOVM" ... &` runs under a subshell: killing $! alone would
+# orphan colovm, so the whole tree is collected before anything is killed.
+_descendants() {
+	local p
+	for p in $(pgrep -P "$1"); do
+		_descendants "$p"
+		echo "$p"
+	done
+}
+# kill_tree PID: stop PID and everything under it (use it for a job started
+# through a shell function, where $! is a subshell and not the VM itself).
+kill_tree() {
+	local pids
+	pids="$(_descendants "$1") $1"
+	# shellcheck disable=SC2086
+	kill -TERM $pids 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
 _cleanup() {
-	local i
-	for ((i = ${#cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${cleanup_hooks[i]}" || true; done
+	local st=$? i pids
+	set +e # clean-up goes on past a process that is already gone
+	pids=$(_descendants $$)
+	if [ -n "$pids" ]; then
+		# shellcheck disable=SC2086
+		kill -TERM $pids 2>/dev/null
+		for ((i = 0; i < 50; i++)); do
+			# shellcheck disable=SC2086
+			kill -0 $pids 2>/dev/null || break
+			sleep 0.1
+		done
+		# shellcheck disable=SC2086
+		kill -KILL $pids 2>/dev/null
+	fi
+	for ((i = ${#cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${cleanup_hooks[i]}"; done
 	rm -rf "$TMP"
+	exit "$st"
 }
 trap _cleanup EXIT
 # A test stopped from outside (ctest's timeout, ^C) still runs its clean-up

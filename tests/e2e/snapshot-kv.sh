@@ -65,7 +65,7 @@ wait $cpid || fail "client failed after the restore: $(cat "$TMP/client.out") / 
 note "$(cat "$TMP/client.out" | tr '\n' ';')"
 grep -q 'booted' "$TMP/rst.out" && fail "restored guest booted again"
 kill -0 $rpid 2>/dev/null || fail "restored colovm died: $(cat "$TMP/rst.out")"
-kill $rpid; wait $rpid 2>/dev/null || true
+kill_tree $rpid
 
 note "restore without --net is refused"
 got=0
