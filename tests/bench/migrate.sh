@@ -82,6 +82,7 @@ for _ in range(100):
     time.sleep(0.02)
 stop, resume = ts(s, "STOP"), ts(t, "RESUME")
 if not stop or not resume:
+    print(stop, resume, s["ev"], t["ev"], file=sys.stderr)
     sys.exit("no STOP/RESUME event")
 ram = r["ram"]
 print(resume - stop, r["total-time"], round(ram["mbps"]), r.get("x-downtime-us", r.get("downtime", -1)),
@@ -110,7 +111,7 @@ one() { # VMM RATE MB [MAXBW]
 	pids+=($t $s)
 	for ((i = 0; i < 200; i++)); do grep -q '^dirty: t=2 ' "$tmp/s.out" 2>/dev/null && break; sleep 0.05; done
 	sleep 0.3
-	migrate "$tmp/s.sock" "$tmp/t.sock" $port "$bw"
+	migrate "$tmp/s.sock" "$tmp/t.sock" $port "$bw" || echo "$vmm: run failed (see above), retried" >&2
 	for ((i = 0; i < 100; i++)); do grep -qE '^dirty: t=[3-9] ' "$tmp/t.out" 2>/dev/null && break; sleep 0.05; done
 	grep -qE '^dirty: t=[3-9] ' "$tmp/t.out" || echo "$vmm: target did not continue" >&2
 	grep -q 'verify failed' "$tmp/t.out" && echo "$vmm: verify failed on the target" >&2
@@ -131,6 +132,7 @@ for spec in "${rows[@]}"; do
 	read -r rate mb label <<<"$spec"
 	for vmm in ${VMMS:-colovm qemu}; do
 		for ((r = 0; r < RUNS; r++)); do one $vmm "$rate" "$mb"; done >"$tmp/$vmm.res"
+		[ -s "$tmp/$vmm.res" ] || { echo "$vmm: every run failed" >&2; exit 1; }
 	done
 	cd_=$(col colovm 1); qd=$(col qemu 1); ct=$(col colovm 2); qt=$(col qemu 2)
 	echo "| $label | $(ms "$cd_") | $(ms "$qd") | $(ratio "$cd_" "$qd") | $ct | $qt | $(ratio "$ct" "$qt")" \
