@@ -1,13 +1,14 @@
 #!/bin/bash
-# No virtio-blk request is lost across a snapshot: app=blk mb=64 (64 KiB
-# requests, 16 in flight) is snapshotted while it writes, the source is
+# No virtio-blk request is lost across a snapshot: app=blk mb=512 (64 KiB
+# requests, 16 in flight; about half a second of writing here, so the stop lands
+# in the middle of it) is snapshotted while it writes, the source is
 # stopped, and the restore (same image) finishes with `blk: ok` (the
 # pattern is verified by the guest and by blkcheck.py).
 source "$(dirname "$0")/lib.sh"
 need_kvm
 CTL=${COLOVMCTL:?}
-truncate -s 128M "$TMP/disk.img"
-ARGS=(--kernel "$TESTGUEST" --mem 128 --disk "$TMP/disk.img" --cmdline "app=blk mb=64")
+truncate -s 512M "$TMP/disk.img"
+ARGS=(--kernel "$TESTGUEST" --mem 128 --disk "$TMP/disk.img" --cmdline "app=blk mb=512")
 
 "$COLOVM" run "${ARGS[@]}" --serial file:"$TMP/src.out" --qmp unix:"$TMP/q.sock",server \
 	2>"$TMP/src.err" &
@@ -25,7 +26,7 @@ got=0
 [ $got = 0 ] || fail "restored run exited $got: $(cat "$TMP/rst.out" "$TMP/rst.err")"
 grep -q 'booted' "$TMP/rst.out" && fail "restored guest booted again"
 grep -q '^blk: ok' "$TMP/rst.out" || fail "no 'blk: ok' after the restore: $(cat "$TMP/rst.out")"
-python3 "$SRC/tests/guest/tools/blkcheck.py" "$TMP/disk.img" 64 >"$TMP/check.out" 2>&1 ||
+python3 "$SRC/tests/guest/tools/blkcheck.py" "$TMP/disk.img" 512 >"$TMP/check.out" 2>&1 ||
 	fail "image check: $(cat "$TMP/check.out")"
 note "$(grep '^blk: ok' "$TMP/rst.out")"
 echo "PASS"
