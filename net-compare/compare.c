@@ -954,12 +954,18 @@ static void pool_node_free(struct cds_lfs_node *n)
 	free(caa_container_of(n, struct nc_buf, snode));
 }
 
+/* Teardown: the held frames are gone already; every connection is unlinked. */
+static bool conn_unlink(void *ctx, struct cds_lfht_node *node, bool defer)
+{
+	struct conn *cn = (struct conn *)(void *)node;
+
+	cn->nheld = 0;
+	conn_remove(ctx, cn, defer);
+	return true;
+}
+
 void compare_free(struct compare *c)
 {
-	struct cds_lfht_iter it;
-	struct conn **gone;
-	size_t ngone = 0;
-	struct conn *cn;
 	int i;
 
 	if (!c)
@@ -974,24 +980,7 @@ void compare_free(struct compare *c)
 	}
 	free_list(c, &c->held);
 	free_list(c, &c->covered);
-	/* unlink all, one grace period, then free (no call_rcu round trip per connection) */
-	gone = calloc(c->nconns + 1, sizeof(*gone));
-	urcu_memb_read_lock();
-	nc_lfht_each(c->ht, &it, cn, conn) {
-		cn->nheld = 0;
-		conn_remove(c, cn, !gone);
-		if (gone)
-			gone[ngone++] = cn;
-	}
-	urcu_memb_read_unlock();
-	if (ngone)
-		urcu_memb_synchronize_rcu();
-	while (ngone)
-		free(gone[--ngone]);
-	free(gone);
-	if (c->deferred || !gone)
-		urcu_memb_barrier();
-	cds_lfht_destroy(c->ht, NULL);
+	nc_lfht_teardown(c->ht, c->nconns, conn_unlink, c, &c->deferred);
 	nc_pool_free(c->pool, pool_node_free);
 	free(c);
 }

@@ -46,6 +46,21 @@ void nc_pool_free(struct nc_pool *p, void (*fn)(struct cds_lfs_node *n));
 void nc_rcu_thread(void);
 
 /*
+ * Tear down a connection table. unlink(ctx, node, defer) takes each node out
+ * of the table and returns true when the node is left for this function to
+ * free; with defer (no memory for the list) it must hand the node to call_rcu
+ * itself and count it in *deferred. Nodes left to free are freed after one
+ * grace period for all of them, not one call_rcu round trip each; then
+ * deferred frees are waited for and the table is destroyed. The hash node must
+ * be the first member of the connection struct (see nc_lfht_entry).
+ */
+struct cds_lfht;
+struct cds_lfht_node;
+void nc_lfht_teardown(struct cds_lfht *ht, size_t nconns,
+		      bool (*unlink)(void *ctx, struct cds_lfht_node *node, bool defer), void *ctx,
+		      const uint64_t *deferred);
+
+/*
  * Entry at an lfht iterator, NULL at the end (cds_lfht_for_each_entry forms
  * container_of(NULL), which UBSan reports). The node must be the first member.
  */

@@ -136,31 +136,17 @@ int compare_rewrite_new(struct compare_rewrite **out, uint32_t max_conns)
 	return 0;
 }
 
+static bool rw_unlink(void *ctx, struct cds_lfht_node *node, bool defer)
+{
+	return rw_remove(ctx, (struct rw_conn *)(void *)node, defer);
+}
+
 void compare_rewrite_free(struct compare_rewrite *rw)
 {
-	struct cds_lfht_iter it;
-	struct rw_conn **gone;
-	struct rw_conn *cn;
-	size_t ngone = 0;
-
 	if (!rw)
 		return;
 	nc_rcu_thread();
-	gone = calloc(rw->nconns + 1, sizeof(*gone));
-	urcu_memb_read_lock();
-	nc_lfht_each(rw->ht, &it, cn, rw_conn) {
-		if (rw_remove(rw, cn, !gone) && gone)
-			gone[ngone++] = cn;
-	}
-	urcu_memb_read_unlock();
-	if (ngone)
-		urcu_memb_synchronize_rcu();
-	while (ngone)
-		free(gone[--ngone]);
-	free(gone);
-	if (rw->deferred || !gone)
-		urcu_memb_barrier();
-	cds_lfht_destroy(rw->ht, NULL);
+	nc_lfht_teardown(rw->ht, rw->nconns, rw_unlink, rw, &rw->deferred);
 	free(rw);
 }
 
