@@ -305,17 +305,12 @@ static const struct vmstate_desc pit_desc = {
 
 /* ---- vCPU ------------------------------------------------------------------- */
 
-struct msr_buf {
-	struct kvm_msrs hdr;
-	struct kvm_msr_entry e[PERSIST_MAX_MSRS];
-};
-
 static int cpu_pre_save(void *opaque)
 {
 	struct vcpu_state *s = opaque;
 	struct persist *p = s->vcpu->vm->persist;
 	int fd = s->vcpu->fd;
-	struct msr_buf *msrs;
+	struct kvm_msr_entry msrs[PERSIST_MAX_MSRS];
 	int n;
 
 	if (s->frozen)
@@ -339,25 +334,19 @@ static int cpu_pre_save(void *opaque)
 	if (p->has_xcrs && ioctl(fd, KVM_GET_XCRS, &s->xcrs) < 0)
 		return -errno;
 
-	msrs = calloc(1, sizeof(*msrs));
-	if (!msrs)
-		return -ENOMEM;
-	msrs->hdr.nmsrs = p->nmsrs;
+	memset(msrs, 0, sizeof(msrs));
 	for (uint32_t i = 0; i < p->nmsrs; i++)
-		msrs->e[i].index = p->msr_index[i];
-	n = ioctl(fd, KVM_GET_MSRS, msrs);
-	if (n < 0 || (uint32_t)n != p->nmsrs) {
-		free(msrs);
-		return n < 0 ? -errno : -EIO;
-	}
+		msrs[i].index = p->msr_index[i];
+	n = vcpu_msrs_io(s->vcpu, KVM_GET_MSRS, msrs, p->nmsrs);
+	if (n < 0 || (uint32_t)n != p->nmsrs)
+		return n < 0 ? n : -EIO;
 	memset(s->msr_index, 0, sizeof(s->msr_index));
 	memset(s->msr_data, 0, sizeof(s->msr_data));
 	s->nmsrs = p->nmsrs;
 	for (uint32_t i = 0; i < p->nmsrs; i++) {
-		s->msr_index[i] = msrs->e[i].index;
-		s->msr_data[i] = msrs->e[i].data;
+		s->msr_index[i] = msrs[i].index;
+		s->msr_data[i] = msrs[i].data;
 	}
-	free(msrs);
 
 	if (ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0 || ioctl(fd, KVM_GET_MP_STATE, &s->mp) < 0)
 		return -errno;
@@ -377,7 +366,7 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 	struct persist *p = s->vcpu->vm->persist;
 	int fd = s->vcpu->fd;
 	struct kvm_vcpu_events ev = s->events;
-	struct msr_buf *msrs;
+	struct kvm_msr_entry msrs[PERSIST_MAX_MSRS];
 	int n;
 
 	if (s->xsave_len && (!p->has_xsave || s->xsave_len > p->xsave_size)) {
@@ -396,20 +385,16 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 	if (p->has_xcrs && s->xcrs.nr_xcrs && ioctl(fd, KVM_SET_XCRS, &s->xcrs) < 0)
 		return -errno;
 
-	msrs = calloc(1, sizeof(*msrs));
-	if (!msrs)
-		return -ENOMEM;
-	msrs->hdr.nmsrs = s->nmsrs;
+	memset(msrs, 0, sizeof(msrs));
 	for (uint32_t i = 0; i < s->nmsrs; i++) {
-		msrs->e[i].index = s->msr_index[i];
-		msrs->e[i].data = s->msr_data[i];
+		msrs[i].index = s->msr_index[i];
+		msrs[i].data = s->msr_data[i];
 	}
-	n = ioctl(fd, KVM_SET_MSRS, msrs);
+	n = vcpu_msrs_io(s->vcpu, KVM_SET_MSRS, msrs, s->nmsrs);
 	if (n >= 0 && (uint32_t)n != s->nmsrs)
-		log_err("cpu %u: KVM refused MSR %#x", s->vcpu->id, msrs->e[n].index);
-	free(msrs);
+		log_err("cpu %u: KVM refused MSR %#x", s->vcpu->id, msrs[n].index);
 	if (n < 0 || (uint32_t)n != s->nmsrs)
-		return n < 0 ? -errno : -EINVAL;
+		return n < 0 ? n : -EINVAL;
 
 	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0 || ioctl(fd, KVM_SET_MP_STATE, &s->mp) < 0)
 		return -errno;
@@ -466,15 +451,12 @@ static int persist_probe_msrs(struct vm *vm, struct persist *p)
 		goto out;
 	}
 	for (unsigned int w = 0; w < ARRAY_SIZE(msr_wanted); w++) {
-		struct {
-			struct kvm_msrs hdr;
-			struct kvm_msr_entry e;
-		} one = {.hdr.nmsrs = 1, .e.index = msr_wanted[w]};
+		struct kvm_msr_entry one = {.index = msr_wanted[w]};
 		bool listed = false;
 
 		for (uint32_t i = 0; i < list->nmsrs && !listed; i++)
 			listed = list->indices[i] == msr_wanted[w];
-		if (!listed || ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &one) != 1)
+		if (!listed || vcpu_msrs_io(&vm->vcpus[0], KVM_GET_MSRS, &one, 1) != 1)
 			continue;
 		p->msr_index[p->nmsrs++] = msr_wanted[w];
 	}
