@@ -86,3 +86,18 @@ expect_status() {
 	"$@" || got=$?
 	[ "$got" = "$want" ] || fail "'$*' exited $got, expected $want"
 }
+
+# run_bad NAME REGEX ARGS...: expect exit 2, stderr matching REGEX, at most
+# two lines (the error, and for usage errors the --help hint), no sanitizer
+# report and no core dump.
+run_bad() {
+	local name=$1 re=$2 got=0
+	shift 2
+	"$@" >"$TMP/out" 2>"$TMP/err" </dev/null || got=$?
+	[ "$got" = 2 ] || { cat "$TMP/err"; fail "$name: exit status $got, expected 2"; }
+	grep -qE -e "$re" "$TMP/err" || { cat "$TMP/err"; fail "$name: stderr does not match /$re/"; }
+	[ "$(wc -l <"$TMP/err")" -le 2 ] || { cat "$TMP/err"; fail "$name: more than two lines on stderr"; }
+	! grep -qE 'AddressSanitizer|runtime error|Segmentation|core dumped' "$TMP/err" ||
+		fail "$name: crashed"
+	echo "ok: $name: $(head -1 "$TMP/err")"
+}
