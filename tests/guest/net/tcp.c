@@ -9,10 +9,16 @@
  * scaling, so at most 65535). Segments are at most the peer's MSS (option in
  * its SYN, else 536); ours is 1460.
  *
- * Reception is in order only: a segment that does not start at rcv_nxt is
- * dropped (counted as tcp_ooo) and answered with a duplicate ACK; the peer
- * retransmits. ACKs are sent once per stack iteration (net_flush()), riding
- * on data when the app answered in the same iteration.
+ * Reception: a segment that starts beyond rcv_nxt (counted as tcp_ooo) is
+ * kept in the receive ring at its place, up to OOO_RANGES separate ranges,
+ * and answered at once with a pure duplicate ACK (RFC 5681 4.2: an ACK that
+ * carries data does not count as a duplicate, and the peer needs three to
+ * retransmit fast). When the hole is filled, rcv_nxt jumps over what was
+ * kept: after a loss the peer retransmits the hole, not the whole window,
+ * which matters with a peer that, after a timeout, sends one old segment per
+ * backed-off RTO and new data otherwise (Linux's F-RTO). A FIN is taken in
+ * order only. Other ACKs are sent once per stack iteration (net_flush()),
+ * riding on data when the app answered in the same iteration.
  *
  * Transmission: as much as the peer's window allows (no congestion control:
  * this stack talks to a host over a tap). Retransmission is go-back-N from
@@ -38,6 +44,7 @@
 #define MAX_RETRIES   10
 #define TW_US	      500000
 #define MAX_LISTEN    4
+#define OOO_RANGES    8
 #define OPT_MSS	      2
 #define FIXED_ISN_KEY 0x636f6c6f766d4953ULL
 
@@ -80,6 +87,9 @@ struct tcp_conn {
 	uint32_t r_off, r_len; /* receive ring: unread bytes */
 	uint64_t rto_at, rto_us, tw_at;
 	unsigned int retries, dupacks;
+	/* received beyond rcv_nxt: sorted, disjoint, not touching [start, end) */
+	uint32_t ooo_start[OOO_RANGES], ooo_end[OOO_RANGES];
+	unsigned int nr_ooo;
 };
 
 static struct tcp_conn conns[TCP_MAX_CONNS];
@@ -429,6 +439,74 @@ static void do_ack(struct tcp_conn *c, uint32_t ack, uint16_t wnd, size_t plen)
 	c->snd_wnd = wnd;
 }
 
+/* Store n bytes of stream at seq (rcv_nxt <= seq, within the free part of the
+ * receive ring) if the app still reads them; a closed app's data is counted
+ * as received and dropped. */
+static void rcv_store(struct tcp_conn *c, uint32_t seq, const uint8_t *data, uint32_t n)
+{
+	uint32_t pos, first;
+
+	if (!c->app_owned && c->accepted)
+		return;
+	pos = (c->r_off + c->r_len + (seq - c->rcv_nxt)) % RBUF;
+	first = min32(n, RBUF - pos);
+	memcpy(c->rbuf + pos, data, first);
+	memcpy(c->rbuf, data + first, n - first);
+}
+
+/* Remember [seq, end) as received out of order, merging with neighbours;
+ * false when there is no room for another range (the bytes are dropped). */
+static bool ooo_add(struct tcp_conn *c, uint32_t seq, uint32_t end)
+{
+	unsigned int i = 0, j;
+
+	while (i < c->nr_ooo && seq_lt(c->ooo_end[i], seq))
+		i++;
+	/* ranges i..j-1 overlap or touch [seq, end): merge them into one */
+	for (j = i; j < c->nr_ooo && seq_le(c->ooo_start[j], end); j++) {
+		if (seq_lt(c->ooo_start[j], seq))
+			seq = c->ooo_start[j];
+		if (seq_lt(end, c->ooo_end[j]))
+			end = c->ooo_end[j];
+	}
+	if (i == j) {
+		if (c->nr_ooo == OOO_RANGES)
+			return false;
+		memmove(&c->ooo_start[i + 1], &c->ooo_start[i], (c->nr_ooo - i) * sizeof(uint32_t));
+		memmove(&c->ooo_end[i + 1], &c->ooo_end[i], (c->nr_ooo - i) * sizeof(uint32_t));
+		c->nr_ooo++;
+	} else if (j - i > 1) {
+		memmove(&c->ooo_start[i + 1], &c->ooo_start[j], (c->nr_ooo - j) * sizeof(uint32_t));
+		memmove(&c->ooo_end[i + 1], &c->ooo_end[j], (c->nr_ooo - j) * sizeof(uint32_t));
+		c->nr_ooo -= j - i - 1;
+	}
+	c->ooo_start[i] = seq;
+	c->ooo_end[i] = end;
+	return true;
+}
+
+/* rcv_nxt moved: take in the kept ranges it reached. */
+static void ooo_advance(struct tcp_conn *c)
+{
+	unsigned int k = 0;
+
+	while (k < c->nr_ooo && seq_le(c->ooo_start[k], c->rcv_nxt)) {
+		if (seq_lt(c->rcv_nxt, c->ooo_end[k])) {
+			uint32_t n = c->ooo_end[k] - c->rcv_nxt;
+
+			if (c->app_owned || !c->accepted)
+				c->r_len += n;
+			c->rcv_nxt = c->ooo_end[k];
+		}
+		k++;
+	}
+	if (k) {
+		c->nr_ooo -= k;
+		memmove(c->ooo_start, &c->ooo_start[k], c->nr_ooo * sizeof(uint32_t));
+		memmove(c->ooo_end, &c->ooo_end[k], c->nr_ooo * sizeof(uint32_t));
+	}
+}
+
 static void do_data(struct tcp_conn *c, const uint8_t *data, uint32_t seq, uint32_t plen,
 		    uint8_t flags)
 {
@@ -444,23 +522,28 @@ static void do_data(struct tcp_conn *c, const uint8_t *data, uint32_t seq, uint3
 		seq = c->rcv_nxt;
 	}
 	if (seq != c->rcv_nxt) {
+		uint32_t off = seq - c->rcv_nxt, space = rcv_space(c);
+
 		net_stats.tcp_ooo++;
-		c->ack_pending = true;
+		if (plen && off < space) {
+			uint32_t n = min32(plen, space - off);
+
+			if (ooo_add(c, seq, seq + n))
+				rcv_store(c, seq, data, n);
+		}
+		xmit(c, c->snd_nxt, 0, 0, 0); /* duplicate ACK, now */
 		return;
 	}
 	if (plen) {
 		uint32_t n = min32(plen, rcv_space(c));
 
-		if (c->app_owned || !c->accepted) {
-			uint32_t pos = (c->r_off + c->r_len) % RBUF, first = min32(n, RBUF - pos);
-
-			memcpy(c->rbuf + pos, data, first);
-			memcpy(c->rbuf, data + first, n - first);
+		rcv_store(c, seq, data, n);
+		if (c->app_owned || !c->accepted)
 			c->r_len += n;
-		}
 		c->rcv_nxt += n;
 		c->ack_pending = true;
-		if (n < plen)
+		ooo_advance(c);
+		if (n < plen || c->rcv_nxt != seq + n)
 			return; /* the rest (and any FIN) comes again */
 	}
 	if (!(flags & FIN))
