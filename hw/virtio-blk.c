@@ -6,6 +6,9 @@
  * runs of reads or writes to consecutive sectors (in ring order) into one
  * preadv/pwritev of up to BLK_MERGE_IOV segments and BLK_MERGE_BYTES (as
  * QEMU's virtio-blk does): a 64 KiB x 16 stream becomes a few large calls.
+ * The first merged call of a pass is capped at BLK_MERGE_FIRST bytes and
+ * the cap doubles per call: a driver that waits for its first completion
+ * gets it after one request's copy, not after four.
  * A failed merged call fails every request in it. Other requests (FLUSH
  * among them) run in ring order after the merged I/O before them, so a
  * flush covers every write the driver made available before it. Requests
@@ -50,6 +53,7 @@
 #define BLK_BATCH	32   /* chains popped per pass */
 #define BLK_MERGE_IOV	1024 /* IOV_MAX */
 #define BLK_MERGE_BYTES (256u << 10)
+#define BLK_MERGE_FIRST (64u << 10) /* cap of a pass's first merged call */
 
 struct blk_req_hdr {
 	uint32_t type;
@@ -76,6 +80,7 @@ struct virtio_blk {
 	unsigned int g_first, g_end, g_n; /* g_n requests in [g_first, g_end), in_group */
 	bool g_write;
 	uint64_t g_sector, g_len;
+	uint64_t g_cap; /* bytes the next group may reach (BLK_MERGE_FIRST, doubling) */
 };
 
 static uint64_t blk_features(void *dev)
@@ -249,6 +254,7 @@ static void blk_group_submit(struct virtio_blk *b, struct virtq *q, unsigned int
 	}
 	b->g_n = 0;
 	b->niov = 0;
+	b->g_cap = MIN(b->g_cap * 2, (uint64_t)BLK_MERGE_BYTES);
 	blk_publish(b, q, upto);
 }
 
@@ -265,7 +271,7 @@ static void blk_group_add(struct virtio_blk *b, struct virtq *q, unsigned int i,
 	else
 		k = blk_slice(at, e, e->nout, e->nin, 0, len);
 	if (b->g_n && (wr != b->g_write || sector != b->g_sector + b->g_len / SECTOR ||
-		       b->niov + k > BLK_MERGE_IOV || b->g_len + len > BLK_MERGE_BYTES)) {
+		       b->niov + k > BLK_MERGE_IOV || b->g_len + len > b->g_cap)) {
 		unsigned int from = b->niov;
 
 		blk_group_submit(b, q, i);
@@ -337,6 +343,7 @@ static bool blk_pass(struct virtio_blk *b, struct virtq *q, unsigned int *popped
 	int ret = 0;
 
 	b->pushed = 0;
+	b->g_cap = BLK_MERGE_FIRST;
 	while (n < BLK_BATCH && (ret = virtq_pop(q, &b->elem[n])) > 0) {
 		const struct virtq_elem *e = &b->elem[n];
 
