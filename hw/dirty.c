@@ -57,6 +57,13 @@ int dirty_log_start(struct vm *vm)
 		dirty_set_flags(vm, 0);
 		return ret;
 	}
+	/* The caller sends all of RAM next, so what the VMM wrote before now
+	 * (the kernel image and boot data, earlier device writes) is in that
+	 * pass: drop it here, or every such page is sent a second time by the
+	 * first sync, i.e. in the stop-and-copy of a guest that dirties little.
+	 * A device write from here on sets its bit again. */
+	for (uint64_t w = 0; w < (vm->mem.size / PAGE_SIZE + 63) / 64; w++)
+		atomic_store_explicit(&vm->mem.vmm_dirty[w], 0, memory_order_relaxed);
 	vm->dirty_logging = true;
 	return 0;
 }

@@ -251,7 +251,8 @@ int i8042_persist_register(struct i8042 *k, struct vmstate_registry *reg,
 
 /* ---- dirty logging (dirty.c) ------------------------------------------------- */
 
-/* Turn KVM_MEM_LOG_DIRTY_PAGES on/off on every RAM slot. */
+/* Turn KVM_MEM_LOG_DIRTY_PAGES on/off on every RAM slot. Starting clears the
+ * VMM's own record: the caller must send all of RAM after dirty_log_start(). */
 int dirty_log_start(struct vm *vm);
 void dirty_log_stop(struct vm *vm);
 /*
