@@ -393,11 +393,20 @@ void *vcpu_thread(void *arg)
 
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				bool h = vcpu_halted_for_good(vcpu);
+				bool pausing;
 
 				pthread_mutex_lock(&vm->lock);
-				vcpu->halted = h;
+				pausing = vm->pause_req;
 				pthread_mutex_unlock(&vm->lock);
+				/* The halt check (two vCPU ioctls) answers the halt
+				 * timer's kick; a pause kick parks at once. */
+				if (!pausing) {
+					bool h = vcpu_halted_for_good(vcpu);
+
+					pthread_mutex_lock(&vm->lock);
+					vcpu->halted = h;
+					pthread_mutex_unlock(&vm->lock);
+				}
 				continue;
 			}
 			log_err("vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));

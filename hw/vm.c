@@ -10,6 +10,10 @@
  * KVM_RUN, so a request made between the check and KVM_RUN cannot be
  * missed: KVM_RUN then returns -EINTR at once. Parked threads wait on a
  * condition variable until hw_vm_resume() or hw_vm_destroy().
+ *
+ * The vCPU threads are created with the VM (hw_vm_create, with the caller's
+ * signal mask) and park at once: resuming is a broadcast, not a
+ * pthread_create in the middle of an incoming migration's downtime.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -178,6 +182,25 @@ static int vm_setup_halt_timer(struct vm *vm)
 	return loop_add_fd(vm->loop, vm->halt_timer_fd, 0x001 /* EPOLLIN */, halt_timer_cb, vm);
 }
 
+/* One thread per vCPU; each parks at once (pause_req is set). */
+static int vm_start_threads(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned int i = 0; i < vm->ncpus && !ret; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (ret)
+			log_err("cannot start vCPU %u thread: %s", i, strerror(-ret));
+		else
+			v->started = true;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
 int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb, void *opaque,
 		 struct vm **out)
 {
@@ -268,6 +291,9 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	if (ret)
 		goto err;
 	vm->pause_req = true; /* created paused */
+	ret = vm_start_threads(vm);
+	if (ret)
+		goto err;
 	*out = vm;
 	return 0;
 err:
@@ -310,28 +336,14 @@ int hw_vm_pause(struct vm *vm)
 
 int hw_vm_resume(struct vm *vm)
 {
-	int ret = 0;
-
 	virtio_devices_resume(vm);
 	persist_thaw(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = false;
 	vm->running = true;
 	pthread_cond_broadcast(&vm->cond);
-	for (unsigned int i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		if (v->started)
-			continue;
-		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
-		if (ret) {
-			log_err("cannot start vCPU %u thread: %s", i, strerror(-ret));
-			break;
-		}
-		v->started = true;
-	}
 	pthread_mutex_unlock(&vm->lock);
-	return ret;
+	return 0;
 }
 
 bool hw_vm_running(const struct vm *vm)
