@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/vmstate/vmstate_int.h"
@@ -15,12 +16,20 @@ struct vmstate_sink {
 	struct vbuf mem; /* memory sink */
 };
 
+/* fd sources read ahead into rbuf: a record is a handful of small fields
+ * (type, id, name, lengths, CRC), and one read() each made the target's
+ * stop-and-copy a string of syscalls. Reads of at least FD_RBUF bytes
+ * (runs of RAM pages) go straight to the caller's buffer. */
+#define FD_RBUF 16384
+
 struct vmstate_source {
 	const struct vmstate_source_ops *ops;
 	void *opaque;
 	int fd;
 	const uint8_t *buf;
 	size_t len, pos;
+	size_t rpos, rlen; /* fd: unread bytes are rbuf[rpos..rlen) */
+	uint8_t rbuf[FD_RBUF];
 };
 
 static int fd_writev(void *opaque, const struct iovec *iov, int iovcnt)
@@ -153,9 +162,33 @@ int vmstate_sink_writev(struct vmstate_sink *sink, const struct iovec *iov, int 
 static int fd_read(void *opaque, void *buf, size_t len)
 {
 	struct vmstate_source *s = opaque;
-	int ret = read_full(s->fd, buf, len);
+	uint8_t *p = buf;
 
-	return ret == -EPIPE ? -ENODATA : ret;
+	for (;;) {
+		size_t n = MIN(len, s->rlen - s->rpos);
+		ssize_t r;
+
+		memcpy(p, s->rbuf + s->rpos, n);
+		s->rpos += n;
+		p += n;
+		len -= n;
+		if (!len)
+			return 0;
+		if (len >= FD_RBUF) {
+			int ret = read_full(s->fd, p, len);
+
+			return ret == -EPIPE ? -ENODATA : ret;
+		}
+		r = read(s->fd, s->rbuf, FD_RBUF);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ENODATA;
+		s->rpos = 0;
+		s->rlen = (size_t)r;
+	}
 }
 
 static int mem_read(void *opaque, void *buf, size_t len)

@@ -309,7 +309,9 @@ uint64_t vmstate_sink_bytes(const struct vmstate_sink *sink);
 
 int vmstate_source_new(struct vmstate_source **out, const struct vmstate_source_ops *ops,
 		       void *opaque);
-int vmstate_source_new_fd(struct vmstate_source **out, int fd); /* fd is not closed */
+/* fd is not closed; small reads are served from a 16 KiB read-ahead, so the
+ * fd may have been read past the last byte the reader asked for. */
+int vmstate_source_new_fd(struct vmstate_source **out, int fd);
 /* Reads from buf[0..len); the buffer is not copied and must outlive the source. */
 int vmstate_source_new_mem(struct vmstate_source **out, const void *buf, size_t len);
 void vmstate_source_free(struct vmstate_source *src);
