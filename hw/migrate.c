@@ -744,13 +744,14 @@ static void *mig_in_thread(void *arg)
 		ret = hw_vm_load(m->vm, fd, &err);
 		if (!ret && write_full(fd, MIG_ACK, 4))
 			ret = vmstate_seterr(&err, -ECONNRESET, "cannot acknowledge to the source");
-		close(fd);
 	}
 	pthread_mutex_lock(&m->lock);
 	m->in_ret = ret;
 	snprintf(m->errmsg, sizeof(m->errmsg), "%s", ret ? err.msg : "");
 	pthread_mutex_unlock(&m->lock);
 	mig_notify(m, REQ_INCOMING_DONE);
+	if (fd >= 0)
+		close(fd);
 	return NULL;
 }
 
@@ -852,12 +853,14 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 		mig_finish(m);
 		break;
 	case REQ_INCOMING_DONE:
+		/* Start the guest first: the thread may still be closing the
+		 * connection, and joining it is not part of the downtime. */
+		if (m->in_done)
+			m->in_done(m->in_opaque, m->in_ret, m->errmsg);
 		pthread_join(m->in_thread, NULL);
 		m->in_live = false;
 		close(m->listen_fd);
 		m->listen_fd = -1;
-		if (m->in_done)
-			m->in_done(m->in_opaque, m->in_ret, m->errmsg);
 		/* Running on the new host: tell the switches where the MACs are. */
 		if (!m->in_ret && m->vm->running)
 			virtio_persist_announce(m->vm);
