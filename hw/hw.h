@@ -35,6 +35,10 @@ struct vm_config {
 	/* RAM and device state come from a snapshot or an incoming migration:
 	 * the kernel is not loaded and the boot registers are not set. */
 	bool restore;
+	/* Allocate and map all guest RAM before anything runs (QEMU's
+	 * -mem-prealloc): no page faults later, e.g. inside an incoming
+	 * migration's copy into RAM. */
+	bool mem_prealloc;
 };
 
 /* What a guest did that ends (or resets) its run. */

@@ -67,9 +67,15 @@ struct guest_mem {
 	/* Pages the VMM itself wrote (device DMA), one bit per page of
 	 * host-offset space; KVM's dirty log does not see these. */
 	_Atomic uint64_t *vmm_dirty;
+	/* Every page is allocated and mapped (--mem-prealloc): keep it so,
+	 * never punch pages out of the memfd. */
+	bool prealloc;
 };
 
 int mem_init(struct guest_mem *mem, uint64_t size);
+/* Allocate and map all of RAM now (threads); -errno (e.g. -ENOMEM). */
+uint64_t mem_host_available(void); /* MemAvailable in bytes, 0: unknown */
+int mem_prealloc(struct guest_mem *mem);
 void mem_free(struct guest_mem *mem);
 /* Host pointer for [gpa, gpa+len) if wholly inside one RAM region, else NULL. */
 void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);

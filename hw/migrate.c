@@ -462,15 +462,28 @@ static void *load_ram_map(void *opaque, uint64_t gfn, uint32_t npages)
  * MADV_POPULATE_WRITE (Linux < 5.14) the copy faults them in as before. */
 static void *load_ram_map_data(void *opaque, uint64_t gfn, uint32_t npages)
 {
+	struct load_ctx *c = opaque;
 	void *p = load_ram_map(opaque, gfn, npages);
 
-	if (p)
+	if (p && !c->vm->mem.prealloc)
 		madvise(p, (size_t)npages * PAGE_SIZE, MADV_POPULATE_WRITE);
 	return p;
 }
 
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	uint64_t acc = 0;
+
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		acc |= w[i];
+	return !acc;
+}
+
 /* Zero runs: pages of the target's memfd that are still holes are zero
- * already; others are punched out (no page is allocated for zeroes). */
+ * already; others are punched out (no page is allocated for zeroes). With
+ * --mem-prealloc every page stays allocated: only pages that hold something
+ * are cleared. */
 static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
 {
 	struct load_ctx *c = opaque;
@@ -479,6 +492,15 @@ static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
 
 	if (!load_ram_map(opaque, gfn, npages))
 		return -EINVAL;
+	if (c->vm->mem.prealloc) {
+		for (uint32_t i = 0; i < npages; i++) {
+			uint8_t *pg = c->vm->mem.host + off + (size_t)i * PAGE_SIZE;
+
+			if (!page_is_zero(pg))
+				memset(pg, 0, PAGE_SIZE);
+		}
+		return 0;
+	}
 	data = lseek(c->vm->mem.memfd, off, SEEK_DATA);
 	if ((data < 0 && errno == ENXIO) || (data >= 0 && data >= off + len))
 		return 0;

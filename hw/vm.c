@@ -88,6 +88,27 @@ static int vm_setup_memory(struct vm *vm, uint64_t size)
 			(unsigned long long)(size / MiB), strerror(-ret));
 		return ret;
 	}
+	if (vm->cfg.mem_prealloc) {
+		uint64_t t0 = clock_ns(), avail = mem_host_available();
+
+		/* Past what the host has, populating would not fail: the OOM
+		 * killer would pick a process, likely this one. */
+		if (avail && size > avail) {
+			log_err("--mem-prealloc: %llu MiB of guest RAM, but the host has only "
+				"%llu MiB available",
+				(unsigned long long)(size / MiB), (unsigned long long)(avail / MiB));
+			return -ENOMEM;
+		}
+		ret = mem_prealloc(&vm->mem);
+		if (ret) {
+			log_err("--mem-prealloc: cannot allocate %llu MiB of guest RAM: %s",
+				(unsigned long long)(size / MiB), strerror(-ret));
+			return ret;
+		}
+		log_info("guest RAM: %llu MiB preallocated in %llu ms",
+			 (unsigned long long)(size / MiB),
+			 (unsigned long long)((clock_ns() - t0) / 1000000));
+	}
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
 		const struct mem_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {

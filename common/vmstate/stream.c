@@ -536,19 +536,32 @@ void vmstate_load_abort(struct vmstate_reader *r)
 	r->nst = 0;
 }
 
+/* Reads are checksummed in pieces of this size, while the bytes are still in
+ * the cache the copy from the socket left them in (a whole 1 MiB run read
+ * first and checksummed afterwards comes back from memory). */
+#define RD_CHUNK (64 * 1024)
+
 /* Read exactly len bytes into buf, adding them to the record CRC. */
 static int rd(struct vmstate_reader *r, void *buf, size_t len, struct vmstate_error *err)
 {
-	int ret = vmstate_source_read(r->src, buf, len);
+	uint8_t *p = buf;
 
-	if (ret == -ENODATA)
-		return vmstate_seterr(err, -ENODATA, "%s: truncated stream at offset %" PRIu64,
-				      r->what, r->off);
-	if (ret)
-		return vmstate_seterr(err, ret, "%s: read failed at offset %" PRIu64 ": %s",
-				      r->what, r->off, strerror(-ret));
-	r->crc = vmstate_crc(r->crc, buf, len);
-	r->off += len;
+	while (len) {
+		size_t n = MIN(len, RD_CHUNK);
+		int ret = vmstate_source_read(r->src, p, n);
+
+		if (ret == -ENODATA)
+			return vmstate_seterr(err, -ENODATA,
+					      "%s: truncated stream at offset %" PRIu64, r->what,
+					      r->off);
+		if (ret)
+			return vmstate_seterr(err, ret, "%s: read failed at offset %" PRIu64 ": %s",
+					      r->what, r->off, strerror(-ret));
+		r->crc = vmstate_crc(r->crc, p, n);
+		r->off += n;
+		p += n;
+		len -= n;
+	}
 	return 0;
 }
 

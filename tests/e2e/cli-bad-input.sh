@@ -26,6 +26,8 @@ head -c 200 "$TESTGUEST" >"$TMP/truncated.elf"
 run_bad "truncated ELF" "not a bootable kernel|corrupt ELF" "$COLOVM" run --kernel "$TMP/truncated.elf"
 run_bad "missing initrd" "cannot read initrd" \
 	"$COLOVM" run --kernel "$TESTGUEST" --initrd "$TMP/nope"
+run_bad "prealloc beyond the host" "--mem-prealloc: 1048576 MiB of guest RAM, but the host has only" \
+	"$COLOVM" run --kernel "$TESTGUEST" --mem 1048576 --mem-prealloc
 run_bad "cmdline too long" "command line too long" \
 	"$COLOVM" run --kernel "$TESTGUEST" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)"
 

@@ -1,19 +1,21 @@
 #!/bin/bash
 # Live migration of app=dirty on 127.0.0.1 at 0 (as fast as possible), 10 and
 # 50 MiB/s: the target continues the checksum sequence of an uninterrupted
-# run with no verification failure; the source ends in postmigrate.
+# run with no verification failure; the source ends in postmigrate. Once more
+# at 10 MiB/s into a target started with --mem-prealloc, which must hold all
+# of its guest RAM before the migration starts.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 CTL=${COLOVMCTL:?}
 port=$((47100 + RANDOM % 800))
 
-migrate_one() { # RATE SECONDS
-	local rate=$1 secs=$2 d=$TMP/r$1
+migrate_one() { # RATE SECONDS [--mem-prealloc]
+	local rate=$1 secs=$2 d=$TMP/r$1${3:-}
 	local args=(--kernel "$TESTGUEST" --mem 256 --cmdline "app=dirty mb=64 rate=$rate seconds=$secs")
 	mkdir -p "$d"
 	port=$((port + 1))
-	note "rate=$rate: target on port $port"
-	"$COLOVM" run "${args[@]}" --incoming tcp:127.0.0.1:$port --serial file:"$d/t.out" \
+	note "rate=$rate: target on port $port ${3:-}"
+	"$COLOVM" run "${args[@]}" ${3:-} --incoming tcp:127.0.0.1:$port --serial file:"$d/t.out" \
 		--qmp unix:"$d/t.sock",server 2>"$d/t.err" &
 	local tpid=$!
 	on_exit "kill $tpid 2>/dev/null"
@@ -25,6 +27,17 @@ migrate_one() { # RATE SECONDS
 	wait_for_line "$d/t.err" 'waiting for an incoming' 10 || fail "target not listening"
 	[ -S "$d/s.sock" ] || fail "rate=$rate: no source QMP socket: $(cat "$d/s.err")"
 	"$CTL" --qmp "$d/t.sock" query-status | grep -q '"inmigrate"' || fail "target not inmigrate"
+	# Guest RAM is a memfd: its resident pages count as RssShmem.
+	local shmem
+	shmem=$(awk '/^RssShmem:/ {print $2}' /proc/$tpid/status)
+	if [ -n "${3:-}" ]; then
+		[ "$shmem" -ge $((256 * 1024)) ] ||
+			fail "rate=$rate: --mem-prealloc target holds only $shmem KiB of 256 MiB"
+	else
+		[ "$shmem" -lt $((64 * 1024)) ] ||
+			fail "rate=$rate: target without --mem-prealloc already holds $shmem KiB"
+	fi
+	note "rate=$rate: target RssShmem before the migration: $shmem KiB"
 	"$CTL" --qmp "$d/s.sock" migrate tcp:127.0.0.1:$port >"$d/ctl.out" 2>"$d/ctl.err" ||
 		fail "rate=$rate: colovmctl migrate failed: $(cat "$d/ctl.err" "$d/s.err")"
 	grep -q '"completed"' "$d/ctl.out" || fail "rate=$rate: no completed status"
@@ -53,4 +66,5 @@ migrate_one() { # RATE SECONDS
 migrate_one 0 5
 migrate_one 10 5
 migrate_one 50 5
+migrate_one 10 5 --mem-prealloc
 echo "PASS"
