@@ -134,6 +134,7 @@ struct migration {
 	enum mig_status status; /* under lock */
 	char errmsg[256];
 	uint64_t start_ns, stop_ns, end_ns;
+	uint64_t stopped_ns; /* the VM is stopped (FINISH_MIGRATE, STOP sent) */
 	uint64_t transferred, remaining, total, dirty_rate, normal, duplicate, rounds;
 	uint64_t expected_downtime_ms, downtime_ms, setup_ms;
 	uint64_t round0_bytes, round0_ns; /* page data of round 0, its duration */
@@ -145,6 +146,7 @@ struct migration {
 	bool in_live;
 	int listen_fd;
 	int in_ret;
+	uint64_t in_loaded_ns; /* stream loaded and acknowledged */
 	void (*in_done)(void *opaque, int ret, const char *msg);
 	void *in_opaque;
 };
@@ -439,6 +441,7 @@ struct load_ctx {
 	struct vm *vm;
 	struct vmstate_reader *r;
 	uint64_t bad_ram;
+	uint64_t ram_end_ns; /* the RAM section's END record was read */
 };
 
 /* The target VM has never run: its RAM is the staging area (see the top). */
@@ -511,10 +514,21 @@ static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
 	return 0;
 }
 
-int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
+static void load_ram_end(void *opaque)
 {
-	struct load_ctx c = {.vm = vm};
-	struct vmstate_load_ops ops = {.ram_map = load_ram_map_data, .ram_zero = load_ram_zero, .opaque = &c};
+	struct load_ctx *c = opaque;
+
+	c->ram_end_ns = clock_ns();
+}
+
+static int vm_load(struct load_ctx *c, int fd, struct vmstate_error *err)
+{
+	struct vm *vm = c->vm;
+	struct vmstate_load_ops ops = {.ram_map = load_ram_map_data,
+				       .ram_zero = load_ram_zero,
+				       .ram_end = load_ram_end,
+				       .opaque = c};
+	uint64_t t_read = 0, t_commit = 0;
 	struct vmstate_source *src = NULL;
 	int ret;
 
@@ -522,35 +536,48 @@ int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
 		return vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
 	ret = vmstate_source_new_fd(&src, fd);
 	if (!ret)
-		ret = vmstate_reader_new(&c.r, src, vm->vmstate, &ops, NULL);
+		ret = vmstate_reader_new(&c->r, src, vm->vmstate, &ops, NULL);
 	if (ret) {
 		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
 		goto out;
 	}
-	ret = vmstate_read_header(c.r, err);
+	ret = vmstate_read_header(c->r, err);
 	if (!ret)
-		ret = vmstate_load_begin(c.r, err);
-	if (ret && c.bad_ram)
+		ret = vmstate_load_begin(c->r, err);
+	if (ret && c->bad_ram)
 		vmstate_seterr(err, -EINVAL,
 			   "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
 			   "(--mem must match)",
-			   (unsigned long long)(c.bad_ram / MiB),
+			   (unsigned long long)(c->bad_ram / MiB),
 			   (unsigned long long)(vm->mem.size / MiB));
-	if (!ret && !vmstate_reader_ram_bytes(c.r))
+	if (!ret && !vmstate_reader_ram_bytes(c->r))
 		ret = vmstate_seterr(err, -EINVAL, "the stream has no RAM section");
 	if (!ret) {
-		ret = vmstate_load_commit(c.r, err);
+		t_read = clock_ns();
+		ret = vmstate_load_commit(c->r, err);
 		if (ret && !err->msg[0])
 			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
+		t_commit = clock_ns();
 	} else {
-		vmstate_load_abort(c.r);
+		vmstate_load_abort(c->r);
 	}
 	if (ret)
 		virtio_persist_explain(vm, err);
+	else if (c->ram_end_ns)
+		log_debug("load: RAM end to end of stream %llu us, device state applied in %llu us",
+			  (unsigned long long)((t_read - c->ram_end_ns) / 1000),
+			  (unsigned long long)((t_commit - t_read) / 1000));
 out:
-	vmstate_reader_free(c.r);
+	vmstate_reader_free(c->r);
 	vmstate_source_free(src);
 	return ret;
+}
+
+int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
+{
+	struct load_ctx c = {.vm = vm};
+
+	return vm_load(&c, fd, err);
 }
 
 /* ---- outgoing -------------------------------------------------------------- */
@@ -577,7 +604,7 @@ static void *mig_thread(void *arg)
 	struct migration *m = arg;
 	struct vm *vm = m->vm;
 	uint64_t npages = vm->mem.size / PAGE_SIZE, words = (npages + 63) / 64;
-	uint64_t *bitmap = NULL, bw = 0, downtime, b0, t0;
+	uint64_t *bitmap = NULL, bw = 0, downtime, b0, t0, tm[4], last;
 	struct ram_pass p = {.m = m, .vm = vm};
 	struct vmstate_ram_stats st0;
 	struct vmstate_error err = {0};
@@ -689,6 +716,7 @@ static void *mig_thread(void *arg)
 		goto out;
 	}
 	p.limit = 0;
+	tm[0] = clock_ns();
 	/* Shared storage: the target opens the same images; what the source
 	 * wrote must be on disk before the target can read it. */
 	ret = virtio_persist_flush(vm);
@@ -701,15 +729,27 @@ static void *mig_thread(void *arg)
 		vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
 		goto out;
 	}
+	tm[1] = clock_ns();
+	last = bitmap_count(bitmap, npages);
 	ret = pass_send(&p, bitmap, npages, &err);
 	if (!ret)
 		ret = vmstate_write_ram_end(p.w, &err);
+	tm[2] = clock_ns();
 	if (!ret)
 		ret = vmstate_write_devices(p.w, vm->vmstate, &err);
 	if (!ret)
 		ret = vmstate_write_eof(p.w, &err);
 	if (ret)
 		goto out;
+	tm[3] = clock_ns();
+	log_debug("migration: stop-and-copy: stopping the VM %llu us, thread resumed %llu us "
+		  "later, disk flush + dirty sync %llu us, last %llu pages %llu us, device state "
+		  "%llu us",
+		  (unsigned long long)((m->stopped_ns - m->stop_ns) / 1000),
+		  (unsigned long long)((tm[0] - m->stopped_ns) / 1000),
+		  (unsigned long long)((tm[1] - tm[0]) / 1000), (unsigned long long)last,
+		  (unsigned long long)((tm[2] - tm[1]) / 1000),
+		  (unsigned long long)((tm[3] - tm[2]) / 1000));
 	pthread_mutex_lock(&m->lock);
 	m->transferred = vmstate_sink_bytes(p.sink);
 	m->remaining = 0;
@@ -766,6 +806,7 @@ static void *mig_in_thread(void *arg)
 		ret = hw_vm_load(m->vm, fd, &err);
 		if (!ret && write_full(fd, MIG_ACK, 4))
 			ret = vmstate_seterr(&err, -ECONNRESET, "cannot acknowledge to the source");
+		m->in_loaded_ns = clock_ns();
 	}
 	pthread_mutex_lock(&m->lock);
 	m->in_ret = ret;
@@ -866,6 +907,7 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 		m->stopped_vm = !ret;
 		pthread_mutex_lock(&m->lock);
 		m->stop_ns = stop_ns;
+		m->stopped_ns = clock_ns();
 		m->stop_done = true;
 		m->stop_ret = ret;
 		pthread_cond_broadcast(&m->cond);
@@ -877,8 +919,13 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 	case REQ_INCOMING_DONE:
 		/* Start the guest first: the thread may still be closing the
 		 * connection, and joining it is not part of the downtime. */
+		v = clock_ns();
 		if (m->in_done)
 			m->in_done(m->in_opaque, m->in_ret, m->errmsg);
+		log_debug("incoming migration: loaded and acknowledged; main loop %llu us later, "
+			  "guest started in %llu us",
+			  (unsigned long long)((v - m->in_loaded_ns) / 1000),
+			  (unsigned long long)((clock_ns() - v) / 1000));
 		pthread_join(m->in_thread, NULL);
 		m->in_live = false;
 		close(m->listen_fd);

@@ -947,6 +947,8 @@ int vmstate_load_begin(struct vmstate_reader *r, struct vmstate_error *err)
 		case VMSTATE_REC_PART:
 		case VMSTATE_REC_END:
 			ret = load_ram(r, type, id, err);
+			if (!ret && type == VMSTATE_REC_END && r->ops.ram_end)
+				r->ops.ram_end(r->ops.opaque);
 			break;
 		case VMSTATE_REC_CMD:
 			ret = load_cmd(r, id, err);

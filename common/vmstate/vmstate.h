@@ -391,6 +391,9 @@ struct vmstate_load_ops {
 	 * 0 or -errno. NULL: the reader maps the run and clears it.
 	 */
 	int (*ram_zero)(void *opaque, uint64_t gfn, uint32_t npages);
+	/* Optional: the RAM section's END record has been read and checked
+	 * (all of this unit's pages are stored); device sections follow. */
+	void (*ram_end)(void *opaque);
 };
 
 struct vmstate_limits {
