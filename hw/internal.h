@@ -73,8 +73,8 @@ struct guest_mem {
 };
 
 int mem_init(struct guest_mem *mem, uint64_t size);
-/* Allocate and map all of RAM now (threads); -errno (e.g. -ENOMEM). */
 uint64_t mem_host_available(void); /* MemAvailable in bytes, 0: unknown */
+/* Allocate and map all of RAM now (threads); -errno (e.g. -ENOMEM). */
 int mem_prealloc(struct guest_mem *mem);
 void mem_free(struct guest_mem *mem);
 /* Host pointer for [gpa, gpa+len) if wholly inside one RAM region, else NULL. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,29 +60,6 @@ err:
 	return ret;
 }
 
-struct prealloc_slice {
-	uint8_t *p;
-	size_t len;
-	int ret;
-};
-
-static void *prealloc_thread(void *arg)
-{
-	struct prealloc_slice *s = arg;
-
-	s->ret = 0;
-	if (madvise(s->p, s->len, MADV_POPULATE_WRITE) < 0)
-		s->ret = -errno;
-	return NULL;
-}
-
-/*
- * Allocate and map every page of guest RAM now, a slice per online CPU (up
- * to 16, at least 64 MiB each), so that neither the guest's first touch of
- * a page nor an incoming migration's copy into it has to fault the page in.
- * MADV_POPULATE_WRITE (Linux 5.14) reports a failed allocation as an error
- * instead of killing the process later.
- */
 uint64_t mem_host_available(void)
 {
 	FILE *f = fopen("/proc/meminfo", "re");
@@ -97,6 +75,37 @@ uint64_t mem_host_available(void)
 	return kib * 1024;
 }
 
+struct prealloc_slice {
+	uint8_t *p;
+	size_t len;
+	bool threaded;
+	int ret;
+};
+
+static void *prealloc_thread(void *arg)
+{
+	struct prealloc_slice *s = arg;
+
+	s->ret = 0;
+	if (madvise(s->p, s->len, MADV_POPULATE_WRITE) == 0)
+		return NULL;
+	if (errno != EINVAL) {
+		s->ret = -errno;
+		return NULL;
+	}
+	/* Linux < 5.14: no MADV_POPULATE_WRITE; write each page instead. */
+	for (size_t off = 0; off < s->len; off += PAGE_SIZE)
+		((volatile uint8_t *)s->p)[off] = 0;
+	return NULL;
+}
+
+/*
+ * Allocate and map every page of guest RAM now, a slice per online CPU (up
+ * to 16, at least 64 MiB each), so that neither the guest's first touch of
+ * a page nor an incoming migration's copy into it has to fault the page in.
+ * RAM is still untouched here (nothing was loaded yet), so writing zeroes
+ * in the fallback changes nothing the guest could see.
+ */
 int mem_prealloc(struct guest_mem *mem)
 {
 	struct prealloc_slice s[16];
@@ -110,17 +119,13 @@ int mem_prealloc(struct guest_mem *mem)
 		uint64_t off = MIN(mem->size, i * step);
 
 		s[i] = (struct prealloc_slice){.p = mem->host + off, .len = MIN(step, mem->size - off)};
-		if (i && pthread_create(&t[i], NULL, prealloc_thread, &s[i])) {
-			s[i].len = 0; /* no thread: populated below */
-			s[i].ret = 1;
-		}
+		s[i].threaded = i && !pthread_create(&t[i], NULL, prealloc_thread, &s[i]);
 	}
-	prealloc_thread(&s[0]);
-	for (i = 1; i < n; i++) {
-		if (s[i].ret == 1)
-			prealloc_thread(&s[i]);
-		else
+	for (i = 0; i < n; i++) {
+		if (s[i].threaded)
 			pthread_join(t[i], NULL);
+		else
+			prealloc_thread(&s[i]); /* slice 0, or no thread could start */
 	}
 	for (i = 0; i < n && !ret; i++)
 		ret = s[i].ret;
