@@ -473,16 +473,6 @@ static void *load_ram_map_data(void *opaque, uint64_t gfn, uint32_t npages)
 	return p;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	uint64_t acc = 0;
-
-	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
-		acc |= w[i];
-	return !acc;
-}
-
 /* Zero runs: pages of the target's memfd that are still holes are zero
  * already; others are punched out (no page is allocated for zeroes). With
  * --mem-prealloc every page stays allocated: only pages that hold something
@@ -499,7 +489,7 @@ static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
 		for (uint32_t i = 0; i < npages; i++) {
 			uint8_t *pg = c->vm->mem.host + off + (size_t)i * PAGE_SIZE;
 
-			if (!page_is_zero(pg))
+			if (!vmstate_page_is_zero(pg))
 				memset(pg, 0, PAGE_SIZE);
 		}
 		return 0;

@@ -225,9 +225,9 @@ int vmstate_write_ram_start(struct vmstate_writer *w, uint64_t ram_bytes,
 	return 0;
 }
 
-static bool page_is_zero(const uint8_t *p)
+bool vmstate_page_is_zero(const void *p)
 {
-	const uint64_t *q = (const uint64_t *)(const void *)p;
+	const uint64_t *q = (const uint64_t *)p;
 	size_t i, j;
 
 	for (i = 0; i < VMSTATE_PAGE_SIZE / 8; i += 32) {
@@ -317,11 +317,11 @@ int vmstate_write_ram_pages(struct vmstate_writer *w, const void *ram, uint64_t 
 				      gfn, npages, w->ram_pages);
 	while (npages) {
 		const uint8_t *p = base + gfn * VMSTATE_PAGE_SIZE;
-		bool zero = page_is_zero(p);
+		bool zero = vmstate_page_is_zero(p);
 		uint32_t n = 1;
 
 		while (n < npages && n < w->o.run_max_pages &&
-		       page_is_zero(p + (size_t)n * VMSTATE_PAGE_SIZE) == zero)
+		       vmstate_page_is_zero(p + (size_t)n * VMSTATE_PAGE_SIZE) == zero)
 			n++;
 		ret = emit_run(w, zero, p, gfn, n, err);
 		if (ret)

@@ -282,6 +282,9 @@ int vmstate_register(struct vmstate_registry *reg, const struct vmstate_desc *de
 		     uint32_t instance_id, void *opaque, struct vmstate_error *err);
 int vmstate_unregister(struct vmstate_registry *reg, const char *name, uint32_t instance_id);
 
+/* True if the VMSTATE_PAGE_SIZE bytes at p are all zero (8-byte aligned). */
+bool vmstate_page_is_zero(const void *p);
+
 /* ---- byte sinks and sources --------------------------------------------- */
 
 struct vmstate_sink_ops {
