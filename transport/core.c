@@ -342,7 +342,9 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 	auth.proof.len = sizeof(proof);
 	auth.bulk_streams = ch->opts.bulk_streams;
 	auth.region_len = ch->opts.recv_region_len;
-	ch->ops->region_info(ch, &auth.region_addr, &auth.region_rkey);
+	ret = ch->ops->region_info(ch, &auth.region_addr, &auth.region_rkey);
+	if (ret)
+		return ret;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_AUTH;
 	m.auth = &auth;
 	ret = send_msg(ch, &m, ch->k_send, TRANSPORT_WIRE_VERSION);
@@ -478,7 +480,9 @@ static int handshake_server(struct transport_channel *ch, struct transport_liste
 	if (ret)
 		return ret;
 	ok.region_len = ch->opts.recv_region_len;
-	ch->ops->region_info(ch, &ok.region_addr, &ok.region_rkey);
+	ret = ch->ops->region_info(ch, &ok.region_addr, &ok.region_rkey);
+	if (ret)
+		return ret;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_AUTH_OK;
 	m.auth_ok = &ok;
 	ret = send_msg(ch, &m, ch->k_send, TRANSPORT_WIRE_VERSION);
@@ -566,8 +570,9 @@ err:
 	return ret;
 }
 
-int transport_connect(const char *uri, const struct transport_opts *opts,
-		      struct transport_channel **out)
+/* Parse, allocate and connect at the medium's level: no handshake yet. */
+static int connect_medium(const char *uri, const struct transport_opts *opts,
+			  struct transport_channel **out)
 {
 	struct transport_channel *ch;
 	const struct transport_ops *ops;
@@ -588,16 +593,41 @@ int transport_connect(const char *uri, const struct transport_opts *opts,
 		return ret;
 	snprintf(ch->peer, sizeof(ch->peer), "%s:%s", host, port);
 	ret = ops->connect(ch, host, port);
-	if (ret)
-		goto err;
-	ret = handshake_client(ch, opts->name);
-	if (ret)
-		goto err;
+	if (ret) {
+		channel_free(ch);
+		return ret;
+	}
 	*out = ch;
 	return 0;
-err:
-	channel_free(ch);
-	return ret;
+}
+
+int transport_connect(const char *uri, const struct transport_opts *opts,
+		      struct transport_channel **out)
+{
+	struct transport_channel *ch;
+	int ret;
+
+	ret = connect_medium(uri, opts, &ch);
+	if (ret)
+		return ret;
+	ret = handshake_client(ch, opts->name);
+	if (ret) {
+		channel_free(ch);
+		return ret;
+	}
+	*out = ch;
+	return 0;
+}
+
+int transport_test_connect_raw(const char *uri, const struct transport_opts *opts,
+			       struct transport_channel **out)
+{
+	return connect_medium(uri, opts, out);
+}
+
+int transport_test_send_raw(struct transport_channel *ch, const void *buf, size_t len)
+{
+	return ch->ops->send_frame(ch, buf, len);
 }
 
 /* ---- message path -------------------------------------------------------- */

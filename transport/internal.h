@@ -84,8 +84,12 @@ struct transport_ops {
 	/* Receive one whole control frame into buf (cap bytes); -EAGAIN on timeout. */
 	int (*recv_frame)(struct transport_channel *ch, uint8_t *buf, size_t cap, size_t *len,
 			  int timeout_ms);
-	/* Local receive region as the peer must address it (RDMA addr/rkey). */
-	void (*region_info)(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey);
+	/*
+	 * Local receive region as the peer must address it (RDMA addr/rkey).
+	 * Called only once the peer has proved the key: RDMA registers the
+	 * region for remote writes here, not before.
+	 */
+	int (*region_info)(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey);
 	/* After Auth: open (client) or accept (server) the bulk paths. */
 	int (*bulk_setup)(struct transport_channel *ch, struct transport_listener *l);
 	int (*bulk_write)(struct transport_channel *ch, const struct iovec *iov, int n,
@@ -156,5 +160,14 @@ int tp_fail(struct transport_channel *ch, int err);
 
 /* Test knob (conformance suite): wire version put in our Hello header. */
 extern uint16_t transport_test_hello_version;
+/*
+ * Hostile peers for the conformance suite: connect at the medium's level
+ * (TCP connection, or rdma_cm connection with its queue pair) without the
+ * handshake, and put arbitrary bytes on it as one frame (a SEND on RDMA).
+ * Release with transport_close().
+ */
+int transport_test_connect_raw(const char *uri, const struct transport_opts *opts,
+			       struct transport_channel **out);
+int transport_test_send_raw(struct transport_channel *ch, const void *buf, size_t len);
 
 #endif

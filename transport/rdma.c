@@ -13,7 +13,8 @@
  *    ever), so a sender outrunning the receiver waits instead of failing.
  *  - Bulk data: one-sided RDMA WRITE from the local send region (registered
  *    once: the primary's guest RAM; anything else goes through a registered
- *    bounce buffer) into the peer's registered receive region. The commit is
+ *    bounce buffer) into the peer's registered receive region, which is
+ *    registered for remote writes only once the peer has authenticated. The commit is
  *    a SEND of the BulkCommit frame, which RC orders after the WRITEs, and
  *    which carries a Poly1305 tag over the written bytes; the receiver
  *    recomputes it over its region before reporting the commit.
@@ -304,12 +305,7 @@ static int setup_qp(struct transport_channel *ch, struct rdma_cm_id *id)
 	r->bounce_mr = reg(r, r->bounce, BOUNCE_LEN, 0);
 	if (!r->rbuf_mr || !r->sbuf_mr || !r->bounce_mr)
 		return -ENOMEM;
-	if (ch->opts.recv_region_len) {
-		r->region_mr = reg(r, ch->opts.recv_region, ch->opts.recv_region_len,
-				   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
-		if (!r->region_mr)
-			return -ENOMEM;
-	}
+	/* the receive region is registered for remote writes after authentication */
 	if (ch->opts.send_region && ch->opts.send_region_len) {
 		r->send_mr = reg(r, ch->opts.send_region, ch->opts.send_region_len, 0);
 		if (!r->send_mr)
@@ -604,12 +600,26 @@ static int rdma_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t ca
 	return ret;
 }
 
-static void rdma_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
+static int rdma_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
 {
 	struct rdma_chan *r = rc(ch);
 
+	/*
+	 * Only now, with the peer's proof checked, is the receive region open
+	 * to remote writes: an unauthenticated peer has a queue pair but no
+	 * memory region it could write into, whatever rkey it guesses.
+	 */
+	if (ch->opts.recv_region_len && !r->region_mr) {
+		pthread_mutex_lock(&r->lock);
+		r->region_mr = reg(r, ch->opts.recv_region, ch->opts.recv_region_len,
+				   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+		pthread_mutex_unlock(&r->lock);
+		if (!r->region_mr)
+			return -ENOMEM;
+	}
 	*addr = r->region_mr ? (uintptr_t)ch->opts.recv_region : 0;
 	*rkey = r->region_mr ? r->region_mr->rkey : 0;
+	return 0;
 }
 
 /* ---- bulk ---------------------------------------------------------------- */

@@ -717,10 +717,11 @@ static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap
 	return recv_frame_fd(tc(ch)->fd, buf, cap, len);
 }
 
-static void tcp_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
+static int tcp_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
 {
 	*addr = 0;
 	*rkey = 0;
+	return 0;
 }
 
 static int tcp_fd(const struct transport_channel *ch)
