@@ -70,6 +70,12 @@ int tp_poly_init(struct tp_poly *p, const uint8_t key[crypto_onetimeauth_KEYBYTE
 /* Key from tp_bulk_key(base, epoch, stream). */
 void tp_poly_init_bulk(struct tp_poly *p, const uint8_t base[32], uint64_t epoch, uint32_t stream);
 void tp_poly_update(struct tp_poly *p, const void *data, size_t len);
+/*
+ * Benchmark knob (tests/bench only, never set by colovm): bulk bytes are
+ * not fed to the MAC, so the tags of both ends cover nothing. It measures
+ * what the per-byte MAC costs; both ends of a channel must set it.
+ */
+extern bool transport_bench_unauthenticated_bulk;
 void tp_poly_final(struct tp_poly *p, uint8_t tag[crypto_onetimeauth_BYTES]);
 void tp_poly_free(struct tp_poly *p);
 
