@@ -59,6 +59,8 @@ struct rdma_chan {
 	struct ibv_mr *region_mr, *send_mr, *rbuf_mr, *sbuf_mr, *bounce_mr;
 	uint8_t *rbufs, *sbufs, *bounce;
 	pthread_mutex_t lock; /* CQ and the state below */
+	pthread_cond_t cv;    /* broadcast by the poller: see wait_for() */
+	bool polling;
 	unsigned int ready[RECV_DEPTH], ready_len[RECV_DEPTH], rhead, rcount;
 	bool sbuf_busy[SEND_BUFS];
 	unsigned int snext;
@@ -147,8 +149,10 @@ static int drain_cq(struct transport_channel *ch)
 	struct rdma_chan *r = rc(ch);
 	struct ibv_wc wc[16];
 	int n;
+	bool got = false;
 
 	while ((n = ibv_poll_cq(r->cq, 16, wc)) > 0) {
+		got = true;
 		for (int i = 0; i < n; i++) {
 			uint32_t kind = (uint32_t)wc[i].wr_id & 0xffff0000u;
 			uint32_t idx = (uint32_t)wc[i].wr_id & 0xffffu;
@@ -175,6 +179,8 @@ static int drain_cq(struct transport_channel *ch)
 	}
 	if (n < 0)
 		r->failed = -EIO;
+	if (got)
+		pthread_cond_broadcast(&r->cv); /* what another waiter may need */
 	return r->failed;
 }
 
@@ -198,7 +204,16 @@ static int check_cm(struct transport_channel *ch)
 	return r->failed;
 }
 
-/* Wait (lock held on entry and exit) until w holds; -EAGAIN on timeout. */
+/*
+ * Wait (lock held on entry and exit) until w holds; -EAGAIN on timeout.
+ *
+ * Several threads may wait on one channel (a sender for a send slot, a
+ * receiver for a frame), but a completion event wakes only one reader of
+ * the completion channel. So one waiter at a time polls the channel's fds
+ * (r->polling); the others sleep on r->cv, and the poller broadcasts after
+ * every drain and when it leaves, so no waiter misses completions another
+ * thread consumed. SLICE_MS bounds each sleep all the same.
+ */
 static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 {
 	struct rdma_chan *r = rc(ch);
@@ -216,26 +231,43 @@ static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 			return ret;
 		if (satisfied(r, w))
 			return 0;
-		if (ibv_req_notify_cq(r->cq, 0))
-			return -EIO;
-		ret = drain_cq(ch);
-		if (ret)
-			return ret;
-		if (satisfied(r, w))
-			return 0;
 
 		uint64_t now = clock_ns();
 		if (now >= deadline)
 			return -EAGAIN;
-		int slice = (int)MIN((deadline - now) / 1000000u + 1, (uint64_t)SLICE_MS);
+		uint64_t slice_ns = MIN(deadline - now, (uint64_t)SLICE_MS * 1000000u);
+
+		if (r->polling) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(slice_ns / 1000000000u);
+			ts.tv_nsec += (long)(slice_ns % 1000000000u);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&r->cv, &r->lock, &ts);
+			continue;
+		}
+		if (ibv_req_notify_cq(r->cq, 0))
+			return -EIO;
+		ret = drain_cq(ch);
+		if (ret || satisfied(r, w)) {
+			pthread_cond_broadcast(&r->cv);
+			return ret;
+		}
+
 		struct pollfd p[2] = {{.fd = r->cc->fd, .events = POLLIN},
 				      {.fd = r->ec->fd, .events = POLLIN}};
 
+		r->polling = true;
 		pthread_mutex_unlock(&r->lock);
-		int pr = poll(p, 2, slice);
+		int pr = poll(p, 2, (int)(slice_ns / 1000000u) + 1);
 		pthread_mutex_lock(&r->lock);
+		r->polling = false;
 		if (pr < 0 && errno != EINTR)
-			return -errno;
+			ret = -errno;
 		if (pr > 0 && (p[0].revents & POLLIN)) {
 			struct ibv_cq *cq;
 			void *ctx;
@@ -243,6 +275,12 @@ static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 			if (!ibv_get_cq_event(r->cc, &cq, &ctx))
 				ibv_ack_cq_events(cq, 1);
 		}
+		/* whatever arrived, the other waiters look at it too */
+		if (!ret)
+			drain_cq(ch);
+		pthread_cond_broadcast(&r->cv);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -326,6 +364,12 @@ static int chan_alloc(struct transport_channel *ch)
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	ch->be = r;
 	r->ec = rdma_create_event_channel();
 	if (!r->ec)
@@ -363,6 +407,7 @@ static void rdma_close_chan(struct transport_channel *ch)
 	free(r->bounce);
 	tp_poly_free(&r->tx_mac);
 	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cv);
 	free(r);
 	ch->be = NULL;
 }

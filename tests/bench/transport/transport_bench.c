@@ -7,6 +7,8 @@
  * transport_bench memcpy MB     memcpy GB/s of the same size
  * transport_bench poly1305 MB   the bulk MAC alone, one core, same bytes
  *
+ * TRANSPORT_BENCH_PINGS sets the number of round trips (default 5000).
+ *
  * "nomac" (both ends) feeds no bulk byte to the MAC: the same transfer
  * without its authentication, to show what the per-byte MAC costs.
  */
@@ -75,6 +77,8 @@ static int run(const char *uri, struct transport_opts *o, unsigned int streams, 
 	uint64_t total = mb << 20, t0, t1;
 	transport_msg *m;
 	static uint64_t rtt[5000];
+	const char *pe = getenv("TRANSPORT_BENCH_PINGS");
+	size_t pings = pe ? strtoul(pe, NULL, 0) : ARRAY_SIZE(rtt);
 	Colovm__Transport__Heartbeat h = COLOVM__TRANSPORT__HEARTBEAT__INIT;
 	transport_msg hm = COLOVM__TRANSPORT__MSG__INIT;
 
@@ -98,7 +102,9 @@ static int run(const char *uri, struct transport_opts *o, unsigned int streams, 
 	t1 = clock_ns();
 	hm.body_case = COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT;
 	hm.heartbeat = &h;
-	for (size_t i = 0; i < ARRAY_SIZE(rtt); i++) {
+	if (pings < 1 || pings > ARRAY_SIZE(rtt))
+		pings = ARRAY_SIZE(rtt);
+	for (size_t i = 0; i < pings; i++) {
 		uint64_t s = clock_ns();
 
 		if (transport_send(ch, &hm) || transport_recv(ch, 10000, &m))
@@ -106,9 +112,9 @@ static int run(const char *uri, struct transport_opts *o, unsigned int streams, 
 		transport_msg_free(m);
 		rtt[i] = clock_ns() - s;
 	}
-	qsort(rtt, ARRAY_SIZE(rtt), sizeof(rtt[0]), cmp_u64);
+	qsort(rtt, pings, sizeof(rtt[0]), cmp_u64);
 	printf("%.2f %.1f %.1f\n", (double)total / (double)(t1 - t0),
-	       (double)rtt[ARRAY_SIZE(rtt) / 2] / 1000, (double)rtt[ARRAY_SIZE(rtt) * 99 / 100] / 1000);
+	       (double)rtt[pings / 2] / 1000, (double)rtt[pings * 99 / 100] / 1000);
 	transport_close(ch);
 	return 0;
 }

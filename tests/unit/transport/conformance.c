@@ -23,6 +23,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -344,6 +345,96 @@ close:
 	transport_close(ch);
 out:
 	return reap(pid) || ret ? -1 : 0;
+}
+
+/* ---- full duplex: a sender and a receiver thread on each end ------------- */
+
+/*
+ * Both ends send N heartbeats from one thread while another receives the
+ * peer's N, in order, at the same time: the send and receive paths of one
+ * channel used concurrently, as a checkpointing primary does (on RDMA both
+ * wait on the same completion queue).
+ */
+struct duplex_tx {
+	struct transport_channel *ch;
+	int ret;
+};
+
+static void *duplex_sender(void *p)
+{
+	struct duplex_tx *a = p;
+	Colovm__Transport__Heartbeat h;
+	transport_msg m;
+
+	for (uint64_t i = 0; i < (uint64_t)N_ORDER && !a->ret; i++)
+		a->ret = transport_send(a->ch, hb(i, &h, &m));
+	return NULL;
+}
+
+static int duplex(struct transport_channel *ch, const char *who)
+{
+	struct duplex_tx a = {.ch = ch};
+	pthread_t t;
+	int ret = 0;
+
+	if (pthread_create(&t, NULL, duplex_sender, &a))
+		return -1;
+	for (uint64_t i = 0; i < (uint64_t)N_ORDER && !ret; i++) {
+		transport_msg *r;
+
+		ret = transport_recv(ch, TMO * 5, &r);
+		if (ret) {
+			printf("    %s: receive %llu: %s\n", who, (unsigned long long)i,
+			       strerror(-ret));
+			break;
+		}
+		if (r->body_case != COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT ||
+		    r->heartbeat->seq != i) {
+			printf("    %s: message %llu out of order\n", who, (unsigned long long)i);
+			ret = -EPROTO;
+		}
+		transport_msg_free(r);
+	}
+	pthread_join(t, NULL);
+	if (!ret && a.ret)
+		printf("    %s: send: %s\n", who, strerror(-a.ret));
+	if (!ret)
+		ret = a.ret;
+	if (!ret)
+		ret = send_ack(ch, 1);
+	if (!ret)
+		ret = wait_ack(ch, 1);
+	return ret;
+}
+
+static int c_duplex(const char *uri, void *arg)
+{
+	struct transport_opts o = opts(&key);
+	struct transport_channel *ch;
+	int ret;
+
+	if (cconnect(uri, &o, &ch))
+		return -1;
+	ret = duplex(ch, "client");
+	transport_close(ch);
+	return ret;
+}
+
+static int t_duplex(struct transport_listener *l)
+{
+	struct transport_channel *ch;
+	pid_t pid = fork_peer(c_duplex, transport_listener_uri(l), NULL);
+	int ret = transport_accept(l, &ch);
+
+	if (!ret) {
+		ret = duplex(ch, "server");
+		printf("    %d heartbeats each way, concurrently: %s\n", N_ORDER,
+		       ret ? strerror(-ret) : "all in order");
+		transport_close(ch);
+	}
+	if (reap(pid) || ret)
+		return -1;
+	return 0;
 }
 
 /* ---- message sizes (echo) ------------------------------------------------ */
@@ -812,6 +903,7 @@ static const struct {
 	child_fn fn;
 } children[] = {
     {"order", c_order},
+    {"duplex", c_duplex},
     {"echo", c_echo},
     {"bulk", c_bulk},
     {"range", c_range},
@@ -846,6 +938,7 @@ static const struct {
 	bool tcp_only;
 } tests[] = {
     {"ordered_delivery", t_order, false},
+    {"full_duplex", t_duplex, false},
     {"message_sizes", t_sizes, false},
     {"bulk_runs", t_bulk, false},
     {"bulk_runs_4_streams", t_bulk4, true},
