@@ -14,10 +14,10 @@
  *  - Bulk data: one-sided RDMA WRITE from the local send region (registered
  *    once: the primary's guest RAM; anything else goes through a registered
  *    bounce buffer) into the peer's registered receive region, which is
- *    registered for remote writes only once the peer has authenticated. The commit is
- *    a SEND of the BulkCommit frame, which RC orders after the WRITEs, and
- *    which carries a Poly1305 tag over the written bytes; the receiver
- *    recomputes it over its region before reporting the commit.
+ *    registered for remote writes only once the peer has authenticated.
+ *    The commit is a SEND of the BulkCommit frame, which RC orders after the
+ *    WRITEs, and which carries a Poly1305 tag over the written bytes; the
+ *    receiver recomputes it over its region before reporting the commit.
  *  - Completions are waited for on a completion channel (poll() with the
  *    timeout, together with the rdma_cm event channel to see disconnects).
  */
@@ -253,10 +253,8 @@ static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 		if (ibv_req_notify_cq(r->cq, 0))
 			return -EIO;
 		ret = drain_cq(ch);
-		if (ret || satisfied(r, w)) {
-			pthread_cond_broadcast(&r->cv);
+		if (ret || satisfied(r, w))
 			return ret;
-		}
 
 		struct pollfd p[2] = {{.fd = r->cc->fd, .events = POLLIN},
 				      {.fd = r->ec->fd, .events = POLLIN}};
