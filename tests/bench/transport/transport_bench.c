@@ -5,7 +5,6 @@
  * transport_bench run URI KEYFILE STREAMS MB [nomac]
  *     bulk GB/s + control RTT (median, p99)
  * transport_bench memcpy MB     memcpy GB/s of the same size
- * transport_bench poly1305 MB   the bulk MAC alone, one core, same bytes
  *
  * TRANSPORT_BENCH_PINGS sets the number of round trips (default 5000).
  *
@@ -132,20 +131,6 @@ int main(int argc, char **argv)
 		for (uint64_t d = 0; d < len; d += CHUNK)
 			memcpy(b, a, CHUNK);
 		printf("%.2f\n", (double)len / (double)(clock_ns() - t0));
-		return 0;
-	}
-	if (argc == 3 && !strcmp(argv[1], "poly1305")) {
-		uint64_t len = strtoull(argv[2], NULL, 0) << 20;
-		uint8_t *a = map(CHUNK), base[32] = {1}, tag[16];
-		struct tp_poly p = {0};
-		uint64_t t0 = clock_ns();
-
-		tp_poly_init_bulk(&p, base, 0, 0);
-		for (uint64_t d = 0; d < len; d += CHUNK)
-			tp_poly_update(&p, a, CHUNK);
-		tp_poly_final(&p, tag);
-		printf("%.2f\n", (double)len / (double)(clock_ns() - t0));
-		tp_poly_free(&p);
 		return 0;
 	}
 	if (argc < 4 || transport_key_load(argv[3], &key))
