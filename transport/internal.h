@@ -4,6 +4,7 @@
 #define COLOVM_TRANSPORT_INTERNAL_H
 
 #include <pthread.h>
+#include <time.h>
 #include <sodium.h>
 
 #include "common/common.h"
@@ -49,6 +50,21 @@ static inline uint64_t get_le64(const uint8_t *p)
 	for (int i = 0; i < 8; i++)
 		v |= (uint64_t)p[i] << (8 * i);
 	return v;
+}
+
+/* CLOCK_MONOTONIC time ns from now, for pthread_cond_timedwait(). */
+static inline struct timespec tp_deadline(uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec += (long)(ns % 1000000000u);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
 }
 
 /* Poly1305 one-time key for (epoch, stream) derived from a bulk base key. */

@@ -238,15 +238,8 @@ static int wait_for(struct transport_channel *ch, enum want w, int timeout_ms)
 		uint64_t slice_ns = MIN(deadline - now, (uint64_t)SLICE_MS * 1000000u);
 
 		if (r->polling) {
-			struct timespec ts;
+			struct timespec ts = tp_deadline(slice_ns);
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(slice_ns / 1000000000u);
-			ts.tv_nsec += (long)(slice_ns % 1000000000u);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&r->cv, &r->lock, &ts);
 			continue;
 		}

@@ -490,16 +490,9 @@ static int tcp_bulk_verify(struct transport_channel *ch, const Colovm__Transport
 			   int timeout_ms)
 {
 	struct tcp_chan *t = tc(ch);
-	struct timespec dl;
+	struct timespec dl = tp_deadline((uint64_t)timeout_ms * 1000000u);
 	int ret = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&t->vlock);
 	for (;;) {
 		unsigned int k;
