@@ -228,6 +228,8 @@ bool boot_is_bzimage(const uint8_t *img, size_t len);
 
 /* ---- legacy devices ------------------------------------------------------- */
 
+/* "stdio", "file:PATH" or "none" (checked before anything is opened). */
+bool uart_spec_valid(const char *spec);
 int uart_create(struct vm *vm, const char *spec, struct uart **out);
 void uart_free(struct uart *uart);
 void uart_reset(struct uart *uart);

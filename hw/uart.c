@@ -238,6 +238,11 @@ void uart_reset(struct uart *u)
 	pthread_mutex_unlock(&u->lock);
 }
 
+bool uart_spec_valid(const char *spec)
+{
+	return !strcmp(spec, "stdio") || !strcmp(spec, "none") || (!strncmp(spec, "file:", 5) && spec[5]);
+}
+
 int uart_create(struct vm *vm, const char *spec, struct uart **out)
 {
 	struct uart *u = calloc(1, sizeof(*u));
@@ -260,7 +265,7 @@ int uart_create(struct vm *vm, const char *spec, struct uart **out)
 			goto err;
 		}
 		u->own_out = true;
-	} else if (strcmp(spec, "none")) {
+	} else if (!uart_spec_valid(spec)) {
 		log_err("--serial %s: expected stdio, file:PATH or none", spec);
 		ret = -EINVAL;
 		goto err;

@@ -62,11 +62,7 @@ int virtio_devices_create(struct vm *vm, const struct vm_config *cfg, char **cmd
 	*cmdline = strdup(base_cmdline);
 	if (!*cmdline)
 		return -ENOMEM;
-	if (cfg->nnet + cfg->ndisk > VM_MAX_VIRTIO) {
-		log_err("too many virtio devices (%u --net + %u --disk; at most %u)", cfg->nnet,
-			cfg->ndisk, VM_MAX_VIRTIO);
-		return -EINVAL;
-	}
+	/* hw_vm_create checked the device count and every spec's syntax. */
 	for (unsigned int i = 0; i < cfg->nnet + cfg->ndisk; i++, n++) {
 		uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)n * VIRTIO_MMIO_STRIDE;
 		unsigned int irq = irq_pins[n];

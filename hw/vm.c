@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "hw/internal.h"
+#include "hw/virtio.h"
 
 #define KVM_TSS_ADDR	  0xfffbd000ull
 #define KVM_IDENTITY_ADDR 0xfffbc000ull
@@ -222,14 +223,13 @@ static int vm_start_threads(struct vm *vm)
 	return ret;
 }
 
-int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb, void *opaque,
-		 struct vm **out)
+/* Everything in the config that can be checked without KVM, so that a bad
+ * flag gets its own message even on a host without /dev/kvm. */
+static int vm_config_check(const struct vm_config *cfg)
 {
-	struct sigaction sa = {.sa_handler = kick_handler};
-	struct vm_config boot_cfg = *cfg;
-	char *cmdline = NULL;
-	struct vm *vm;
-	int ret;
+	struct net_spec ns;
+	struct blk_spec bs;
+	char err[160];
 
 	if (!cfg->kernel) {
 		log_err("no kernel given (--kernel FILE)");
@@ -243,6 +243,42 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 		log_err("--mem %llu: must be 16..1048576 MiB", (unsigned long long)cfg->mem_mib);
 		return -EINVAL;
 	}
+	if (!uart_spec_valid(cfg->serial ? cfg->serial : "stdio")) {
+		log_err("--serial %s: expected stdio, file:PATH or none", cfg->serial);
+		return -EINVAL;
+	}
+	if (cfg->nnet + cfg->ndisk > VM_MAX_VIRTIO) {
+		log_err("too many virtio devices (%u --net + %u --disk; at most %u)", cfg->nnet,
+			cfg->ndisk, VM_MAX_VIRTIO);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < cfg->nnet; i++) {
+		if (net_spec_parse(cfg->net[i], &ns, err, sizeof(err))) {
+			log_err("--net %s: %s", cfg->net[i], err);
+			return -EINVAL;
+		}
+	}
+	for (unsigned int i = 0; i < cfg->ndisk; i++) {
+		if (blk_spec_parse(cfg->disk[i], &bs, err, sizeof(err))) {
+			log_err("--disk %s: %s", cfg->disk[i], err);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb, void *opaque,
+		 struct vm **out)
+{
+	struct sigaction sa = {.sa_handler = kick_handler};
+	struct vm_config boot_cfg = *cfg;
+	char *cmdline = NULL;
+	struct vm *vm;
+	int ret;
+
+	ret = vm_config_check(cfg);
+	if (ret)
+		return ret;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
