@@ -77,7 +77,7 @@ if command -v python3 >/dev/null; then
 	"$QEMU" -M microvm -accel kvm -cpu host -m 256 -nodefaults -no-user-config -nographic \
 		-no-reboot -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-chardev socket,id=gdb,path="$TMP/gdb.sock",server=on,wait=off -gdb chardev:gdb \
-		-kernel "$TESTGUEST" -append "app=dirty mb=16 rate=20 seconds=8" \
+		-kernel "$TESTGUEST" -append "app=dirty mb=16 rate=20 seconds=120" \
 		</dev/null >"$out" 2>&1 &
 	qpid=$!
 	on_exit "kill $qpid 2>/dev/null"

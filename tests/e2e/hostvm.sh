@@ -1,0 +1,77 @@
+# The host-VM runner (tests/hostvm) that every KVM test relies on where this
+# machine has no /dev/kvm, tested as a user of it would:
+#  1. `hostvm run` returns the command's output and exit status, with
+#     /dev/kvm, /dev/net/tun and network namespaces inside, and the
+#     repository writable at its own path.
+#  2. Two host VMs joined by a link: they ping each other; `hostvm monitor
+#     DIR "set_link n0 off"` cuts the link (pings stop); `hostvm kill DIR`
+#     is a host losing power (its qemu is gone at once, the peer lives on).
+#  3. The watchdog: a command that stays silent past --quiet-timeout is
+#     stopped with exit 124 and a dump of the VM's kernel task stacks.
+#  4. Nothing is left behind: no qemu of this test survives, even when the
+#     `hostvm run` process itself is SIGKILLed.
+: "${COLOVM:=unused}" "${TESTGUEST:=unused}"
+. "$(dirname "$0")/lib.sh"
+need_root
+command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (deploy/install-deps installs it)"
+HOSTVM=$SRC/tests/hostvm
+qemus() { pgrep -f "qemu-system-x86_64.*$1" || true; }
+
+note "1. run: status, output, what the host VM offers"
+got=0
+"$HOSTVM" run --mem 1024 --rw "$TMP" -- bash -c "test -c /dev/kvm && test -c /dev/net/tun && ip netns add hv-probe &&
+	ip netns exec hv-probe true && echo inside > $TMP/probe && echo hostvm-ok && exit 7" \
+	>"$TMP/run.out" 2>"$TMP/run.err" || got=$?
+[ "$got" = 7 ] || { cat "$TMP/run.err" "$TMP/run.out"; fail "hostvm run: status $got, expected the command's 7"; }
+grep -qx hostvm-ok "$TMP/run.out" || fail "hostvm run: the command's output did not come back"
+grep -qx inside "$TMP/probe" 2>/dev/null || fail "hostvm run: a file written inside is missing outside ($TMP/probe)"
+echo "ok: run: exit status 7 and output returned; /dev/kvm, tun, netns inside; $TMP writable"
+
+note "2. two host VMs over a link: ping, set_link off, kill"
+P=$((20000 + RANDOM % 20000))
+for vm in A B; do on_exit "$HOSTVM kill $TMP/$vm"; done
+"$HOSTVM" start "$TMP/A" --mem 512 --link $P:$((P + 1)) --ip 10.9.0.1/24 -- \
+	bash -c "while :; do if ping -c1 -W1 10.9.0.2 >/dev/null; then echo up; else echo down; fi; sleep 0.5; done"
+"$HOSTVM" start "$TMP/B" --mem 512 --link $((P + 1)):$P --ip 10.9.0.2/24 -- sleep 600
+wait_for_line "$TMP/A/ctl/out" '^up$' 120 || { tail -5 "$TMP/A/console.log"; fail "A never reached B over the link"; }
+echo "ok: A pings B over the link"
+"$HOSTVM" monitor "$TMP/A" "set_link n0 off" >/dev/null
+sleep 2
+: >"$TMP/A/ctl/out"
+wait_for_line "$TMP/A/ctl/out" '^down$' 30 || fail "pings still answered after set_link off"
+! grep -q '^up$' "$TMP/A/ctl/out" || fail "a ping crossed the cut link"
+echo "ok: set_link off cut the link"
+"$HOSTVM" monitor "$TMP/A" "set_link n0 on" >/dev/null
+: >"$TMP/A/ctl/out"
+wait_for_line "$TMP/A/ctl/out" '^up$' 30 || fail "the link did not come back after set_link on"
+echo "ok: set_link on restored it"
+pb=$(cat "$TMP/B/pid")
+"$HOSTVM" kill "$TMP/B"
+! kill -0 "$pb" 2>/dev/null || fail "B's qemu ($pb) still runs after hostvm kill"
+: >"$TMP/A/ctl/out"
+wait_for_line "$TMP/A/ctl/out" '^down$' 30 || fail "B still answers after its host was killed"
+kill -0 "$(cat "$TMP/A/pid")" || fail "A died with B"
+"$HOSTVM" kill "$TMP/A"
+echo "ok: kill: B's qemu gone at once, A saw it go and lived on"
+
+note "3. watchdog: a silent command"
+got=0
+t0=$(date +%s)
+"$HOSTVM" run --mem 512 --quiet-timeout 25 -- sleep 1000 >"$TMP/wd.out" 2>"$TMP/wd.err" || got=$?
+[ "$got" = 124 ] || { tail -20 "$TMP/wd.err"; fail "watchdog: status $got, expected 124"; }
+grep -q "no output from the command or the host VM for 25 s" "$TMP/wd.err" || fail "watchdog: no reason given"
+grep -qE "task:.*state:|Show State|show_state|sysrq: " "$TMP/wd.err" || { tail -30 "$TMP/wd.err"; fail "watchdog: no task dump"; }
+grep -qE "task:sleep +state:S" "$TMP/wd.err" || fail "watchdog: the dump does not show the command's task"
+echo "ok: watchdog fired after $(($(date +%s) - t0)) s with a task dump ($(grep -c 'task:' "$TMP/wd.err") tasks)"
+
+note "4. nothing left behind when hostvm run is SIGKILLed"
+"$HOSTVM" run --mem 512 -- sleep 1000 >/dev/null 2>&1 &
+hv=$!
+for ((i = 0; i < 100; i++)); do [ -n "$(pgrep -P $hv)" ] && break; sleep 0.1; done
+q=$(pgrep -P $hv qemu-system || true)
+[ -n "$q" ] || fail "no qemu under hostvm run"
+kill -KILL $hv
+for ((i = 0; i < 50; i++)); do kill -0 "$q" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$q" 2>/dev/null || fail "qemu $q outlived its SIGKILLed hostvm run"
+[ -z "$(qemus "$TMP")" ] || fail "qemu processes of this test still run: $(qemus "$TMP")"
+echo "ok: the host VM died with its runner; no qemu of this test is left"
