@@ -379,6 +379,20 @@ int boot_load_bzimage(struct vm *vm, const uint8_t *img, size_t len,
 	return 0;
 }
 
+/*
+ * There is no firmware, but a kernel may still jump to the BIOS reset
+ * vector F000:FFF0: Linux does when it reboots a hardware-reduced ACPI
+ * machine without EFI (reboot_type BOOT_EFI, then BOOT_BIOS). A BIOS's
+ * POST would reset the machine; these bytes do it through the i8042:
+ * mov al, 0xfe; out 0x64, al; cli; hlt; jmp $-1.
+ */
+static int boot_write_reset_vector(struct vm *vm)
+{
+	static const uint8_t code[] = {0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd};
+
+	return mem_write(&vm->mem, RESET_VECTOR_ADDR, code, sizeof(code));
+}
+
 int boot_load(struct vm *vm, const struct vm_config *cfg)
 {
 	uint8_t *img = NULL, *initrd = NULL;
@@ -401,6 +415,8 @@ int boot_load(struct vm *vm, const struct vm_config *cfg)
 	}
 	/* Both loaders point the kernel at the RSDP (acpi.c). */
 	ret = acpi_load(vm);
+	if (!ret)
+		ret = boot_write_reset_vector(vm);
 	if (ret)
 		goto out;
 	if (boot_is_pvh_elf(img, len)) {

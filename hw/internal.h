@@ -12,6 +12,7 @@
  *       0x20000   kernel command line (up to 64 KiB)
  *       0x9fc00   EBDA / 0xa0000-0xfffff legacy hole (reserved in the map)
  *       0xe0000   ACPI tables, RSDP first (acpi.c)
+ *       0xffff0   reset vector: i8042 reset (boot.c)
  *       0x100000  kernel (PVH: ELF p_paddr; bzImage: pref_address)
  *       top       initrd, page aligned, below initrd_addr_max
  *   0xc000_0000  MMIO hole: virtio-mmio devices from 0xd000_0000,
@@ -51,6 +52,7 @@
 #define ACPI_BASE	  0xe0000ull
 #define ACPI_SIZE	  0x10000ull
 #define ACPI_RSDP_ADDR	  ACPI_BASE
+#define RESET_VECTOR_ADDR 0xffff0ull
 #define HIMEM_START	  0x100000ull
 
 /* ---- guest memory --------------------------------------------------------- */
