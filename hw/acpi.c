@@ -19,9 +19,13 @@
  * and every ISA line is edge-triggered, active high, the ISA default.
  *
  * FADT: the reset register is the i8042 command port (0x64 <- 0xfe, the
- * reset i8042.c honours); no CMOS RTC, no VGA, no MSI; an 8042 is there.
+ * reset i8042.c honours); the sleep control and status registers are
+ * ACPI_SLEEP_PORT (acpi-sleep.c); no CMOS RTC, no VGA, no MSI; an 8042 is
+ * there. (Linux does not use the reset register on a hardware-reduced
+ * machine without EFI: it jumps to the BIOS reset vector, see boot.c.)
  *
- * DSDT: \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4) and one \_SB.VRnn per
+ * DSDT: \_S5 (soft-off is sleep type ACPI_S5_TYPE, so `poweroff` works),
+ * \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4) and one \_SB.VRnn per
  * virtio-mmio transport: Memory32Fixed window + an edge, active-high
  * Extended Interrupt on its GSI, as QEMU microvm writes it.
  *
@@ -53,6 +57,8 @@
 #define FADT_RESET_VALUE     128
 #define FADT_MINOR_VERSION   131
 #define FADT_X_DSDT	     140
+#define FADT_SLEEP_CONTROL   244
+#define FADT_SLEEP_STATUS    256
 #define FADT_HYPERVISOR_ID   268
 
 #define FADT_F_WBINVD	     (1u << 0)
@@ -159,6 +165,12 @@ static int acpi_build_dsdt(const struct acpi_machine *m, struct acpi_out *o, uin
 		return -ENOSPC;
 	aml_init(&a, t + ACPI_HEADER_SIZE, room - ACPI_HEADER_SIZE);
 
+	aml_name_decl(&a, "\\_S5_");
+	aml_begin_package(&a, 2); /* SLP_TYPa, SLP_TYPb */
+	aml_integer(&a, ACPI_S5_TYPE);
+	aml_integer(&a, 0);
+	aml_end(&a);
+
 	aml_begin_scope(&a, "\\_SB_");
 
 	aml_begin_device(&a, "COM1");
@@ -218,6 +230,14 @@ static int acpi_build_fadt(struct acpi_out *o, uint64_t dsdt, uint64_t *gpa)
 	t[FADT_RESET_REG + 3] = GAS_ACCESS_BYTE;
 	put64(t + FADT_RESET_REG + 4, I8042_COMMAND_PORT);
 	t[FADT_RESET_VALUE] = I8042_CMD_RESET;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *gas = t + (i ? FADT_SLEEP_STATUS : FADT_SLEEP_CONTROL);
+
+		gas[0] = GAS_SYSTEM_IO;
+		gas[1] = 8;
+		gas[3] = GAS_ACCESS_BYTE;
+		put64(gas + 4, ACPI_SLEEP_PORT);
+	}
 	t[FADT_MINOR_VERSION] = 5; /* ACPI 6.5 */
 	memcpy(t + FADT_HYPERVISOR_ID, "COLOVM\0\0", 8);
 	sdt_finish(t, FADT_SIZE);

@@ -6,7 +6,7 @@
  *
  * Bytes go into a caller-owned buffer; running out of room sets `overflow`
  * and every later write is dropped, so a caller checks once at the end.
- * Scope() and Device() are opened with aml_begin_*() and closed with
+ * Scope(), Device() and Package() are opened with aml_begin_*() and closed with
  * aml_end(): the opener reserves four bytes for the PkgLength, the closer
  * knows the length and moves the body down to the shortest encoding.
  */
@@ -24,6 +24,7 @@
 #define AML_QWORD_PREFIX   0x0e
 #define AML_SCOPE_OP	   0x10
 #define AML_BUFFER_OP	   0x11
+#define AML_PACKAGE_OP	   0x12
 #define AML_DUAL_NAME	   0x2e
 #define AML_MULTI_NAME	   0x2f
 #define AML_ROOT_CHAR	   0x5c
@@ -180,6 +181,14 @@ void aml_begin_device(struct aml *a, const char *path)
 	aml_byte(a, AML_DEVICE_OP);
 	aml_begin(a);
 	aml_name(a, path);
+}
+
+/* Package(){...}: the caller writes n data objects, then aml_end(). */
+void aml_begin_package(struct aml *a, uint8_t n)
+{
+	aml_byte(a, AML_PACKAGE_OP);
+	aml_begin(a);
+	aml_byte(a, n);
 }
 
 /*

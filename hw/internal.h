@@ -261,7 +261,8 @@ void aml_eisaid(struct aml *a, const char *id); /* "PNP0501" */
 void aml_name_decl(struct aml *a, const char *path); /* Name(path, ...): object follows */
 void aml_begin_scope(struct aml *a, const char *path);
 void aml_begin_device(struct aml *a, const char *path);
-void aml_end(struct aml *a); /* closes the innermost Scope/Device */
+void aml_begin_package(struct aml *a, uint8_t n); /* n elements follow */
+void aml_end(struct aml *a); /* closes the innermost Scope/Device/Package */
 void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
 /* ResourceTemplate items, written into their own struct aml, ended by
  * aml_res_end(), then wrapped with aml_buffer(). */
@@ -274,6 +275,9 @@ void aml_res_end(struct aml *a);
 /* ---- ACPI tables (acpi.c) ---------------------------------------------------- */
 
 #define ACPI_MAX_CPUS	254
+/* The sleep control/status register (acpi-sleep.c) and \_S5's sleep type. */
+#define ACPI_SLEEP_PORT 0x3c0
+#define ACPI_S5_TYPE	5
 #define ACPI_MAX_VIRTIO 16
 
 struct acpi_virtio {
@@ -296,6 +300,8 @@ int acpi_build(const struct acpi_machine *m, uint64_t gpa, uint8_t *buf, size_t 
 uint8_t acpi_checksum(const uint8_t *p, size_t n); /* the byte that makes the sum 0 */
 /* Build the tables for vm and write them at ACPI_BASE (RSDP there). */
 int acpi_load(struct vm *vm);
+/* The sleep register: S5 powers the machine off (VM_EVENT_HALT). */
+int acpi_sleep_create(struct vm *vm);
 
 /* ---- legacy devices ------------------------------------------------------- */
 

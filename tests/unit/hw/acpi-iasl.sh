@@ -41,6 +41,9 @@ done
 grep -Eq 'EisaId \("PNP0501"\).*IO \(Decode16, 0x03F8, 0x03F8, 0x01, 0x08, \) IRQNoFlags \(\) \{4\}' \
 	<<<"$dsdt" || { cat DSDT.dsl; fail "DSDT: no COM1 (PNP0501, 0x3f8, IRQ 4)"; }
 
+grep -Eq 'Name \(\\_S5, Package \(0x02\) \{ 0x05, Zero \}\)' <<<"$dsdt" ||
+	{ cat DSDT.dsl; fail "DSDT: no \\_S5 (soft-off sleep type 5)"; }
+
 apic=$(flat APIC.dsl)
 for id in 00 01; do
 	grep -Eq "Subtable Type : 00 \[Processor Local APIC\] .{0,80}Processor ID : $id .{0,40}Local Apic ID : $id .{0,80}Processor Enabled : 1" <<<"$apic" ||
@@ -52,6 +55,10 @@ grep -Eq 'Subtable Type : 01 \[I/O APIC\] .{0,160}Address : FEC00000 .{0,40}Inte
 
 facp=$(flat FACP.dsl)
 grep -q 'Hardware Reduced (V5) : 1' <<<"$facp" || fail "FADT: not hardware-reduced"
+for reg in "Sleep Control Register" "Sleep Status Register"; do
+	grep -Eq "$reg : \[Generic Address Structure\] .{0,40}Space ID : 01 \[SystemIO\].{0,200}Address : 00000000000003C0 " \
+		<<<"$facp" || { cat FACP.dsl; fail "FADT: $reg is not port 0x3c0"; }
+done
 grep -Eq 'Reset Register Supported \(V2\) : 1' <<<"$facp" || fail "FADT: no reset register"
 grep -Eq 'Space ID : 01 \[SystemIO\].{0,200}Address : 0000000000000064 .{0,40}Value to cause reset : FE' \
 	<<<"$facp" || fail "FADT: reset register is not port 0x64 <- 0xfe"

@@ -115,6 +115,10 @@ static void test_tables(void **state)
 	assert_int_equal(fadt[116], 1);		 /* SystemIO */
 	assert_int_equal(rd(fadt + 120, 8), 0x64);
 	assert_int_equal(fadt[128], 0xfe);
+	assert_int_equal(fadt[244], 1);		 /* sleep control: SystemIO */
+	assert_int_equal(rd(fadt + 248, 8), ACPI_SLEEP_PORT);
+	assert_int_equal(fadt[256], 1);		 /* sleep status: SystemIO */
+	assert_int_equal(rd(fadt + 260, 8), ACPI_SLEEP_PORT);
 	assert_int_equal(rd(fadt + 40, 4), rd(fadt + 140, 8));
 	dsdt = table(rd(fadt + 140, 8), (size_t)used, "DSDT");
 	assert_true(rd(fadt + 140, 8) < GPA + (uint64_t)used);
@@ -151,6 +155,14 @@ static void test_tables(void **state)
 		assert_int_equal(lapics, 2);
 		assert_int_equal(ioapics, 1);
 		assert_int_equal(isos, 0); /* KVM's routing is the identity */
+	}
+
+	/* DSDT: \_S5_ = Package(2){ACPI_S5_TYPE, 0}, at the root. */
+	{
+		static const uint8_t s5[] = {0x08, 0x5c, '_', 'S', '5', '_', 0x12, 0x05, 0x02,
+					     0x0a, ACPI_S5_TYPE, 0x00};
+
+		assert_memory_equal(dsdt + 36, s5, sizeof(s5));
 	}
 
 	/* DSDT: each LNRO0005 followed by its window and its interrupt. */
