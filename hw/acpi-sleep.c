@@ -17,16 +17,14 @@
 #define SLP_TYP_MASK  0x1c
 #define SLP_EN	      0x20
 
-static void acpi_sleep_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len,
-			  bool is_write)
+static void acpi_sleep_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
 {
 	(void)addr;
 	if (!is_write) {
 		memset(data, 0, len);
 		return;
 	}
-	if ((data[0] & SLP_EN) &&
-	    (data[0] & SLP_TYP_MASK) >> SLP_TYP_SHIFT == ACPI_S5_TYPE) {
+	if ((data[0] & SLP_EN) && (data[0] & SLP_TYP_MASK) >> SLP_TYP_SHIFT == ACPI_S5_TYPE) {
 		log_info("guest powered off (ACPI S5)");
 		vm_report(opaque, VM_EVENT_HALT, 0);
 	}

@@ -20,8 +20,10 @@
  *
  * FADT: the reset register is the i8042 command port (0x64 <- 0xfe, the
  * reset i8042.c honours); the sleep control and status registers are
- * ACPI_SLEEP_PORT (acpi-sleep.c); no CMOS RTC, no VGA, no MSI; an 8042 is
- * there. (Linux does not use the reset register on a hardware-reduced
+ * ACPI_SLEEP_PORT (acpi-sleep.c); no CMOS RTC, no VGA, no MSI. The boot
+ * flags do not claim an 8042: colovm's has a reset line but no keyboard,
+ * and Linux, told it is there, probes it and fails ("probe of i8042 failed
+ * with error -22"). (Linux does not use the reset register on a hardware-reduced
  * machine without EFI: it jumps to the BIOS reset vector, see boot.c.)
  *
  * DSDT: \_S5 (soft-off is sleep type ACPI_S5_TYPE, so `poweroff` works),
@@ -50,16 +52,16 @@
 #define FADT_SIZE 276
 
 /* FADT field offsets (ACPI 6.5, table 5.9). */
-#define FADT_DSDT	     40
-#define FADT_IAPC_BOOT_ARCH  109
-#define FADT_FLAGS	     112
-#define FADT_RESET_REG	     116
-#define FADT_RESET_VALUE     128
-#define FADT_MINOR_VERSION   131
-#define FADT_X_DSDT	     140
-#define FADT_SLEEP_CONTROL   244
-#define FADT_SLEEP_STATUS    256
-#define FADT_HYPERVISOR_ID   268
+#define FADT_DSDT	    40
+#define FADT_IAPC_BOOT_ARCH 109
+#define FADT_FLAGS	    112
+#define FADT_RESET_REG	    116
+#define FADT_RESET_VALUE    128
+#define FADT_MINOR_VERSION  131
+#define FADT_X_DSDT	    140
+#define FADT_SLEEP_CONTROL  244
+#define FADT_SLEEP_STATUS   256
+#define FADT_HYPERVISOR_ID  268
 
 #define FADT_F_WBINVD	     (1u << 0)
 #define FADT_F_PWR_BUTTON    (1u << 4) /* no fixed power button */
@@ -67,25 +69,24 @@
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define FADT_F_HW_REDUCED    (1u << 20)
 
-#define IAPC_8042	     (1u << 1)
-#define IAPC_NO_VGA	     (1u << 2)
-#define IAPC_NO_MSI	     (1u << 3)
-#define IAPC_NO_CMOS_RTC     (1u << 5)
+#define IAPC_NO_VGA	 (1u << 2)
+#define IAPC_NO_MSI	 (1u << 3)
+#define IAPC_NO_CMOS_RTC (1u << 5)
 
-#define GAS_SYSTEM_IO	     1
-#define GAS_ACCESS_BYTE	     1
-#define I8042_COMMAND_PORT   0x64
-#define I8042_CMD_RESET	     0xfe
+#define GAS_SYSTEM_IO	   1
+#define GAS_ACCESS_BYTE	   1
+#define I8042_COMMAND_PORT 0x64
+#define I8042_CMD_RESET	   0xfe
 
-#define MADT_PCAT_COMPAT     (1u << 0) /* the two 8259s are there too */
-#define MADT_LAPIC	     0
-#define MADT_IOAPIC	     1
-#define MADT_LAPIC_NMI	     4
-#define MADT_ENABLED	     (1u << 0)
-#define MADT_ALL_CPUS	     0xff
+#define MADT_PCAT_COMPAT (1u << 0) /* the two 8259s are there too */
+#define MADT_LAPIC	 0
+#define MADT_IOAPIC	 1
+#define MADT_LAPIC_NMI	 4
+#define MADT_ENABLED	 (1u << 0)
+#define MADT_ALL_CPUS	 0xff
 
-#define UART_PORT	     0x3f8
-#define UART_IRQ	     4
+#define UART_PORT 0x3f8
+#define UART_IRQ  4
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -222,9 +223,9 @@ static int acpi_build_fadt(struct acpi_out *o, uint64_t dsdt, uint64_t *gpa)
 	sdt_header(t, "FACP", 6);
 	put32(t + FADT_DSDT, (uint32_t)dsdt);
 	put64(t + FADT_X_DSDT, dsdt);
-	put16(t + FADT_IAPC_BOOT_ARCH, IAPC_8042 | IAPC_NO_VGA | IAPC_NO_MSI | IAPC_NO_CMOS_RTC);
+	put16(t + FADT_IAPC_BOOT_ARCH, IAPC_NO_VGA | IAPC_NO_MSI | IAPC_NO_CMOS_RTC);
 	put32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
-				      FADT_F_RESET_REG_SUP | FADT_F_HW_REDUCED);
+				  FADT_F_RESET_REG_SUP | FADT_F_HW_REDUCED);
 	t[FADT_RESET_REG] = GAS_SYSTEM_IO;
 	t[FADT_RESET_REG + 1] = 8; /* bit width */
 	t[FADT_RESET_REG + 3] = GAS_ACCESS_BYTE;
@@ -284,8 +285,7 @@ int acpi_build(const struct acpi_machine *m, uint64_t gpa, uint8_t *buf, size_t 
 	uint8_t *rsdp, *x;
 	int ret;
 
-	if (m->ncpus < 1 || m->ncpus > ACPI_MAX_CPUS || m->nvirtio > ACPI_MAX_VIRTIO ||
-	    (gpa & 15))
+	if (m->ncpus < 1 || m->ncpus > ACPI_MAX_CPUS || m->nvirtio > ACPI_MAX_VIRTIO || (gpa & 15))
 		return -EINVAL;
 	for (unsigned int i = 0; i < m->nvirtio; i++) {
 		if (m->virtio[i].base > UINT32_MAX - m->virtio[i].size)
@@ -326,8 +326,8 @@ int acpi_load(struct vm *vm)
 
 	for (unsigned int i = 0; i < vm->nnet + vm->nblk && i < ACPI_MAX_VIRTIO; i++) {
 		const struct virtio_mmio *t = i < vm->nnet
-						      ? virtio_net_transport(vm->net[i])
-						      : virtio_blk_transport(vm->blk[i - vm->nnet]);
+						  ? virtio_net_transport(vm->net[i])
+						  : virtio_blk_transport(vm->blk[i - vm->nnet]);
 
 		m.virtio[m.nvirtio++] = (struct acpi_virtio){t->base, VIRTIO_MMIO_SIZE, t->gsi};
 	}
