@@ -2,14 +2,18 @@
 # built without CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, so the virtio_mmio.device=
 # entries colovm puts on the command line do nothing for it: it sees the
 # virtio-mmio devices only as LNRO0005 devices in the DSDT, and the second
-# vCPU only in the MADT. Boot the bzImage with a busybox initramfs holding
-# virtio_mmio, virtio_net and virtio_blk (and what they depend on), with
-# --cpus 2, a --net and a --disk; the init reports what it sees on the
-# console and reboots (Linux jumps to the BIOS reset vector, colovm's stub
-# there resets through the i8042), which ends colovm with status 0. A first,
-# shorter boot powers off instead (ACPI S5). Checks: 2 processors, no ACPI error or warning
-# in the kernel log, two devices on /sys/bus/virtio, /dev/vda reads the
-# image's first bytes, eth0 exists; reports the time to the initramfs.
+# vCPU only in the MADT.
+#
+# A first, short boot (1 vCPU) powers off: ACPI S5 ends colovm with 0.
+# The main boot: the bzImage with a busybox initramfs holding virtio_mmio,
+# virtio_net and virtio_blk (and what they depend on), --cpus 2, a --net and
+# a --disk. Checks: 2 processors online, no ACPI error or warning in the
+# kernel log, both devices on /sys/bus/virtio through LNRO0005 platform
+# devices, /dev/vda reads the image's first bytes, eth0 has colovm's MAC;
+# reports the time to the initramfs. Then snapshot, stop, restore: the
+# restored kernel reads the same tables, and its reboot (Linux jumps to the
+# BIOS reset vector; colovm's stub there resets through the i8042) ends
+# colovm with 0.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 vmlinuz=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
@@ -60,6 +64,11 @@ done
 [ -e /sys/class/net/eth0 ] && echo "acpi-e2e: eth0 \$(cat /sys/class/net/eth0/address)"
 dmesg | grep -E 'ACPI|APIC|smp|CPU|LNRO|virtio|vda' | sed 's/^/acpi-e2e: dmesg: /'
 dmesg | grep -E 'ACPI (BIOS )?(Error|Warning)|ACPI: .*(error|failed)' | sed 's/^/acpi-e2e: dmesg-bad /'
+tables() { for t in DSDT FACP APIC; do echo -n "\$t=\$(md5sum </sys/firmware/acpi/tables/\$t | cut -c1-12) "; done; }
+echo "acpi-e2e: tables \$(tables)"
+echo "acpi-e2e: waiting for a line on the console"
+read -r line
+echo "acpi-e2e: tables after \$(tables)"
 echo "acpi-e2e: done"
 reboot -f
 EOF
@@ -85,12 +94,17 @@ grep -q 'guest powered off (ACPI S5)' "$TMP/colovm.err" || { show; fail "powerof
 grep -q '^acpi-e2e: powering off' "$log" || { show; fail "poweroff: the initramfs did not run"; }
 echo "ok: poweroff in the guest ends colovm through ACPI S5" >&2
 
+# The main boot: --serial stdio from a FIFO, so the test can let the guest
+# go on when it wants; a QMP socket for the snapshot.
+mkfifo "$TMP/in"
+exec 3<>"$TMP/in"
+ARGS=(--kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 --cpus 2 --net hook
+	--disk "$TMP/disk.img" --cmdline "console=ttyS0 quiet loglevel=4" --serial stdio)
 t0=$(date +%s%N)
-run --cpus 2 --net hook --disk "$TMP/disk.img" --cmdline "console=ttyS0 quiet loglevel=4"
+"$COLOVM" run "${ARGS[@]}" --qmp unix:"$TMP/q.sock",server <"$TMP/in" >"$log" 2>"$TMP/colovm.err" &
+pid=$!
+wait_for_line "$log" '^acpi-e2e: waiting' 240 || { show; fail "the initramfs did not finish"; }
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$st" = 0 ] || { show; fail "colovm exited $st (expected 0: the guest's reboot)"; }
-grep -q 'guest reset' "$TMP/colovm.err" || { show; fail "colovm did not see the guest reset"; }
-grep -q '^acpi-e2e: done' "$log" || { show; fail "the initramfs did not finish"; }
 grep '^acpi-e2e:' "$log" >&2
 
 grep -q '^acpi-e2e: cpus 2' "$log" || { show; fail "the kernel does not see 2 processors"; }
@@ -104,4 +118,27 @@ grep -q '^acpi-e2e: vda COLOVM-ACPI-DISK' "$log" || { show; fail "/dev/vda missi
 grep -q '^acpi-e2e: eth0 52:54:00:12:34:56' "$log" || { show; fail "no eth0 with colovm's MAC"; }
 init_s=$(sed -n 's/^acpi-e2e: init uptime //p' "$log")
 echo "ok: Debian $kver on colovm: 2 CPUs, virtio-net + virtio-blk through ACPI, no ACPI" \
-	"errors; initramfs reached at ${init_s}s kernel uptime, whole run ${ms} ms"
+	"errors; initramfs reached at ${init_s}s kernel uptime, ${ms} ms after colovm started" >&2
+
+# Snapshot, stop, restore: the tables are guest RAM and come back with it
+# (Linux's /sys/firmware/acpi/tables reads them where they lie); the
+# restored guest then reboots through the reset vector, also RAM.
+sums=$(sed -n 's/^acpi-e2e: tables //p' "$log")
+[[ "$sums" == DSDT=*FACP=*APIC=* ]] || { show; fail "no table checksums from the guest"; }
+"$COLOVMCTL" --qmp "$TMP/q.sock" snapshot-save file="$TMP/snap" >/dev/null || fail "snapshot-save failed"
+kill -TERM "$pid"
+st=0
+wait "$pid" || st=$?
+[ "$st" = 143 ] || { show; fail "source: colovm exited $st after SIGTERM, expected 143"; }
+log=$TMP/restored.log
+st=0
+timeout -k 5 180 "$COLOVM" run "${ARGS[@]}" --restore "$TMP/snap" <"$TMP/in" >"$log" \
+	2>"$TMP/colovm.err" &
+pid=$!
+echo go >&3
+wait "$pid" || st=$?
+[ "$st" = 0 ] || { show; fail "restored: colovm exited $st (expected 0: the guest's reboot)"; }
+grep -q 'guest reset' "$TMP/colovm.err" || { show; fail "restored: colovm did not see the guest reset"; }
+grep -qF "acpi-e2e: tables after $sums" "$log" ||
+	{ show; fail "restored: the guest reads other tables (before: $sums)"; }
+echo "ok: after snapshot and restore the guest reads the same tables ($sums) and reboots"
