@@ -3,8 +3,10 @@
  * The VM's virtio-mmio devices: --net and --disk specs become devices at
  * VIRTIO_MMIO_BASE + n * 0x1000 (size 0x200) with ISA/IOAPIC pin irq_pins[n],
  * announced to the guest as `virtio_mmio.device=512@0x...:IRQ` on the
- * kernel command line (Linux's virtio_mmio module parameter; the test
- * guest parses the same).
+ * kernel command line (Linux's virtio_mmio module parameter when built with
+ * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES; the test guest parses the same) and
+ * as LNRO0005 devices in the ACPI DSDT (acpi.c), which is how distribution
+ * kernels find them.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -312,6 +312,9 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	ret = debugexit_create(vm);
 	if (ret)
 		goto err;
+	ret = acpi_sleep_create(vm);
+	if (ret)
+		goto err;
 	ret = virtio_devices_create(vm, cfg, &cmdline);
 	if (ret)
 		goto err;
