@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Boot loaders: the guest memory map, kernel command line and initrd
- * placement shared by both, then boot_load() picks the loader by looking
- * at the image: an ELF with a Xen PVH entry note, or a bzImage ("HdrS").
+ * placement shared by both, then boot_load() writes the ACPI tables
+ * (acpi.c) and picks the loader by looking at the image: an ELF with a Xen
+ * PVH entry note, or a bzImage ("HdrS"). Both hand the kernel the RSDP.
  */
 #include <elf.h>
 #include <errno.h>
@@ -184,6 +185,7 @@ int boot_load_pvh(struct vm *vm, const uint8_t *img, size_t len, const struct vm
 	info.si.magic = HVM_START_MAGIC;
 	info.si.version = 1;
 	info.si.cmdline_paddr = CMDLINE_ADDR;
+	info.si.rsdp_paddr = ACPI_RSDP_ADDR;
 	if (initrd) {
 		uint64_t at = boot_place_initrd(vm, initrd, initrd_len, kernel_end, LOW_RAM_MAX);
 
@@ -213,6 +215,7 @@ int boot_load_pvh(struct vm *vm, const uint8_t *img, size_t len, const struct vm
 /* ---- Linux bzImage, 64-bit boot protocol ---------------------------------- */
 
 /* Offsets in boot_params / the setup header (Documentation/x86/boot.rst). */
+#define BP_ACPI_RSDP_ADDR   0x070
 #define BP_E820_ENTRIES	    0x1e8
 #define BP_SETUP_SECTS	    0x1f1
 #define BP_BOOT_FLAG	    0x1fe
@@ -258,6 +261,11 @@ static uint64_t rd64(const uint8_t *p)
 static void wr32(uint8_t *p, uint32_t v)
 {
 	memcpy(p, &v, 4);
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
 }
 
 bool boot_is_bzimage(const uint8_t *img, size_t len)
@@ -333,6 +341,8 @@ int boot_load_bzimage(struct vm *vm, const uint8_t *img, size_t len,
 	bp[BP_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
 	bp[BP_HEAP_END_PTR] = 0x00, bp[BP_HEAP_END_PTR + 1] = 0xfe; /* 0xfe00 - 0x200 */
 	wr32(bp + BP_CMD_LINE_PTR, CMDLINE_ADDR);
+	if (version >= 0x20e) /* acpi_rsdp_addr; older kernels scan 0xe0000-0xfffff */
+		wr64(bp + BP_ACPI_RSDP_ADDR, ACPI_RSDP_ADDR);
 	cmdline_max = rd32(img + BP_CMDLINE_SIZE);
 	ret = boot_write_cmdline(vm, cfg->cmdline, MIN((uint64_t)cmdline_max + 1, CMDLINE_MAX));
 	if (ret)
@@ -369,6 +379,20 @@ int boot_load_bzimage(struct vm *vm, const uint8_t *img, size_t len,
 	return 0;
 }
 
+/*
+ * There is no firmware, but a kernel may still jump to the BIOS reset
+ * vector F000:FFF0: Linux does when it reboots a hardware-reduced ACPI
+ * machine without EFI (reboot_type BOOT_EFI, then BOOT_BIOS). A BIOS's
+ * POST would reset the machine; these bytes do it through the i8042:
+ * mov al, 0xfe; out 0x64, al; cli; hlt; jmp $-1.
+ */
+static int boot_write_reset_vector(struct vm *vm)
+{
+	static const uint8_t code[] = {0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd};
+
+	return mem_write(&vm->mem, RESET_VECTOR_ADDR, code, sizeof(code));
+}
+
 int boot_load(struct vm *vm, const struct vm_config *cfg)
 {
 	uint8_t *img = NULL, *initrd = NULL;
@@ -389,6 +413,12 @@ int boot_load(struct vm *vm, const struct vm_config *cfg)
 			goto out;
 		}
 	}
+	/* Both loaders point the kernel at the RSDP (acpi.c). */
+	ret = acpi_load(vm);
+	if (!ret)
+		ret = boot_write_reset_vector(vm);
+	if (ret)
+		goto out;
 	if (boot_is_pvh_elf(img, len)) {
 		ret = boot_load_pvh(vm, img, len, cfg, initrd, initrd_len);
 	} else if (boot_is_bzimage(img, len)) {

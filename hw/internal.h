@@ -11,6 +11,8 @@
  *       0x9000    identity page tables for the bzImage 64-bit entry
  *       0x20000   kernel command line (up to 64 KiB)
  *       0x9fc00   EBDA / 0xa0000-0xfffff legacy hole (reserved in the map)
+ *       0xe0000   ACPI tables, RSDP first (acpi.c)
+ *       0xffff0   reset vector: i8042 reset (boot.c)
  *       0x100000  kernel (PVH: ELF p_paddr; bzImage: pref_address)
  *       top       initrd, page aligned, below initrd_addr_max
  *   0xc000_0000  MMIO hole: virtio-mmio devices from 0xd000_0000,
@@ -47,6 +49,10 @@
 #define CMDLINE_ADDR	  0x20000ull
 #define CMDLINE_MAX	  0x10000ull
 #define EBDA_START	  0x9fc00ull
+#define ACPI_BASE	  0xe0000ull
+#define ACPI_SIZE	  0x10000ull
+#define ACPI_RSDP_ADDR	  ACPI_BASE
+#define RESET_VECTOR_ADDR 0xffff0ull
 #define HIMEM_START	  0x100000ull
 
 /* ---- guest memory --------------------------------------------------------- */
@@ -225,6 +231,71 @@ int boot_load_bzimage(struct vm *vm, const uint8_t *img, size_t len,
 		      const struct vm_config *cfg, const uint8_t *initrd, size_t initrd_len);
 bool boot_is_pvh_elf(const uint8_t *img, size_t len);
 bool boot_is_bzimage(const uint8_t *img, size_t len);
+
+/* ---- AML encoder (aml.c) -------------------------------------------------- */
+
+#define AML_MAX_DEPTH 8
+
+/* Bytes into buf; a write past cap sets overflow and is dropped. */
+struct aml {
+	uint8_t *buf;
+	size_t cap, len;
+	bool overflow;
+	unsigned int depth;
+	size_t open[AML_MAX_DEPTH]; /* where each open Scope/Device's PkgLength is */
+};
+
+/* Extended Interrupt descriptor flags. */
+#define AML_IRQ_CONSUMER   (1u << 0)
+#define AML_IRQ_EDGE	   (1u << 1)
+#define AML_IRQ_ACTIVE_LOW (1u << 2)
+#define AML_IRQ_SHARED	   (1u << 3)
+
+void aml_init(struct aml *a, uint8_t *buf, size_t cap);
+void aml_byte(struct aml *a, uint8_t v);
+void aml_bytes(struct aml *a, const void *p, size_t n);
+void aml_name(struct aml *a, const char *path); /* "\_SB_.COM1", "VR00" */
+void aml_integer(struct aml *a, uint64_t v);
+void aml_string(struct aml *a, const char *s);
+void aml_eisaid(struct aml *a, const char *id); /* "PNP0501" */
+void aml_name_decl(struct aml *a, const char *path); /* Name(path, ...): object follows */
+void aml_begin_scope(struct aml *a, const char *path);
+void aml_begin_device(struct aml *a, const char *path);
+void aml_end(struct aml *a); /* closes the innermost Scope/Device */
+void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
+/* ResourceTemplate items, written into their own struct aml, ended by
+ * aml_res_end(), then wrapped with aml_buffer(). */
+void aml_res_io(struct aml *a, uint16_t base, uint8_t len);
+void aml_res_irq_no_flags(struct aml *a, unsigned int irq);
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len);
+void aml_res_interrupt(struct aml *a, uint32_t gsi, uint8_t flags);
+void aml_res_end(struct aml *a);
+
+/* ---- ACPI tables (acpi.c) ---------------------------------------------------- */
+
+#define ACPI_MAX_CPUS	254
+#define ACPI_MAX_VIRTIO 16
+
+struct acpi_virtio {
+	uint64_t base;
+	uint32_t size;
+	uint32_t gsi;
+};
+
+/* What the tables describe. APIC ids are 0..ncpus-1. */
+struct acpi_machine {
+	unsigned int ncpus;
+	unsigned int nvirtio;
+	struct acpi_virtio virtio[ACPI_MAX_VIRTIO];
+};
+
+/* Write RSDP (at buf[0]), XSDT, DSDT, FADT and MADT into buf, which the
+ * guest will see at gpa (16-byte aligned). Returns the bytes used,
+ * -ENOSPC if they do not fit, -EINVAL for a machine it cannot describe. */
+int acpi_build(const struct acpi_machine *m, uint64_t gpa, uint8_t *buf, size_t size);
+uint8_t acpi_checksum(const uint8_t *p, size_t n); /* the byte that makes the sum 0 */
+/* Build the tables for vm and write them at ACPI_BASE (RSDP there). */
+int acpi_load(struct vm *vm);
 
 /* ---- legacy devices ------------------------------------------------------- */
 
