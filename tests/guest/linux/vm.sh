@@ -19,8 +19,9 @@
 #                             QEMU's too)
 #   lg_alive NAME, lg_kill NAME, lg_status NAME (exit status once ended)
 #
-# Kernel command line: console=ttyS0 panic=-1 (a panic ends the VMM at once
-# rather than hanging the test) and the guest's colovm.* keys (README.md).
+# Kernel command line: console=ttyS0 quiet loglevel=4 (errors and worse
+# only: every console byte is a VM exit; `dmesg` has the rest) panic=-1 (a
+# panic ends the VMM at once rather than hanging the test) and the guest's colovm.* keys (README.md).
 
 LG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QEMU=${QEMU:-$(command -v qemu-system-x86_64 || true)}
@@ -61,7 +62,7 @@ lg_start() {
 		*) fail "lg_start: unknown key $kv" ;;
 		esac
 	done
-	local cmdline="console=ttyS0 panic=-1 colovm.name=$name $append"
+	local cmdline="console=ttyS0 quiet loglevel=4 panic=-1 colovm.name=$name $append"
 	case $vmm in
 	colovm)
 		cmd=("$COLOVM" run --kernel "$LINUX_KERNEL" --initrd "$LINUX_INITRD" --mem "$mem"
