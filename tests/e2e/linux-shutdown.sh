@@ -32,7 +32,8 @@ qemu)
 	lg_qmp g system_powerdown >/dev/null || fail "system_powerdown failed"
 	;;
 esac
-st=$(lg_status g 60)
+lg_status g 60
+st=$lg_st
 ms=$((($(date +%s%N) - t0) / 1000000))
 lg_out g
 [ "$st" != timeout ] || { tail -20 "$TMP/g.out" >&2; fail "$VMM still runs 60 s after the request"; }

@@ -17,7 +17,7 @@
 #   lg_sh NAME CMD [SECS]     run CMD in the serial shell, print its output
 #   lg_qmp NAME ARGS...       colovmctl against NAME's QMP socket (works with
 #                             QEMU's too)
-#   lg_alive NAME, lg_kill NAME, lg_status NAME (exit status once ended)
+#   lg_alive NAME, lg_kill NAME, lg_status NAME (exit status in $lg_st)
 #
 # Kernel command line: console=ttyS0 quiet loglevel=4 (errors and worse
 # only: every console byte is a VM exit; `dmesg` has the rest) panic=-1 (a
@@ -115,14 +115,19 @@ lg_kill() {
 	lg_pid[$1]=
 }
 
-# lg_status NAME [SECS]: wait for the VMM to end (default 60 s), print its status.
+# lg_status NAME [SECS]: wait for the VMM to end (default 60 s); its exit
+# status in $lg_st ("timeout" if it still runs). Not for $(...): only this
+# shell can wait for its children.
 lg_status() {
-	local pid=${lg_pid[$1]} st=0
+	local pid=${lg_pid[$1]}
+	lg_st=0
 	for _ in $(seq $((${2:-60} * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$pid" 2>/dev/null && { echo timeout; return; }
-	wait "$pid" || st=$?
+	if kill -0 "$pid" 2>/dev/null; then
+		lg_st=timeout
+		return
+	fi
+	wait "$pid" || lg_st=$?
 	lg_pid[$1]=
-	echo "$st"
 }
 
 lg_elapsed_ms() { echo $((($(date +%s%N) - lg_t0[$1]) / 1000000)); }
