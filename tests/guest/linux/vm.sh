@@ -1,0 +1,188 @@
+# Helpers for the Linux guest's end-to-end tests (source after
+# tests/e2e/lib.sh). The same calls run the guest on colovm or on QEMU
+# microvm (same kernel, same initramfs, virtio-mmio devices from ACPI).
+#
+#   lg_build                  build the guest (tests/guest/linux/build) into
+#                             $BUILD/linux-guest: LINUX_KERNEL, LINUX_INITRD
+#   lg_start NAME VMM [KEY=VALUE...] [-- VMM ARGS...]
+#                             boot it in the background; keys: tap=IF (none),
+#                             mac=MAC, disk=IMAGE, cpus=N (2), mem=MiB (256),
+#                             reboot=1 (a guest reboot boots again rather than
+#                             ending the VMM), incoming=tcp:H:P, restore=FILE,
+#                             ns=NETNS (run the VMM in it), append=ARGS (more
+#                             kernel command line). Serial output (no CRs) in
+#                             $TMP/NAME.raw ($TMP/NAME.out without CRs: lg_out); QMP socket
+#                             $TMP/NAME.qmp; serial input through a fifo.
+#   lg_wait_up NAME [SECS] [NTH]  wait for the NTH "linuxguest: up" line
+#   lg_sh NAME CMD [SECS]     run CMD in the serial shell, print its output
+#   lg_qmp NAME ARGS...       colovmctl against NAME's QMP socket (works with
+#                             QEMU's too)
+#   lg_alive NAME, lg_kill NAME, lg_status NAME (exit status in $lg_st)
+#
+# Kernel command line: console=ttyS0 quiet loglevel=4 (errors and worse
+# only: every console byte is a VM exit; `dmesg` has the rest) panic=-1 (a
+# panic ends the VMM at once rather than hanging the test) and the guest's colovm.* keys (README.md).
+
+LG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+QEMU=${QEMU:-$(command -v qemu-system-x86_64 || true)}
+declare -A lg_pid lg_t0 lg_fd
+
+lg_build() {
+	local t0 out
+	t0=$(date +%s%N)
+	out=$("$LG_DIR/build" "$BUILD/linux-guest") || fail "tests/guest/linux/build failed"
+	eval "$out"
+	note "guest built (or up to date) in $((($(date +%s%N) - t0) / 1000000)) ms: $LINUX_KERNEL, $LINUX_INITRD"
+}
+
+# QEMU's accelerator: KVM when there is /dev/kvm; LINUXGUEST_TCG=1 allows TCG
+# (slow; for developing the guest on a machine without KVM).
+lg_need_vmm() {
+	case $1 in
+	colovm) need_kvm ;;
+	qemu)
+		[ -n "$QEMU" ] || skip "needs qemu-system-x86_64"
+		[ "${LINUXGUEST_TCG:-0}" = 1 ] || need_kvm
+		;;
+	*) fail "unknown VMM $1" ;;
+	esac
+}
+
+lg_start() {
+	local name=$1 vmm=$2 tap= mac= disk= cpus=2 mem=256 reboot=0 incoming= restore= ns= append=
+	local kv cmd=() accel=kvm cpu=host
+	shift 2
+	while [ $# -gt 0 ]; do
+		kv=$1
+		shift
+		case $kv in
+		--) break ;;
+		tap=* | mac=* | disk=* | cpus=* | mem=* | reboot=* | incoming=* | restore=* | ns=* | append=*)
+			printf -v "${kv%%=*}" '%s' "${kv#*=}" ;;
+		*) fail "lg_start: unknown key $kv" ;;
+		esac
+	done
+	local cmdline="console=ttyS0 quiet loglevel=4 panic=-1 colovm.name=$name $append"
+	case $vmm in
+	colovm)
+		cmd=("$COLOVM" run --kernel "$LINUX_KERNEL" --initrd "$LINUX_INITRD" --mem "$mem"
+			--cpus "$cpus" --cmdline "$cmdline" --serial stdio --qmp "unix:$TMP/$name.qmp,server")
+		[ -z "$tap" ] || cmd+=(--net "tap=$tap${mac:+,mac=$mac}")
+		[ -z "$disk" ] || cmd+=(--disk "$disk")
+		[ "$reboot" = 0 ] || cmd+=(--reboot)
+		[ -z "$incoming" ] || cmd+=(--incoming "$incoming")
+		[ -z "$restore" ] || cmd+=(--restore "$restore")
+		;;
+	qemu)
+		[ -r /dev/kvm ] || { accel=tcg; cpu=max; }
+		cmd=("$QEMU" -M microvm,acpi=on -accel "$accel" -cpu "$cpu" -smp "$cpus" -m "$mem"
+			-nodefaults -no-user-config -nographic -serial stdio
+			-kernel "$LINUX_KERNEL" -initrd "$LINUX_INITRD" -append "$cmdline"
+			-qmp "unix:$TMP/$name.qmp,server=on,wait=off")
+		[ -z "$tap" ] || cmd+=(-device "virtio-net-device,netdev=n0${mac:+,mac=$mac}"
+			-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no")
+		[ -z "$disk" ] || cmd+=(-device virtio-blk-device,drive=d0
+			-drive "id=d0,file=$disk,format=raw,if=none")
+		[ "$reboot" = 1 ] || cmd+=(-no-reboot)
+		[ -z "$incoming" ] || cmd+=(-incoming "$incoming")
+		[ -z "$restore" ] || cmd+=(-incoming "exec:cat $restore")
+		;;
+	esac
+	cmd+=("$@")
+	[ -z "$ns" ] || cmd=(ip netns exec "$ns" "${cmd[@]}")
+	rm -f "$TMP/$name.in" "$TMP/$name.qmp"
+	mkfifo "$TMP/$name.in"
+	# the test holds the fifo's write end, so the VMM's stdin never sees EOF
+	exec {fd}<>"$TMP/$name.in"
+	lg_fd[$name]=$fd
+	lg_t0[$name]=$(date +%s%N)
+	"${cmd[@]}" <"$TMP/$name.in" >"$TMP/$name.raw" 2>&1 &
+	lg_pid[$name]=$!
+	on_exit "lg_kill $name"
+	for _ in $(seq 100); do [ -S "$TMP/$name.qmp" ] && break; lg_alive "$name" || break; sleep 0.05; done
+}
+
+# lg_out NAME: refresh $TMP/NAME.out, the serial output so far without CRs
+# (the waits below do it; call it before grepping at any other time).
+lg_out() { tr -d '\r' <"$TMP/$1.raw" >"$TMP/$1.out"; }
+
+lg_alive() { kill -0 "${lg_pid[$1]}" 2>/dev/null; }
+
+lg_kill() {
+	local pid=${lg_pid[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill_tree "$pid"
+	lg_pid[$1]=
+}
+
+# lg_status NAME [SECS]: wait for the VMM to end (default 60 s); its exit
+# status in $lg_st ("timeout" if it still runs). Not for $(...): only this
+# shell can wait for its children.
+lg_status() {
+	local pid=${lg_pid[$1]}
+	lg_st=0
+	for _ in $(seq $((${2:-60} * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		lg_st=timeout
+		return
+	fi
+	wait "$pid" || lg_st=$?
+	lg_pid[$1]=
+}
+
+lg_elapsed_ms() { echo $((($(date +%s%N) - lg_t0[$1]) / 1000000)); }
+
+# lg_wait_up NAME [SECS] [NTH]: the NTH (default 1) "linuxguest: up" line
+# and the shell's prompt after it.
+lg_up_and_prompt() {
+	lg_out "$1"
+	awk -v nth="$2" '/^linuxguest: up / { n++ } n >= nth && /linuxguest# / { ok = 1 }
+		END { exit !ok }' "$TMP/$1.out" 2>/dev/null
+}
+lg_wait_up() {
+	local name=$1 secs=${2:-120} nth=${3:-1} t=0
+	while ! lg_up_and_prompt "$name" "$nth"; do
+		if ! lg_alive "$name"; then
+			tail -40 "$TMP/$name.out" >&2
+			fail "$name: the VMM ended before the guest was up"
+		fi
+		sleep 0.2
+		t=$((t + 1))
+		if [ $t -ge $((secs * 5)) ]; then
+			tail -40 "$TMP/$name.out" >&2
+			fail "$name: no 'linuxguest: up' (#$nth) and prompt within ${secs}s"
+		fi
+	done
+}
+
+# lg_sh NAME CMD [SECS]: CMD's output from the serial shell. The markers are
+# typed as $((N)) so the terminal's echo of the command line never matches.
+lg_seq=0
+lg_sh() {
+	local name=$1 cmd=$2 secs=${3:-30} n t=0
+	lg_seq=$((lg_seq + 1))
+	n=$((lg_seq * 1000 + RANDOM % 1000))
+	printf 'echo @@$((%d))B; %s; echo @@$((%d))E\n' "$n" "$cmd" "$n" >&"${lg_fd[$name]}"
+	while lg_out "$name" && ! grep -q "^@@${n}E\$" "$TMP/$name.out"; do
+		sleep 0.1
+		t=$((t + 1))
+		if [ $t -ge $((secs * 10)) ] || ! lg_alive "$name"; then
+			tail -20 "$TMP/$name.out" >&2
+			fail "$name: no answer from the serial shell to '$cmd' within ${secs}s"
+		fi
+	done
+	sed -n "/^@@${n}B\$/,/^@@${n}E\$/p" "$TMP/$name.out" | sed '1d;$d'
+}
+
+lg_qmp() {
+	local name=$1
+	shift
+	"$COLOVMCTL" --qmp "$TMP/$name.qmp" "$@"
+}
+
+# lg_whoami NAME KEY: KEY's value on the guest's /cgi-bin/whoami page,
+# fetched with curl from the host side ($LG_NSX: the prefix that runs a
+# command in the guest's network).
+lg_whoami() {
+	$LG_NSX curl -sf -m 20 "http://${LG_IP:-10.0.0.2}/cgi-bin/whoami" | sed -n "s/^$2=//p"
+}
