@@ -70,8 +70,7 @@ static int on_change_state(void *opaque, bool running, enum run_state state)
 	return running ? hw_vm_resume(h->vm) : hw_vm_pause(h->vm);
 }
 
-int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot,
-		       struct hw_runstate **out)
+int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot, struct hw_runstate **out)
 {
 	struct hw_runstate *h = calloc(1, sizeof(*h));
 	int ret;

@@ -151,10 +151,10 @@ static int vm_load(struct load_ctx *c, int fd, struct vmstate_error *err)
 		ret = vmstate_load_begin(c->r, err);
 	if (ret && c->bad_ram)
 		vmstate_seterr(err, -EINVAL,
-			   "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
-			   "(--mem must match)",
-			   (unsigned long long)(c->bad_ram / MiB),
-			   (unsigned long long)(vm->mem.size / MiB));
+			       "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
+			       "(--mem must match)",
+			       (unsigned long long)(c->bad_ram / MiB),
+			       (unsigned long long)(vm->mem.size / MiB));
 	if (!ret && !vmstate_reader_ram_bytes(c->r))
 		ret = vmstate_seterr(err, -EINVAL, "the stream has no RAM section");
 	if (!ret) {

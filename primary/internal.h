@@ -28,11 +28,11 @@ struct vmstate_error;
 struct ram_send {
 	struct vm *vm;
 	struct transport_channel *ch;
-	uint64_t id;		 /* checkpoint id given to the commits */
-	uint8_t *bounce;	 /* RAM_COMMIT_PAGES pages, or NULL (paused) */
-	bool skip_zero;		 /* the peer's region reads as zero: skip zero pages */
-	_Atomic bool *cancel;	 /* NULL: cannot be cancelled */
-	uint64_t limit;		 /* bytes/s, 0: unlimited */
+	uint64_t id;	      /* checkpoint id given to the commits */
+	uint8_t *bounce;      /* RAM_COMMIT_PAGES pages, or NULL (paused) */
+	bool skip_zero;	      /* the peer's region reads as zero: skip zero pages */
+	_Atomic bool *cancel; /* NULL: cannot be cancelled */
+	uint64_t limit;	      /* bytes/s, 0: unlimited */
 	/* Called after each batch went out: page bytes sent, pages taken. */
 	void (*progress)(void *opaque, uint64_t bytes, uint64_t pages);
 	void *opaque;
@@ -50,7 +50,7 @@ struct ram_send {
 	uint64_t ring_used;   /* pages of the ring since the last commit */
 	uint64_t uncommitted; /* pages sent since the last commit */
 	uint64_t bw_start_ns, bw_bytes;
-	uint64_t bytes;	      /* page bytes sent in this pass */
+	uint64_t bytes; /* page bytes sent in this pass */
 };
 
 /* Set up p (p->vm, ch, id, bounce, skip_zero, cancel, limit, progress set). */

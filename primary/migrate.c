@@ -72,10 +72,9 @@ enum mig_status {
 };
 
 static const char *const mig_status_name[] = {
-	[MIG_NONE] = "none",	       [MIG_SETUP] = "setup",
-	[MIG_ACTIVE] = "active",       [MIG_COMPLETED] = "completed",
-	[MIG_FAILED] = "failed",       [MIG_CANCELLING] = "cancelling",
-	[MIG_CANCELLED] = "cancelled",
+    [MIG_NONE] = "none",	   [MIG_SETUP] = "setup",   [MIG_ACTIVE] = "active",
+    [MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLING] = "cancelling",
+    [MIG_CANCELLED] = "cancelled",
 };
 
 enum mig_req { REQ_NONE, REQ_STOP, REQ_DONE };
@@ -90,8 +89,8 @@ struct primary {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	enum mig_req req;	/* thread -> main loop */
-	bool stop_done;		/* main loop -> thread */
+	enum mig_req req; /* thread -> main loop */
+	bool stop_done;	  /* main loop -> thread */
 	int stop_ret;
 	_Atomic bool cancel;
 
@@ -155,7 +154,9 @@ static void mig_block_sigpipe(void)
 /* tcp:HOST:PORT or rdma:HOST:PORT (transport checks the rest). */
 static bool uri_valid(const char *uri)
 {
-	const char *p = !strncmp(uri, "tcp:", 4) ? uri + 4 : !strncmp(uri, "rdma:", 5) ? uri + 5 : NULL;
+	const char *p = !strncmp(uri, "tcp:", 4)    ? uri + 4
+			: !strncmp(uri, "rdma:", 5) ? uri + 5
+						    : NULL;
 	const char *colon = p ? strrchr(p, ':') : NULL;
 
 	return colon && colon != p && colon[1];
@@ -310,15 +311,15 @@ static void *mig_thread(void *arg)
 	uint8_t *ram = hw_vm_ram(vm, &ram_bytes);
 	uint64_t *bitmap = NULL, bw = 0, downtime, b0, t0, tm[4], last, state_bytes = 0;
 	struct transport_opts topts = {
-		.key = &m->key,
-		.timeout_ms = MIG_CHANNEL_TIMEOUT,
-		.bulk_streams = MIG_BULK_STREAMS,
-		.send_region = ram,
-		.send_region_len = ram_bytes,
-		.name = "colovm migration source",
+	    .key = &m->key,
+	    .timeout_ms = MIG_CHANNEL_TIMEOUT,
+	    .bulk_streams = MIG_BULK_STREAMS,
+	    .send_region = ram,
+	    .send_region_len = ram_bytes,
+	    .name = "colovm migration source",
 	};
-	struct ram_send p = {.vm = vm, .id = 1, .cancel = &m->cancel, .progress = mig_progress,
-			     .opaque = m};
+	struct ram_send p = {
+	    .vm = vm, .id = 1, .cancel = &m->cancel, .progress = mig_progress, .opaque = m};
 	struct transport_channel *ch = NULL;
 	struct vmstate_error err = {0};
 	bool logging = false;
@@ -553,16 +554,19 @@ static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_erro
 	int r;
 
 	if (m->thread_live)
-		return qmp_error_set(err, QMP_ERROR_GENERIC, "There's a migration process in progress");
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "There's a migration process in progress");
 	if (runstate_check(m->rs, RUN_STATE_INMIGRATE))
-		return qmp_error_set(err, QMP_ERROR_GENERIC, "Guest is waiting for an incoming migration");
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Guest is waiting for an incoming migration");
 	if (!uri_valid(uri))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Invalid migration URI '%s' (expected tcp:HOST:PORT or "
 				     "rdma:HOST:PORT)",
 				     uri);
 	if (runstate_needs_reset(m->rs) || runstate_check(m->rs, RUN_STATE_POSTMIGRATE))
-		return qmp_error_set(err, QMP_ERROR_GENERIC, "The VM cannot be migrated in state '%s'",
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "The VM cannot be migrated in state '%s'",
 				     runstate_name(runstate_get(m->rs)));
 	free(m->uri);
 	m->uri = strdup(uri);
@@ -618,11 +622,11 @@ static int qmp_query_migrate(void *opaque, json_t *args, json_t **ret, struct qm
 		*ret = json_object();
 		return 0;
 	}
-	o = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:f,s:I},s:I}", "status",
-		      mig_status_name[m->status], "ram", "transferred", (json_int_t)m->transferred,
-		      "remaining", (json_int_t)m->remaining, "total", (json_int_t)m->total,
-		      "dirty-pages-rate", (json_int_t)m->dirty_rate, "mbps", m->mbps,
-		      "dirty-sync-count", (json_int_t)m->rounds, "total-time",
+	o = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:f,s:I},s:I}", "status", mig_status_name[m->status],
+		      "ram", "transferred", (json_int_t)m->transferred, "remaining",
+		      (json_int_t)m->remaining, "total", (json_int_t)m->total, "dirty-pages-rate",
+		      (json_int_t)m->dirty_rate, "mbps", m->mbps, "dirty-sync-count",
+		      (json_int_t)m->rounds, "total-time",
 		      (json_int_t)(((m->end_ns ? m->end_ns : now) - m->start_ns) / 1000000));
 	if (o && (m->status == MIG_ACTIVE || m->status == MIG_SETUP))
 		json_object_set_new(o, "expected-downtime",
@@ -636,7 +640,8 @@ static int qmp_query_migrate(void *opaque, json_t *args, json_t **ret, struct qm
 	if (o && m->round0_ns) {
 		json_t *ram = json_object_get(o, "ram");
 
-		json_object_set_new(ram, "x-round0-bytes", json_integer((json_int_t)m->round0_bytes));
+		json_object_set_new(ram, "x-round0-bytes",
+				    json_integer((json_int_t)m->round0_bytes));
 		json_object_set_new(ram, "x-round0-ns", json_integer((json_int_t)m->round0_ns));
 		json_object_set_new(ram, "x-round0-bytes-per-second",
 				    json_integer((json_int_t)(m->round0_bytes * 1000000000.0 /
@@ -659,10 +664,12 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 
 	if (dl && (json_integer_value(dl) < 0 || json_integer_value(dl) > 2000000))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");
+				     "Parameter 'downtime_limit' expects an integer in the range "
+				     "of 0 to 2000000 milliseconds");
 	if (bw && json_integer_value(bw) < 0)
-		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "Parameter 'max_bandwidth' expects a size in bytes per second");
+		return qmp_error_set(
+		    err, QMP_ERROR_GENERIC,
+		    "Parameter 'max_bandwidth' expects a size in bytes per second");
 	pthread_mutex_lock(&m->lock);
 	if (dl)
 		m->downtime_limit_ms = (uint64_t)json_integer_value(dl);
@@ -734,25 +741,29 @@ static int qmp_snapshot_save(void *opaque, json_t *args, json_t **ret, struct qm
 }
 
 static const struct qmp_arg migrate_args[] = {
-	{"uri", QMP_ARG_STRING, false},
-	{"detach", QMP_ARG_BOOL, true},
-	{"blk", QMP_ARG_BOOL, true},
-	{"inc", QMP_ARG_BOOL, true},
-	{NULL, 0, false},
+    {"uri", QMP_ARG_STRING, false},
+    {"detach", QMP_ARG_BOOL, true},
+    {"blk", QMP_ARG_BOOL, true},
+    {"inc", QMP_ARG_BOOL, true},
+    {NULL, 0, false},
 };
 static const struct qmp_arg params_args[] = {
-	{"downtime-limit", QMP_ARG_INT, true},
-	{"max-bandwidth", QMP_ARG_INT, true},
-	{NULL, 0, false},
+    {"downtime-limit", QMP_ARG_INT, true},
+    {"max-bandwidth", QMP_ARG_INT, true},
+    {NULL, 0, false},
 };
 static const struct qmp_arg snapshot_args[] = {
-	{"file", QMP_ARG_STRING, false},
-	{NULL, 0, false},
+    {"file", QMP_ARG_STRING, false},
+    {NULL, 0, false},
 };
 
 static const char *const cmd_names[] = {
-	"migrate",		  "migrate_cancel",	      "query-migrate",
-	"migrate-set-parameters", "query-migrate-parameters", "snapshot-save",
+    "migrate",
+    "migrate_cancel",
+    "query-migrate",
+    "migrate-set-parameters",
+    "query-migrate-parameters",
+    "snapshot-save",
 };
 
 int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qmp *qmp,
@@ -762,9 +773,9 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 		const struct qmp_arg *args;
 		qmp_cmd_fn fn;
 	} cmds[] = {
-		{migrate_args, qmp_migrate},	   {NULL, qmp_migrate_cancel},
-		{NULL, qmp_query_migrate},	   {params_args, qmp_set_params},
-		{NULL, qmp_query_params},	   {snapshot_args, qmp_snapshot_save},
+	    {migrate_args, qmp_migrate}, {NULL, qmp_migrate_cancel},
+	    {NULL, qmp_query_migrate},	 {params_args, qmp_set_params},
+	    {NULL, qmp_query_params},	 {snapshot_args, qmp_snapshot_save},
 	};
 	struct primary *m = calloc(1, sizeof(*m));
 	int ret;

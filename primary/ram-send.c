@@ -113,9 +113,8 @@ static void queue_runs(struct ram_send *p, const uint8_t *src, uint64_t first, u
 			i++;
 			continue;
 		}
-		for (j = i + 1; j < n && !(p->skip_zero &&
-					   vmstate_page_is_zero(src + j * HW_PAGE_SIZE));
-		     j++)
+		for (j = i + 1;
+		     j < n && !(p->skip_zero && vmstate_page_is_zero(src + j * HW_PAGE_SIZE)); j++)
 			;
 		p->out[p->nout].src = src + i * HW_PAGE_SIZE;
 		p->out[p->nout].page = first + i;

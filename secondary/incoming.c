@@ -36,8 +36,8 @@
 #include "secondary/secondary.h"
 #include "transport/transport.h"
 
-#define IN_TIMEOUT_MS	   30000	 /* channel: a stalled source fails the load */
-#define IN_IDLE_MS	   60000	 /* no message at all for this long: give up */
+#define IN_TIMEOUT_MS	   30000	/* channel: a stalled source fails the load */
+#define IN_IDLE_MS	   60000	/* no message at all for this long: give up */
 #define IN_MAX_STATE_BYTES (256u << 20) /* device state of one unit */
 
 struct secondary {
@@ -47,8 +47,8 @@ struct secondary {
 	struct secondary_opts opts;
 	struct transport_key key;
 	struct transport_listener *listener;
-	int evfd;  /* thread -> main loop: done */
-	int quit;  /* eventfd: main loop -> thread: give up */
+	int evfd; /* thread -> main loop: done */
+	int quit; /* eventfd: main loop -> thread: give up */
 	pthread_t thread;
 	bool thread_live;
 	int ret;
@@ -87,8 +87,8 @@ static int check_start(struct secondary *s, const Colovm__Transport__StreamStart
 	hw_vm_ram(s->vm, &bytes);
 	if (st->protocol != TRANSPORT_CKPT_VERSION)
 		return vmstate_seterr(err, -EPROTONOSUPPORT,
-				      "checkpoint protocol %u, this colovm speaks %u",
-				      st->protocol, TRANSPORT_CKPT_VERSION);
+				      "checkpoint protocol %u, this colovm speaks %u", st->protocol,
+				      TRANSPORT_CKPT_VERSION);
 	if (st->mode != COLOVM__TRANSPORT__STREAM_START__MODE__MIGRATE)
 		return vmstate_seterr(err, -EOPNOTSUPP,
 				      "the source wants a COLO pair; --incoming takes a migration");
@@ -105,8 +105,7 @@ static int check_start(struct secondary *s, const Colovm__Transport__StreamStart
 }
 
 /* Receive one MIGRATE unit into the VM; 0 once it is loaded and acknowledged. */
-static int in_receive(struct secondary *s, struct transport_channel *ch,
-		      struct vmstate_error *err)
+static int in_receive(struct secondary *s, struct transport_channel *ch, struct vmstate_error *err)
 {
 	Colovm__Transport__CheckpointAck ack = COLOVM__TRANSPORT__CHECKPOINT_ACK__INIT;
 	transport_msg *m = NULL, out = COLOVM__TRANSPORT__MSG__INIT;
@@ -150,7 +149,8 @@ static int in_receive(struct secondary *s, struct transport_channel *ch,
 			const Colovm__Transport__DeviceState *ds = m->device_state;
 			uint8_t *grown;
 
-			if (!started || ds->id != id || ds->data.len > IN_MAX_STATE_BYTES - nstate) {
+			if (!started || ds->id != id ||
+			    ds->data.len > IN_MAX_STATE_BYTES - nstate) {
 				ret = vmstate_seterr(err, -EPROTO, "bad device state for unit %llu",
 						     (unsigned long long)id);
 				break;
@@ -309,7 +309,8 @@ int secondary_incoming(struct vm *vm, struct runstate *rs, struct loop *loop, co
 	ret = transport_listen(uri, &topts, &s->listener);
 	if (ret) {
 		log_err("--incoming %s: %s", uri,
-			ret == -EINVAL ? "expected tcp:HOST:PORT or rdma:HOST:PORT" : strerror(-ret));
+			ret == -EINVAL ? "expected tcp:HOST:PORT or rdma:HOST:PORT"
+				       : strerror(-ret));
 		goto err;
 	}
 	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

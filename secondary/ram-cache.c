@@ -20,7 +20,7 @@ struct ram_cache {
 	uint64_t bytes, npages;
 	uint64_t *pending; /* pages noted since the last commit/abort */
 	uint64_t npending;
-	bool stale;	   /* an aborted checkpoint overwrote some pages */
+	bool stale; /* an aborted checkpoint overwrote some pages */
 };
 
 int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out)

@@ -185,10 +185,10 @@ static void test_commit_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_starts_as_copy),
-		cmocka_unit_test(test_bad_ranges),
-		cmocka_unit_test(test_abort_leaves_guest),
-		cmocka_unit_test(test_commit_exact),
+	    cmocka_unit_test(test_starts_as_copy),
+	    cmocka_unit_test(test_bad_ranges),
+	    cmocka_unit_test(test_abort_leaves_guest),
+	    cmocka_unit_test(test_commit_exact),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
