@@ -19,6 +19,9 @@
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
 #include "hw/hw.h"
+#include "primary/primary.h"
+#include "secondary/secondary.h"
+#include "transport/transport.h"
 
 #define COLOVM_VERSION "0.1.0"
 
@@ -66,9 +69,15 @@ static const char usage_text[] =
 	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
 	"                        of booting: RAM and devices come from FILE; --mem\n"
 	"                        and --cpus must match the saved VM\n"
-	"      --incoming tcp:HOST:PORT\n"
+	"      --incoming tcp:HOST:PORT | rdma:HOST:PORT\n"
 	"                        wait for a live migration from another colovm\n"
 	"                        (QMP migrate) and run the guest it sends\n"
+	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
+	"                        authenticating the migration channel; give the\n"
+	"                        same key to both ends (source: for QMP migrate).\n"
+	"                        Without it the channel still checks every byte\n"
+	"                        but anyone who reaches the port can send or take\n"
+	"                        the guest: use that only on a trusted link\n"
 	"      --qmp unix:PATH[,server]\n"
 	"                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
 	"                        created mode 0600 at PATH; drive it with colovmctl\n"
@@ -108,10 +117,9 @@ struct colovm {
 	int sigfd;
 	int status;
 	bool reboot; /* --reboot: a guest reset reboots instead of exiting */
-	struct migration *mig;
-	/* Set by vCPU threads (through hw's event callback), read by main. */
-	_Atomic int event;	/* -1: none, else enum vm_event */
-	_Atomic int event_code;
+	struct hw_runstate *hwrs;
+	struct primary *primary;
+	struct secondary *secondary;
 };
 
 static void usage_error(const char *fmt, const char *arg)
@@ -122,54 +130,9 @@ static void usage_error(const char *fmt, const char *arg)
 	exit(EXIT_SETUP_FAILED);
 }
 
-/* vCPU thread context: only record and request (the main loop applies). */
-static void on_vm_event(void *opaque, enum vm_event ev, int code)
-{
-	struct colovm *c = opaque;
-
-	atomic_store(&c->event_code, code);
-	atomic_store(&c->event, (int)ev);
-	switch (ev) {
-	case VM_EVENT_RESET:
-		/* By default a guest reset ends colovm with status 0, as with
-		 * QEMU's -no-reboot; --reboot reboots it (QMP system_reset
-		 * always reboots). */
-		if (c->reboot)
-			runstate_request_reset(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
-		else
-			runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_GUEST_RESET);
-		break;
-	case VM_EVENT_INTERNAL_ERROR:
-		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
-		break;
-	default:
-		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
-		break;
-	}
-}
-
-/* Reset notifier: the machine reset itself (QMP system_reset, --reboot). */
-static void vm_reset(void *opaque, enum shutdown_cause cause)
-{
-	struct colovm *c = opaque;
-
-	atomic_store(&c->event, -1); /* a reset that reboots does not end the run */
-	if (hw_vm_reset(c->vm))
-		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
-}
-
-/* Change-state handler: park every vCPU on stop, let them run on start. */
-static int vm_change_state(void *opaque, bool running, enum run_state state)
-{
-	struct colovm *c = opaque;
-
-	return running ? hw_vm_resume(c->vm) : hw_vm_pause(c->vm);
-}
-
 static void handle_vm_event(struct colovm *c)
 {
-	int ev = atomic_exchange(&c->event, -1);
-	int code = atomic_load(&c->event_code);
+	int code, ev = c->hwrs ? hw_runstate_take_event(c->hwrs, &code) : -1;
 
 	switch (ev) {
 	case -1:
@@ -241,20 +204,18 @@ static int restore_snapshot(struct colovm *c, const char *path)
 	return ret;
 }
 
-/* Main loop: the incoming migration is loaded (run it) or failed (exit 2). */
+/* Main loop: the incoming migration runs (secondary/ started it) or failed (exit 2). */
 static void on_incoming_done(void *opaque, int ret, const char *msg)
 {
 	struct colovm *c = opaque;
 
-	if (!ret)
-		ret = runstate_vm_start(c->rs);
 	if (!ret) {
 		log_info("incoming migration complete: running");
 		return;
 	}
 	log_err("incoming migration failed: %s", msg && msg[0] ? msg : strerror(-ret));
 	c->status = EXIT_SETUP_FAILED;
-	atomic_store(&c->event, -1);
+	hw_runstate_take_event(c->hwrs, &ret); /* the guest never ran: keep status 2 */
 	runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
 }
 
@@ -291,12 +252,14 @@ static int cmd_run(int argc, char **argv)
 		{"net", required_argument, NULL, 'N'},
 		{"disk", required_argument, NULL, 'D'},
 		{"mem-prealloc", no_argument, NULL, 'P'},
+		{"peer-key", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16];
-	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL;
+	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
+	struct transport_key key;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
-	struct colovm c = {.sigfd = -1, .event = -1};
+	struct colovm c = {.sigfd = -1};
 	int opt, ret;
 
 	optind = 1;
@@ -335,6 +298,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'P':
 			cfg.mem_prealloc = true;
+			break;
+		case 'K':
+			key_file = optarg;
 			break;
 		case 'N':
 			if (cfg.nnet == ARRAY_SIZE(nets))
@@ -376,15 +342,21 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (restore && incoming)
 		usage_error("%s", "run: --restore and --incoming exclude each other");
+	if (key_file) {
+		ret = transport_key_load(key_file, &key);
+		if (ret) {
+			log_err("--peer-key %s: %s", key_file,
+				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
+					       : strerror(-ret));
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+	}
 	cfg.restore = restore || incoming;
 	ret = runstate_new(c.loop,
 			   restore ? RUN_STATE_RESTORE_VM
 				   : (incoming ? RUN_STATE_INMIGRATE : RUN_STATE_PRELAUNCH),
 			   &c.rs);
-	if (!ret)
-		ret = runstate_add_handler(c.rs, 0, vm_change_state, &c, NULL);
-	if (!ret)
-		ret = runstate_add_notifier(c.rs, RUNSTATE_NOTIFY_RESET, vm_reset, &c, NULL);
 	if (ret) {
 		log_err("cannot set up the run state: %s", strerror(-ret));
 		c.status = EXIT_SETUP_FAILED;
@@ -408,12 +380,15 @@ static int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	ret = hw_vm_create(&cfg, c.loop, on_vm_event, &c, &c.vm);
+	ret = hw_vm_create(&cfg, c.loop, NULL, NULL, &c.vm);
 	if (ret) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	ret = hw_migration_new(c.vm, c.rs, c.qmp, &c.mig);
+	ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
+	if (!ret)
+		ret = primary_new(c.vm, c.rs, c.loop, c.qmp,
+				  &(struct primary_opts){.key = key_file ? &key : NULL}, &c.primary);
 	if (ret) {
 		log_err("cannot set up migration: %s", strerror(-ret));
 		c.status = EXIT_SETUP_FAILED;
@@ -424,7 +399,11 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (incoming) {
-		if (hw_migration_incoming(c.mig, incoming, on_incoming_done, &c)) {
+		struct secondary_opts so = {.key = key_file ? &key : NULL,
+					    .done = on_incoming_done,
+					    .opaque = &c};
+
+		if (secondary_incoming(c.vm, c.rs, c.loop, incoming, &so, &c.secondary)) {
 			c.status = EXIT_SETUP_FAILED;
 			goto out;
 		}
@@ -447,9 +426,11 @@ static int cmd_run(int argc, char **argv)
 	if (!runstate_exit_signal(c.rs))
 		handle_vm_event(&c);
 out:
-	hw_migration_free(c.mig);
+	secondary_free(c.secondary);
+	primary_free(c.primary);
 	qmp_free(c.qmp);
 	hw_vm_destroy(c.vm);
+	hw_runstate_detach(c.hwrs); /* after the vCPU threads are gone */
 	runstate_free(c.rs);
 	if (c.sigfd >= 0)
 		close(c.sigfd);

@@ -8,7 +8,7 @@
  * Bits are in host-offset page space: bit p is the page at mem.host + p *
  * PAGE_SIZE, whichever slot it belongs to. A sync hands the bits to the
  * caller (both sources are cleared); pages it then fails to send go back
- * through dirty_putback() into vmm_dirty, where the next sync finds them —
+ * through hw_dirty_log_putback() into vmm_dirty, where the next sync finds them —
  * nothing is lost when a send fails.
  */
 #include <errno.h>
@@ -39,7 +39,7 @@ static int dirty_set_flags(struct vm *vm, uint32_t flags)
 	return 0;
 }
 
-int dirty_log_start(struct vm *vm)
+int hw_dirty_log_start(struct vm *vm)
 {
 	uint64_t words = 0;
 	int ret;
@@ -68,7 +68,7 @@ int dirty_log_start(struct vm *vm)
 	return 0;
 }
 
-void dirty_log_stop(struct vm *vm)
+void hw_dirty_log_stop(struct vm *vm)
 {
 	if (vm->dirty_logging && vm->vm_fd >= 0)
 		dirty_set_flags(vm, 0);
@@ -77,7 +77,7 @@ void dirty_log_stop(struct vm *vm)
 	vm->kvm_dirty = NULL;
 }
 
-int dirty_sync(struct vm *vm, uint64_t *bitmap)
+int hw_dirty_log_sync(struct vm *vm, uint64_t *bitmap)
 {
 	uint64_t words = (vm->mem.size / PAGE_SIZE + 63) / 64;
 
@@ -105,7 +105,7 @@ int dirty_sync(struct vm *vm, uint64_t *bitmap)
 	return 0;
 }
 
-void dirty_putback(struct vm *vm, uint64_t first, uint64_t n)
+void hw_dirty_log_putback(struct vm *vm, uint64_t first, uint64_t n)
 {
 	for (uint64_t p = first; p < first + n; p++)
 		atomic_fetch_or_explicit(&vm->mem.vmm_dirty[p / 64], 1ull << (p % 64),

@@ -68,37 +68,83 @@ int hw_vm_reset(struct vm *vm);
 /* Stop and join vCPU threads, close KVM fds, unmap RAM. */
 void hw_vm_destroy(struct vm *vm);
 
+/* ---- the run state (lifecycle.c) ---------------------------------------------
+ *
+ * What every role does with the VM under common/runstate, in one place:
+ * stopping the run state parks the vCPUs (and starting it runs them), its
+ * reset notifier resets the machine, and guest events become shutdown or
+ * reset requests (applied by the main loop: hw only asks, it never moves
+ * the run state itself). Attach before the VM first runs; it takes the
+ * VM's event callback.
+ */
+struct runstate;
+struct hw_runstate;
+
+/* reboot: a guest reset reboots (else it ends the run, like -no-reboot). */
+int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot,
+		       struct hw_runstate **out);
+/* The guest event that ended the run (enum vm_event, *code its code), or
+ * -1: none, or a reset that rebooted. Takes it (the next call gives -1). */
+int hw_runstate_take_event(struct hw_runstate *h, int *code);
+void hw_runstate_detach(struct hw_runstate *h);
+
+/* ---- migratable: what the roles (primary/, secondary/) need -----------------
+ *
+ * Like cloud-hypervisor's Migratable: start/stop the dirty log, take it,
+ * give back what was not sent, save and restore device state. The roles
+ * own the loops, the channel and the run state; hw owns RAM and devices.
+ *
+ * RAM geometry: guest RAM is one host mapping of hw_vm_ram_pages() pages
+ * of HW_PAGE_SIZE bytes in "host-offset" order (the low RAM region, then
+ * the high one): page p is at hw_vm_ram() + p * HW_PAGE_SIZE, whatever its
+ * guest-physical address. Dirty bitmaps have one bit per such page, bit p
+ * in word p / 64, HW_BITMAP_WORDS(pages) words.
+ */
+#define HW_PAGE_SIZE	       4096u
+#define HW_BITMAP_WORDS(pages) (((pages) + 63) / 64)
+
+struct vmstate_error;
+struct vmstate_sink;
+
 /* Guest RAM, for checkpointing and tests. */
 uint8_t *hw_vm_ram(struct vm *vm, uint64_t *size);
+uint64_t hw_vm_ram_pages(const struct vm *vm);
+/* Pages [first, first + n) were never written (they read as zero and are
+ * not allocated): a sender may skip them without reading them. */
+bool hw_vm_ram_unbacked(struct vm *vm, uint64_t first, uint64_t n);
+/* Allocate pages [first, first + n) now, in one call, before a receiver
+ * fills them (best effort; nothing to do with --mem-prealloc). */
+void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n);
 
-/* ---- state: snapshots and live migration (persist.c, migrate.c) -------------
- *
- * Every device describes its state in the VM's vmstate registry; a stream
- * is common/vmstate's format: header, RAM, device sections, EOF.
- */
-struct vmstate_error;
-struct runstate;
-struct qmp;
-struct migration;
+/* Dirty log (dirty.c): KVM's log of every RAM slot merged with the VMM's
+ * own writes into guest RAM (device DMA). Start clears both: the caller
+ * sends all of RAM next. Sync ORs the pages dirtied since the last sync
+ * into bitmap and clears both sources: the caller owns those bits now and
+ * must put back the pages it fails to send. Any thread; one caller. */
+int hw_dirty_log_start(struct vm *vm);
+void hw_dirty_log_stop(struct vm *vm);
+int hw_dirty_log_sync(struct vm *vm, uint64_t *bitmap);
+void hw_dirty_log_putback(struct vm *vm, uint64_t first, uint64_t n);
 
-/* Write the whole VM (RAM + devices) to fd. The VM must be paused. */
+/* Device state (snapshot.c). The VM must be paused. Save writes one
+ * common/vmstate stream (header, every device's FULL record, EOF; no RAM)
+ * into sink. Load reads such a stream from buf, checks all of it, then
+ * applies it (two phases: a bad stream changes nothing); err names the
+ * section that failed, e.g. "stream has virtio-net 0, this VM has none". */
+int hw_vm_save_devices(struct vm *vm, struct vmstate_sink *sink, struct vmstate_error *err);
+int hw_vm_load_devices(struct vm *vm, const void *buf, size_t len, struct vmstate_error *err);
+/* fdatasync every disk image (shared storage: before the final state). */
+int hw_vm_flush_disks(struct vm *vm);
+/* Broadcast a RARP from each virtio-net MAC through its backend (the VM
+ * now runs on this host: switches learn the port at once). */
+void hw_vm_announce(struct vm *vm);
+
+/* Snapshot files (snapshot.c): the whole VM (RAM + devices) as one
+ * common/vmstate stream. Save: the VM must be paused. Load: into a VM
+ * created with cfg->restore that has not run; its RAM is the staging area,
+ * so on failure the VM must not be started (RAM is half-written). */
 int hw_vm_save(struct vm *vm, int fd, struct vmstate_error *err);
-/* Load a whole-VM stream from fd into a VM created with cfg->restore that
- * has not run. On failure the VM must not be started (RAM is half-written). */
 int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err);
-
-/* QMP commands migrate, migrate_cancel, query-migrate, migrate-set-parameters,
- * query-migrate-parameters and snapshot-save, and the MIGRATION event (qmp
- * may be NULL). The outgoing migration streams on its own thread; the main
- * loop stops the VM (finish-migrate) for the last round, then postmigrate. */
-int hw_migration_new(struct vm *vm, struct runstate *rs, struct qmp *qmp,
-		     struct migration **out);
-/* Listen on uri ("tcp:HOST:PORT"), accept one source and load its stream on
- * a thread. done runs on the main loop: ret 0 (the VM is loaded and may be
- * started) or -errno with msg naming the section that failed. */
-int hw_migration_incoming(struct migration *m, const char *uri,
-			  void (*done)(void *opaque, int ret, const char *msg), void *opaque);
-void hw_migration_free(struct migration *m);
 
 /* ---- virtio-net hook (net-compare sits here) ---------------------------------
  *

@@ -334,22 +334,6 @@ int uart_persist_register(struct uart *u, struct vmstate_registry *reg,
 int i8042_persist_register(struct i8042 *k, struct vmstate_registry *reg,
 			   struct vmstate_error *err);
 
-/* ---- dirty logging (dirty.c) ------------------------------------------------- */
-
-/* Turn KVM_MEM_LOG_DIRTY_PAGES on/off on every RAM slot. Starting clears the
- * VMM's own record: the caller must send all of RAM after dirty_log_start(). */
-int dirty_log_start(struct vm *vm);
-void dirty_log_stop(struct vm *vm);
-/*
- * OR the pages dirtied since the last sync into bitmap (one bit per page of
- * host-offset space, like guest_mem.vmm_dirty): KVM's log of every slot and
- * the VMM's own writes. Both sources are cleared by the sync, so the caller
- * owns the bits now and must give back what it fails to send.
- */
-int dirty_sync(struct vm *vm, uint64_t *bitmap);
-/* Give back pages [first, first + n) that could not be sent. */
-void dirty_putback(struct vm *vm, uint64_t first, uint64_t n);
-
 /* ---- virtio devices (virtio-devices.c) --------------------------------------- */
 
 /* Create cfg's --net/--disk devices; *cmdline is the kernel command line
@@ -373,9 +357,6 @@ void virtio_persist_free(struct vm *vm);
 void virtio_persist_explain(struct vm *vm, struct vmstate_error *err);
 /* Whether the stream's device counts match this VM (machine post_load). */
 int virtio_persist_check_counts(struct vm *vm, uint32_t nnet, uint32_t nblk);
-/* fdatasync every disk image (migration: before the final device state). */
-int virtio_persist_flush(struct vm *vm);
-/* Broadcast a RARP from each virtio-net MAC through its backend. */
-void virtio_persist_announce(struct vm *vm);
+/* hw_vm_flush_disks() and hw_vm_announce() (hw.h) live in virtio-persist.c. */
 
 #endif

@@ -491,7 +491,7 @@ int virtio_persist_check_counts(struct vm *vm, uint32_t nnet, uint32_t nblk)
 	return ret ? ret : check_count(vm, "virtio-blk", "--disk", nblk, vm->nblk);
 }
 
-int virtio_persist_flush(struct vm *vm)
+int hw_vm_flush_disks(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nblk; i++) {
 		int ret = virtio_blk_flush(vm->blk[i]);
@@ -507,7 +507,7 @@ int virtio_persist_flush(struct vm *vm)
 
 /* RARP "reverse request" from the MAC, like QEMU's announce_self: bridges
  * and switches learn the port at once. Padded to the 60-byte minimum. */
-void virtio_persist_announce(struct vm *vm)
+void hw_vm_announce(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nnet; i++) {
 		const uint8_t *mac = virtio_net_get_state(vm->net[i])->mac;

@@ -439,7 +439,7 @@ void hw_vm_destroy(struct vm *vm)
 		close(vm->halt_timer_fd);
 	}
 	persist_free(vm);
-	dirty_log_stop(vm);
+	hw_dirty_log_stop(vm);
 	uart_free(vm->uart);
 	i8042_free(vm->kbd);
 	if (vm->vm_fd >= 0)

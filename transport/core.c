@@ -42,6 +42,11 @@ int transport_key_set(struct transport_key *key, const void *bytes, size_t len)
 	return 0;
 }
 
+void transport_key_public(struct transport_key *key)
+{
+	memset(key->bytes, 0, sizeof(key->bytes));
+}
+
 int transport_key_load(const char *path, struct transport_key *key)
 {
 	uint8_t *buf;
@@ -636,7 +641,7 @@ static bool user_body(int c)
 {
 	return c >= COLOVM__TRANSPORT__MSG__BODY_ERROR &&
 	       c != COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT &&
-	       c <= COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT;
+	       c <= COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE;
 }
 
 int transport_send(struct transport_channel *ch, const transport_msg *msg)

@@ -430,6 +430,8 @@ static int rx_frame(struct tcp_stream *s)
 		if (off > ch->opts.recv_region_len || len > ch->opts.recv_region_len - off)
 			return -EPROTO;
 		tp_poly_update(&s->rx_mac, hdr, sizeof(hdr));
+		if (ch->opts.recv_prepare)
+			ch->opts.recv_prepare(ch->opts.recv_opaque, off, len);
 		while (len) {
 			uint8_t *p = (uint8_t *)ch->opts.recv_region + off;
 			size_t take = (size_t)MIN(len, (uint64_t)PIECE);

@@ -9,8 +9,8 @@
  *                   control frames are SENDs
  *
  * Two paths:
- *   message path  small control messages (transport.proto: checkpoint
- *                 request/reply/ack, heartbeat, failover notice, error,
+ *   message path  small control messages (transport.proto: the checkpoint
+ *                 protocol below, heartbeat, failover notice, error,
  *                 mirrored/redirected packets), in order, MAC'd, sequenced.
  *   bulk path     page runs written from local memory (iovecs, not copied on
  *                 the way out) into the peer's receive region (on the
@@ -79,6 +79,64 @@
  *   |== BULK_END{tag} per stream (TCP) ==================>|  tag checked
  *   |-- BulkCommit{id, epoch, runs, [rdma tag]} ---------->|  wait + check,
  *   |                                                     |  then delivered
+ *
+ * ---- Threads ---------------------------------------------------------------
+ *
+ * A channel has two sides that may run at the same time on two threads:
+ *   sending    transport_send, transport_bulk_write, transport_bulk_commit
+ *              (one lock: calls from several threads are serialized, but a
+ *              bulk epoch is everything written between two commits, so
+ *              keep bulk writes and their commit on one thread)
+ *   receiving  transport_recv (its own lock; one receiver thread)
+ * transport_error, transport_backend, transport_peer_name and transport_fd
+ * may be called from any thread at any time. transport_close must be the
+ * last call: no other call on the channel may be running or follow.
+ * A listener: transport_accept on one thread at a time; transport_listen,
+ * _listener_uri/_fd anywhere; transport_listener_close last, as above.
+ * Inside, the TCP backend runs one receiver thread per bulk stream (and one
+ * sender thread per extra stream): those write the receive region (and call
+ * opts.recv_prepare) at any time while the channel is open, so the owner of
+ * the region reads a range only after transport_recv() delivered the
+ * BulkCommit that covers it, and never writes it while the peer may.
+ *
+ * ---- Checkpoint protocol, version 1 (TRANSPORT_CKPT_VERSION) ----------------
+ *
+ * The one vocabulary between primary/ and secondary/, for live migration
+ * and (next) COLO checkpoints. RAM travels only on the bulk path, straight
+ * into the secondary's receive region (zero-copy over RDMA); device state
+ * travels on the message path as one common/vmstate stream (header, FULL
+ * records, EOF; no RAM section) cut into DeviceState chunks. Pages and state
+ * of unit `id` form one checkpoint; the secondary loads nothing of it into
+ * the guest before the whole unit arrived and was verified (BulkCommit MACs,
+ * the vmstate CRCs, the two-phase vmstate load).
+ *
+ *   primary                                               secondary
+ *   |-- StreamStart{protocol 1, mode, ram_bytes, page} -->|  refuse: other
+ *   |                                                     |  version or RAM size
+ *   Live migration (mode MIGRATE, unit 1; the region is the target's guest
+ *   RAM, which has never run and reads as zero, so zero pages are skipped):
+ *   |== bulk: pages of round 0, 1, ... (guest running) ==>|
+ *   |-- BulkCommit{id 1} (every few MiB) ---------------->|
+ *   |   (VM stopped: finish-migrate, disks flushed)       |
+ *   |== bulk: the last dirty pages =====================>|
+ *   |-- BulkCommit{id 1} -------------------------------->|
+ *   |-- DeviceState{id 1, data...} ... {last} ----------->|  staged, checked,
+ *   |                                                     |  applied (2 phases)
+ *   |<- CheckpointAck{id 1, status 0 | -errno, message} --|  runs (INMIGRATE
+ *   postmigrate                                           |  -> RUNNING), RARP
+ *   COLO checkpoint n (mode COLO, after the unit-1 sync above; the region is
+ *   the secondary's RAM cache, never its live guest RAM):
+ *   |-- CheckpointRequest{id n, reason} ----------------->|  stops
+ *   |<- CheckpointReply{id n} ----------------------------|
+ *   |== bulk: dirty pages; BulkCommit{id n} ============>|  into the cache
+ *   |-- DeviceState{id n, ...} ... {last} --------------->|  staged + checked
+ *   |<- CheckpointAck{id n, 0} ---------------------------|  flush the cache
+ *   resumes, releases held packets                        |  (pages dirtied by
+ *                                                         |  either side),
+ *                                                         |  apply state, run
+ *   Any failure: CheckpointAck{status -errno, message} if the secondary can
+ *   still say so, then the channel is dropped; the secondary stays on its
+ *   last complete checkpoint and the primary puts its dirty bits back.
  */
 #ifndef COLOVM_TRANSPORT_H
 #define COLOVM_TRANSPORT_H
@@ -91,6 +149,7 @@
 #include "transport/transport.pb-c.h"
 
 #define TRANSPORT_WIRE_VERSION	   1
+#define TRANSPORT_CKPT_VERSION	   1 /* checkpoint protocol (StreamStart.protocol) */
 #define TRANSPORT_FRAME_MAGIC	   0x50545643u /* "CVTP" */
 #define TRANSPORT_HDR_LEN	   24
 #define TRANSPORT_MAC_LEN	   32
@@ -116,6 +175,14 @@ struct transport_key {
 int transport_key_load(const char *path, struct transport_key *key);
 /* Key bytes: exactly TRANSPORT_KEY_LEN, else -EINVAL. */
 int transport_key_set(struct transport_key *key, const void *bytes, size_t len);
+/*
+ * The public key: 32 zero bytes, known to everyone. A channel under it is
+ * protocol-identical (framing, sequence numbers, MACs: corruption and
+ * truncation are still caught) but NOT authenticated: anyone who reaches
+ * the port passes. For plain migration on a trusted link without a key
+ * file; both ends must use it (a peer with a real key refuses it, -EACCES).
+ */
+void transport_key_public(struct transport_key *key);
 
 struct transport_opts {
 	const struct transport_key *key; /* required: pre-shared key */
@@ -124,6 +191,14 @@ struct transport_opts {
 	/* Where the peer's bulk writes land (the secondary's RAM cache). */
 	void *recv_region;
 	size_t recv_region_len;
+	/*
+	 * Optional, tcp: called on a bulk receiver thread right before bytes
+	 * [off, off + len) of the receive region are written (e.g. to allocate
+	 * those pages in one call instead of one fault per page). RDMA writes
+	 * land without the CPU and never call it.
+	 */
+	void (*recv_prepare)(void *opaque, uint64_t off, uint64_t len);
+	void *recv_opaque;
 	/*
 	 * rdma: local memory bulk_write() sends from without copying (the
 	 * primary's guest RAM), registered once at set-up. iovecs outside it

@@ -72,26 +72,19 @@
  *
  *   CMD payload: ENABLE_COLO (1): len 0; PING (2), PONG (3): len 4, u32 value.
  *
- * 3. Sequence
- * -----------
+ * 3. Where the stream is used
+ * ---------------------------
  *
- *   source (primary)                              destination (secondary)
- *   header ----------------------------------->   vmstate_read_header
- *   --- migration unit --------------------------   vmstate_load_begin:
- *   START "ram" (ram_bytes) ------------------->     ram section opened
- *   PART  runs ... (dirty pages, iterations) -->     ram_ops.map + fill cache
- *   END   runs (last pass, VM stopped) -------->
- *   FULL  "cpu" 0, FULL "uart" 0, ... --------->     staged (validated)
- *   CMD   ENABLE_COLO ------------------------->     cmd callback
- *   EOF   --------------------------------------->   returns 0
- *                                                   vmstate_load_commit:
- *                                                     apply + post_load
- *   --- each COLO checkpoint (VM stopped) ------
- *   CMD   PING n  ----------------------------->     cmd callback
- *   PART/END runs (dirty pages) --------------->     into the RAM cache
- *   FULL  every device ------------------------>     staged
- *   EOF   ------------------------------------->     load_begin returns 0
- *         <--------- (transport) ack ---------      commit; flush cache
+ *   snapshot file (hw_vm_save/hw_vm_load): header, START "ram", PART/END
+ *     runs of every page, FULL per device, EOF.
+ *   checkpoint protocol (transport/transport.h, the one vocabulary between
+ *     primary and secondary): device state only: header, FULL per device,
+ *     EOF, cut into DeviceState messages. RAM travels on the transport's
+ *     bulk path, not in PART records, and the protocol's own messages
+ *     (StreamStart, CheckpointRequest/Reply/Ack) replace CMD records:
+ *     colovm writes no CMD record. The record type, vmstate_write_cmd()
+ *     and their tests remain for now; dropping them is a format change
+ *     (a new major version), left for later.
  *
  * 4. Two-phase load contract
  * --------------------------

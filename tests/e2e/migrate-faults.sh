@@ -1,13 +1,15 @@
 #!/bin/bash
-# Migration failures: migrate_cancel mid-way and a target killed mid-way
-# leave the source running (and able to migrate again); a corrupt stream
-# into --incoming makes the target exit non-zero with a message naming the
-# section, without running the guest.
+# Migration failures: migrate_cancel mid-way, a target killed mid-way and a
+# target with another --peer-key leave the source running (and able to
+# migrate again); a stream that is not colovm's channel (garbage, a raw
+# vmstate stream, a truncated one) into --incoming is refused at the
+# transport handshake: the target exits non-zero with a message, without
+# running the guest.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 CTL=${COLOVMCTL:?}
 port=$((48100 + RANDOM % 800))
-ARGS=(--kernel "$TESTGUEST" --mem 256 --cmdline "app=dirty mb=64 rate=10 seconds=30")
+ARGS=(--kernel "$TESTGUEST" --mem 256 --cmdline "app=dirty mb=64 rate=10 seconds=60")
 q() { "$CTL" --qmp "$TMP/s.sock" "$@"; }
 
 "$COLOVM" run "${ARGS[@]}" --serial file:"$TMP/s.out" --qmp unix:"$TMP/s.sock",server \
@@ -19,9 +21,9 @@ q migrate-set-parameters max-bandwidth=8388608 downtime-limit=100 >/dev/null ||
 	fail "migrate-set-parameters"
 q query-migrate-parameters | grep -q '"max-bandwidth": 8388608' || fail "parameters not set"
 
-start_target() { # NAME
+start_target() { # NAME [ARGS...]
 	port=$((port + 1))
-	"$COLOVM" run "${ARGS[@]}" --incoming tcp:127.0.0.1:$port --serial file:"$TMP/$1.out" \
+	"$COLOVM" run "${ARGS[@]}" "${@:2}" --incoming tcp:127.0.0.1:$port --serial file:"$TMP/$1.out" \
 		2>"$TMP/$1.err" &
 	tpid=$!
 	on_exit "kill -9 $tpid 2>/dev/null"
@@ -76,6 +78,19 @@ q migrate uri=tcp:127.0.0.1:1 >/dev/null || true
 wait_status '"failed"' 10
 source_runs
 
+note "target with a --peer-key, source without"
+head -c32 /dev/urandom >"$TMP/peer.key"
+start_target wrongkey --peer-key "$TMP/peer.key"
+q migrate uri=tcp:127.0.0.1:$port >/dev/null || true
+wait_status '"failed"' 20
+q query-migrate | grep -q 'different --peer-key' || fail "no key message: $(q query-migrate)"
+source_runs
+got=0
+wait $tpid || got=$?
+[ $got != 0 ] || fail "wrongkey: target exited 0"
+grep -q "key differs" "$TMP/wrongkey.err" || fail "wrongkey: $(cat "$TMP/wrongkey.err")"
+[ ! -s "$TMP/wrongkey.out" ] || fail "wrongkey: target guest ran"
+
 note "migrate again, to completion, after the failures"
 q migrate-set-parameters max-bandwidth=0 downtime-limit=300 >/dev/null
 start_target final
@@ -108,7 +123,7 @@ PY
 	note "$1: $(grep 'incoming migration failed' "$TMP/$1.err")"
 }
 corrupt garbage "b'hello, this is not a migration stream' * 10"
-# A valid header, then a START 'ram' record with a bad CRC.
+# A vmstate header, then a START 'ram' record with a bad CRC: not a channel.
 corrupt badcrc "__import__('struct').pack('<IHHI', 0x534d5643, 1, 0, 4096) + __import__('struct').pack('<I', __import__('zlib').crc32(__import__('struct').pack('<IHHI', 0x534d5643, 1, 0, 4096))) + bytes([1, 0,0,0,0, 3]) + b'ram' + bytes(8) + bytes([8,0,0,0]) + bytes(8) + bytes(4)"
 corrupt truncated "__import__('struct').pack('<IHH', 0x534d5643, 1, 0)"
 echo "PASS"

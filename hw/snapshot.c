@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Whole-VM and device-state streams (hw.h "migratable" and snapshot files).
+ *
+ * A snapshot file is one common/vmstate stream: header, START "ram", one
+ * PART of every page (zero pages as ZERO runs), END, a FULL record per
+ * device, EOF. Its loader writes RAM runs straight into the guest RAM of a
+ * VM that has never run (created with vm_config.restore): that RAM is the
+ * staging area. Device sections are staged and validated by the two-phase
+ * reader and only applied after the EOF; on any failure the caller must not
+ * start the VM, and the error names the section.
+ *
+ * Device state alone (hw_vm_save_devices / hw_vm_load_devices) is the same
+ * stream without a RAM section: the roles ship it in the checkpoint protocol
+ * (transport/transport.h) and load it into a paused VM with the same two
+ * phases.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/vmstate/vmstate.h"
+#include "hw/internal.h"
+
+int hw_vm_save(struct vm *vm, int fd, struct vmstate_error *err)
+{
+	struct vmstate_sink *sink = NULL;
+	struct vmstate_writer *w = NULL;
+	int ret;
+
+	if (vm->running)
+		return vmstate_seterr(err, -EBUSY, "the VM must be stopped for a snapshot");
+	ret = vmstate_sink_new_fd(&sink, fd);
+	if (!ret)
+		ret = vmstate_writer_new(&w, sink, NULL);
+	if (ret) {
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		goto out;
+	}
+	ret = vmstate_write_header(w, err);
+	if (!ret)
+		ret = vmstate_write_ram_start(w, vm->mem.size, err);
+	if (!ret)
+		ret = vmstate_write_ram_pages(w, vm->mem.host, 0, vm->mem.size / PAGE_SIZE, err);
+	if (!ret)
+		ret = vmstate_write_ram_end(w, err);
+	if (!ret)
+		ret = vmstate_write_devices(w, vm->vmstate, err);
+	if (!ret)
+		ret = vmstate_write_eof(w, err);
+out:
+	vmstate_writer_free(w);
+	vmstate_sink_free(sink);
+	return ret;
+}
+
+struct load_ctx {
+	struct vm *vm;
+	struct vmstate_reader *r;
+	uint64_t bad_ram;
+	uint64_t ram_end_ns; /* the RAM section's END record was read */
+};
+
+/* The VM has never run: its RAM is the staging area (see the top). */
+static void *load_ram_map(void *opaque, uint64_t gfn, uint32_t npages)
+{
+	struct load_ctx *c = opaque;
+	uint64_t bytes = vmstate_reader_ram_bytes(c->r);
+
+	if (bytes != c->vm->mem.size) {
+		c->bad_ram = bytes;
+		return NULL;
+	}
+	if (gfn >= c->vm->mem.size / PAGE_SIZE || npages > c->vm->mem.size / PAGE_SIZE - gfn)
+		return NULL;
+	return c->vm->mem.host + gfn * PAGE_SIZE;
+}
+
+/* Pages about to be filled from the stream: allocate the whole run at once. */
+static void *load_ram_map_data(void *opaque, uint64_t gfn, uint32_t npages)
+{
+	struct load_ctx *c = opaque;
+	void *p = load_ram_map(opaque, gfn, npages);
+
+	if (p)
+		hw_vm_ram_populate(c->vm, gfn, npages);
+	return p;
+}
+
+/* Zero runs: pages of the target's memfd that are still holes are zero
+ * already; others are punched out (no page is allocated for zeroes). With
+ * --mem-prealloc every page stays allocated: only pages that hold something
+ * are cleared. */
+static int load_ram_zero(void *opaque, uint64_t gfn, uint32_t npages)
+{
+	struct load_ctx *c = opaque;
+	off_t off = (off_t)(gfn * PAGE_SIZE), len = (off_t)npages * (off_t)PAGE_SIZE;
+
+	if (!load_ram_map(opaque, gfn, npages))
+		return -EINVAL;
+	if (c->vm->mem.prealloc) {
+		for (uint32_t i = 0; i < npages; i++) {
+			uint8_t *pg = c->vm->mem.host + off + (size_t)i * PAGE_SIZE;
+
+			if (!vmstate_page_is_zero(pg))
+				memset(pg, 0, PAGE_SIZE);
+		}
+		return 0;
+	}
+	if (hw_vm_ram_unbacked(c->vm, gfn, npages))
+		return 0;
+	if (fallocate(c->vm->mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0) {
+		memset(c->vm->mem.host + off, 0, (size_t)len);
+		return 0;
+	}
+	return 0;
+}
+
+static void load_ram_end(void *opaque)
+{
+	struct load_ctx *c = opaque;
+
+	c->ram_end_ns = clock_ns();
+}
+
+static int vm_load(struct load_ctx *c, int fd, struct vmstate_error *err)
+{
+	struct vm *vm = c->vm;
+	struct vmstate_load_ops ops = {.ram_map = load_ram_map_data,
+				       .ram_zero = load_ram_zero,
+				       .ram_end = load_ram_end,
+				       .opaque = c};
+	uint64_t t_read = 0, t_commit = 0;
+	struct vmstate_source *src = NULL;
+	int ret;
+
+	if (vm->running)
+		return vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
+	ret = vmstate_source_new_fd(&src, fd);
+	if (!ret)
+		ret = vmstate_reader_new(&c->r, src, vm->vmstate, &ops, NULL);
+	if (ret) {
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		goto out;
+	}
+	ret = vmstate_read_header(c->r, err);
+	if (!ret)
+		ret = vmstate_load_begin(c->r, err);
+	if (ret && c->bad_ram)
+		vmstate_seterr(err, -EINVAL,
+			       "section 'ram': the saved VM has %llu MiB of RAM, this one %llu "
+			       "(--mem must match)",
+			       (unsigned long long)(c->bad_ram / MiB),
+			       (unsigned long long)(vm->mem.size / MiB));
+	if (!ret && !vmstate_reader_ram_bytes(c->r))
+		ret = vmstate_seterr(err, -EINVAL, "the stream has no RAM section");
+	if (!ret) {
+		t_read = clock_ns();
+		ret = vmstate_load_commit(c->r, err);
+		if (ret && !err->msg[0])
+			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
+		t_commit = clock_ns();
+	} else {
+		vmstate_load_abort(c->r);
+	}
+	if (ret)
+		virtio_persist_explain(vm, err);
+	else if (c->ram_end_ns)
+		log_debug("load: RAM end to end of stream %llu us, device state applied in %llu us",
+			  (unsigned long long)((t_read - c->ram_end_ns) / 1000),
+			  (unsigned long long)((t_commit - t_read) / 1000));
+out:
+	vmstate_reader_free(c->r);
+	vmstate_source_free(src);
+	return ret;
+}
+
+int hw_vm_load(struct vm *vm, int fd, struct vmstate_error *err)
+{
+	struct load_ctx c = {.vm = vm};
+
+	return vm_load(&c, fd, err);
+}
+
+/* ---- device state alone ----------------------------------------------------- */
+
+int hw_vm_save_devices(struct vm *vm, struct vmstate_sink *sink, struct vmstate_error *err)
+{
+	struct vmstate_writer *w = NULL;
+	int ret;
+
+	if (vm->running)
+		return vmstate_seterr(err, -EBUSY, "the VM must be stopped to save its devices");
+	ret = vmstate_writer_new(&w, sink, NULL);
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+	ret = vmstate_write_header(w, err);
+	if (!ret)
+		ret = vmstate_write_devices(w, vm->vmstate, err);
+	if (!ret)
+		ret = vmstate_write_eof(w, err);
+	vmstate_writer_free(w);
+	return ret;
+}
+
+/* A device-state stream carries no RAM: any RAM run is refused. */
+static void *load_no_ram(void *opaque, uint64_t gfn, uint32_t npages)
+{
+	return NULL;
+}
+
+int hw_vm_load_devices(struct vm *vm, const void *buf, size_t len, struct vmstate_error *err)
+{
+	struct vmstate_load_ops ops = {.ram_map = load_no_ram};
+	struct vmstate_source *src = NULL;
+	struct vmstate_reader *r = NULL;
+	int ret;
+
+	if (vm->running)
+		return vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
+	ret = vmstate_source_new_mem(&src, buf, len);
+	if (!ret)
+		ret = vmstate_reader_new(&r, src, vm->vmstate, &ops, NULL);
+	if (ret) {
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		goto out;
+	}
+	ret = vmstate_read_header(r, err);
+	if (!ret)
+		ret = vmstate_load_begin(r, err);
+	if (!ret && vmstate_reader_ram_bytes(r))
+		ret = vmstate_seterr(err, -EINVAL, "a device-state stream with a RAM section");
+	if (!ret) {
+		ret = vmstate_load_commit(r, err);
+		if (ret && !err->msg[0])
+			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
+	} else {
+		vmstate_load_abort(r);
+	}
+	if (ret)
+		virtio_persist_explain(vm, err);
+out:
+	vmstate_reader_free(r);
+	vmstate_source_free(src);
+	return ret;
+}
+
+/* ---- RAM helpers for senders and receivers ----------------------------------- */
+
+uint64_t hw_vm_ram_pages(const struct vm *vm)
+{
+	return vm->mem.size / PAGE_SIZE;
+}
+
+bool hw_vm_ram_unbacked(struct vm *vm, uint64_t first, uint64_t n)
+{
+	off_t data = lseek(vm->mem.memfd, (off_t)(first * PAGE_SIZE), SEEK_DATA);
+
+	return (data < 0 && errno == ENXIO) ||
+	       (data >= 0 && (uint64_t)data >= (first + n) * PAGE_SIZE);
+}
+
+/* On a PVM host every page fault is a trip through the hypervisor: one
+ * MADV_POPULATE_WRITE call per run instead. Without it (Linux < 5.14) the
+ * copy faults the pages in as before. */
+void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n)
+{
+	if (!vm->mem.prealloc && first < vm->mem.size / PAGE_SIZE &&
+	    n <= vm->mem.size / PAGE_SIZE - first)
+		madvise(vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE, MADV_POPULATE_WRITE);
+}

@@ -1,0 +1,842 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Live (precopy) migration, source side, and snapshot-save (primary.h).
+ *
+ * The protocol (transport/transport.h, "Checkpoint protocol"), one unit:
+ *
+ *   source (migration thread)                    target (secondary/)
+ *   transport_connect(uri, key) ------------->   transport_accept
+ *   StreamStart{MIGRATE, ram_bytes} --------->   RAM size == --mem?
+ *   round 0: every non-zero page (bulk) ----->   straight into guest RAM
+ *   round 1..n: pages of the dirty log        >   (a VM that never ran)
+ *     (KVM's + the VMM's own writes), until
+ *     they fit in downtime-limit; BulkCommit
+ *     every 16 MiB and at the end of a round
+ *   -- main loop: vm stop -> FINISH_MIGRATE --
+ *   (fdatasync every --disk image)
+ *   last dirty pages, from guest RAM (bulk) ->
+ *   DeviceState{machine, kvmclock, irqchip,  >   staged + validated, applied
+ *     pit, cpu 0..n-1, uart, i8042,
+ *     virtio-net 0.., virtio-blk 0..; last}
+ *        <----------------------- CheckpointAck   INMIGRATE -> RUNNING, RARP
+ *   POSTMIGRATE (stays paused)
+ *
+ * Devices. Backends are not state: the target opens its own --net tap and
+ * --disk images and must have as many nets and disks as the source (a
+ * mismatch is refused naming the device). Disks assume shared storage: both
+ * hosts reach the same image file, and the source flushes (fdatasync) it
+ * after the VM stopped, before the final device state; the target must not
+ * have written to it. Virtio pause completes every request a device popped,
+ * so no request is in flight in the stream.
+ *
+ * Any error on the source (connect, send, no ack, cancel) gives every page
+ * it took from the dirty log and did not send back to the log, turns
+ * logging off and, if it had stopped the VM, runs it again: the source goes
+ * on as if nothing happened.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "common/qmp/qmp.h"
+#include "common/runstate/runstate.h"
+#include "common/vmstate/vmstate.h"
+#include "hw/hw.h"
+#include "primary/internal.h"
+#include "primary/primary.h"
+#include "transport/transport.h"
+
+#define MIG_MAX_ROUNDS	     64
+#define MIG_ACK_TIMEOUT_MS   60000
+#define MIG_CHANNEL_TIMEOUT  30000 /* ms: a stalled peer fails the migration */
+#define MIG_DEFAULT_DOWNTIME 300
+#define MIG_BULK_STREAMS     1
+#define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
+
+enum mig_status {
+	MIG_NONE,
+	MIG_SETUP,
+	MIG_ACTIVE,
+	MIG_COMPLETED,
+	MIG_FAILED,
+	MIG_CANCELLING,
+	MIG_CANCELLED,
+};
+
+static const char *const mig_status_name[] = {
+    [MIG_NONE] = "none",	   [MIG_SETUP] = "setup",   [MIG_ACTIVE] = "active",
+    [MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLING] = "cancelling",
+    [MIG_CANCELLED] = "cancelled",
+};
+
+enum mig_req { REQ_NONE, REQ_STOP, REQ_DONE };
+
+struct primary {
+	struct vm *vm;
+	struct runstate *rs;
+	struct loop *loop;
+	struct qmp *qmp;
+	struct transport_key key;
+	int evfd;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum mig_req req; /* thread -> main loop */
+	bool stop_done;	  /* main loop -> thread */
+	int stop_ret;
+	_Atomic bool cancel;
+
+	/* parameters (main loop) */
+	uint64_t downtime_limit_ms;
+	uint64_t max_bw; /* bytes/s, 0: unlimited */
+
+	/* outgoing */
+	pthread_t thread;
+	bool thread_live;
+	char *uri;
+	bool stopped_vm, was_running;
+	int result;
+	enum mig_status status; /* under lock */
+	char errmsg[256];
+	uint64_t start_ns, stop_ns, end_ns;
+	uint64_t stopped_ns; /* the VM is stopped (FINISH_MIGRATE, STOP sent) */
+	uint64_t transferred, remaining, total, dirty_rate, rounds;
+	uint64_t expected_downtime_ms, downtime_ms, setup_ms;
+	uint64_t round0_bytes, round0_ns; /* page data of round 0, its duration */
+	uint64_t ack_ns;		  /* the target's ack read */
+	double mbps;
+};
+
+static void mig_set_status(struct primary *m, enum mig_status st)
+{
+	pthread_mutex_lock(&m->lock);
+	m->status = st;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Main loop thread only. */
+static void mig_event(struct primary *m, enum mig_status st)
+{
+	if (m->qmp)
+		qmp_event(m->qmp, "MIGRATION", json_pack("{s:s}", "status", mig_status_name[st]));
+}
+
+static void mig_notify(struct primary *m, enum mig_req req)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&m->lock);
+	m->req = req;
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->evfd, &one, sizeof(one)) < 0)
+		log_err("migration: eventfd: %s", strerror(errno));
+}
+
+/* A peer that goes away is an error to report (EPIPE), not a signal that
+ * kills the VMM: SIGPIPE stays blocked (and pending) in the stream thread. */
+static void mig_block_sigpipe(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* tcp:HOST:PORT or rdma:HOST:PORT (transport checks the rest). */
+static bool uri_valid(const char *uri)
+{
+	const char *p = !strncmp(uri, "tcp:", 4)    ? uri + 4
+			: !strncmp(uri, "rdma:", 5) ? uri + 5
+						    : NULL;
+	const char *colon = p ? strrchr(p, ':') : NULL;
+
+	return colon && colon != p && colon[1];
+}
+
+/* ---- the migration thread ---------------------------------------------------- */
+
+static void mig_progress(void *opaque, uint64_t bytes, uint64_t pages)
+{
+	struct primary *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->transferred += bytes;
+	m->remaining -= MIN(m->remaining, pages * HW_PAGE_SIZE);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void mig_stats_round(struct primary *m, uint64_t dirty, uint64_t bytes, uint64_t dt_ns,
+			    uint64_t *bw)
+{
+	pthread_mutex_lock(&m->lock);
+	m->rounds++;
+	m->remaining = dirty * HW_PAGE_SIZE;
+	if (dt_ns) {
+		m->dirty_rate = dirty * 1000000000ull / dt_ns;
+		if (bytes >= 64 * HW_PAGE_SIZE) {
+			*bw = bytes * 1000000000ull / dt_ns; /* bytes/s */
+			m->mbps = (double)bytes * 8 * 1000 / (double)dt_ns;
+		}
+	}
+	m->expected_downtime_ms = *bw ? dirty * HW_PAGE_SIZE * 1000 / *bw : 0;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int send_stream_start(struct transport_channel *ch, uint64_t ram_bytes,
+			     struct vmstate_error *err)
+{
+	Colovm__Transport__StreamStart st = COLOVM__TRANSPORT__STREAM_START__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	int ret;
+
+	st.protocol = TRANSPORT_CKPT_VERSION;
+	st.mode = COLOVM__TRANSPORT__STREAM_START__MODE__MIGRATE;
+	st.ram_bytes = ram_bytes;
+	st.page_size = HW_PAGE_SIZE;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_STREAM_START;
+	msg.stream_start = &st;
+	ret = transport_send(ch, &msg);
+	return ret ? vmstate_seterr(err, ret, "cannot start the stream: %s", strerror(-ret)) : 0;
+}
+
+/* The device state of unit id, as one vmstate stream in DeviceState chunks. */
+static int send_device_state(struct primary *m, struct transport_channel *ch, uint64_t id,
+			     uint64_t *bytes, struct vmstate_error *err)
+{
+	Colovm__Transport__DeviceState ds = COLOVM__TRANSPORT__DEVICE_STATE__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	struct vmstate_sink *sink = NULL;
+	const uint8_t *data;
+	size_t len, off = 0;
+	int ret;
+
+	ret = vmstate_sink_new_mem(&sink);
+	if (ret)
+		return vmstate_seterr(err, ret, "out of memory");
+	ret = hw_vm_save_devices(m->vm, sink, err);
+	if (ret)
+		goto out;
+	data = vmstate_sink_mem_data(sink, &len);
+	*bytes = len;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE;
+	msg.device_state = &ds;
+	ds.id = id;
+	do {
+		ds.data.data = (uint8_t *)data + off;
+		ds.data.len = MIN(len - off, (size_t)MIG_STATE_CHUNK);
+		off += ds.data.len;
+		ds.last = off == len;
+		ret = transport_send(ch, &msg);
+	} while (!ret && off < len);
+	if (ret)
+		vmstate_seterr(err, ret, "sending the device state: %s", strerror(-ret));
+out:
+	vmstate_sink_free(sink);
+	return ret;
+}
+
+/* Wait for CheckpointAck{id}: 0, or the target's refusal in err. */
+static int wait_ack(struct primary *m, struct transport_channel *ch, uint64_t id,
+		    struct vmstate_error *err)
+{
+	uint64_t deadline = clock_ns() + MIG_ACK_TIMEOUT_MS * 1000000ull;
+	transport_msg *msg = NULL;
+	int ret;
+
+	for (;;) {
+		if (atomic_load(&m->cancel))
+			return vmstate_seterr(err, -ECANCELED, "migration cancelled");
+		ret = transport_recv(ch, 100, &msg);
+		if (ret == -EAGAIN) {
+			if (clock_ns() < deadline)
+				continue;
+			return vmstate_seterr(err, -ETIMEDOUT,
+					      "the target did not acknowledge the migration");
+		}
+		if (ret)
+			return vmstate_seterr(err, ret,
+					      "the target did not acknowledge the migration (it "
+					      "refused the stream or went away): %s",
+					      strerror(-ret));
+		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK &&
+		    msg->checkpoint_ack->id == id)
+			break;
+		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_ERROR) {
+			ret = vmstate_seterr(err, -ECONNRESET, "the target refused the stream: %s",
+					     msg->error->message);
+			transport_msg_free(msg);
+			return ret;
+		}
+		transport_msg_free(msg); /* nothing else is expected: skip it */
+	}
+	ret = msg->checkpoint_ack->status;
+	if (ret)
+		vmstate_seterr(err, ret < 0 ? ret : -EPROTO, "the target refused the stream: %s",
+			       msg->checkpoint_ack->message);
+	transport_msg_free(msg);
+	return ret ? (ret < 0 ? ret : -EPROTO) : 0;
+}
+
+/* Ask the main loop to stop the VM (FINISH_MIGRATE) and wait for it. */
+static int stop_vm(struct primary *m)
+{
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	m->stop_done = false;
+	pthread_mutex_unlock(&m->lock);
+	mig_notify(m, REQ_STOP);
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop_done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	ret = m->stop_ret;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static void *mig_thread(void *arg)
+{
+	struct primary *m = arg;
+	struct vm *vm = m->vm;
+	uint64_t ram_bytes, npages = hw_vm_ram_pages(vm), words = HW_BITMAP_WORDS(npages);
+	uint8_t *ram = hw_vm_ram(vm, &ram_bytes);
+	uint64_t *bitmap = NULL, bw = 0, downtime, b0, t0, tm[4], last, state_bytes = 0;
+	struct transport_opts topts = {
+	    .key = &m->key,
+	    .timeout_ms = MIG_CHANNEL_TIMEOUT,
+	    .bulk_streams = MIG_BULK_STREAMS,
+	    .send_region = ram,
+	    .send_region_len = ram_bytes,
+	    .name = "colovm migration source",
+	};
+	struct ram_send p = {
+	    .vm = vm, .id = 1, .cancel = &m->cancel, .progress = mig_progress, .opaque = m};
+	struct transport_channel *ch = NULL;
+	struct vmstate_error err = {0};
+	bool logging = false;
+	int ret;
+
+	mig_block_sigpipe();
+	ret = transport_connect(m->uri, &topts, &ch);
+	if (ret) {
+		vmstate_seterr(&err, ret, "cannot connect to %s: %s%s", m->uri, strerror(-ret),
+			       ret == -EACCES ? " (the two ends have different --peer-key)" : "");
+		goto out;
+	}
+	p.ch = ch;
+	if (atomic_load(&m->cancel)) {
+		ret = vmstate_seterr(&err, -ECANCELED, "migration cancelled");
+		goto out;
+	}
+	bitmap = malloc(words * sizeof(uint64_t));
+	p.bounce = aligned_alloc(HW_PAGE_SIZE, (size_t)RAM_COMMIT_PAGES * HW_PAGE_SIZE);
+	if (!bitmap || !p.bounce) {
+		ret = vmstate_seterr(&err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	memset(bitmap, 0xff, words * sizeof(uint64_t));
+	if (npages % 64)
+		bitmap[words - 1] = (1ull << (npages % 64)) - 1;
+	ret = hw_dirty_log_start(vm);
+	if (ret) {
+		vmstate_seterr(&err, ret, "cannot start dirty logging: %s", strerror(-ret));
+		goto out;
+	}
+	logging = true;
+	ret = send_stream_start(ch, ram_bytes, &err);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&m->lock);
+	m->total = m->remaining = ram_bytes;
+	m->setup_ms = (clock_ns() - m->start_ns) / 1000000;
+	if (m->status == MIG_SETUP)
+		m->status = MIG_ACTIVE;
+	pthread_mutex_unlock(&m->lock);
+	mig_notify(m, REQ_NONE); /* MIGRATION active */
+
+	/* Rounds while the guest runs: round 0 is all of RAM, into a target
+	 * whose RAM reads as zero (it never ran), so its zero pages are
+	 * skipped; later rounds send every dirty page, zero or not. */
+	p.skip_zero = true;
+	for (;;) {
+		uint64_t dirty;
+
+		pthread_mutex_lock(&m->lock);
+		p.limit = m->max_bw;
+		downtime = m->downtime_limit_ms;
+		pthread_mutex_unlock(&m->lock);
+		t0 = clock_ns();
+		ram_send_begin(&p);
+		ret = ram_send_bitmap(&p, bitmap, &err);
+		if (ret)
+			goto out;
+		b0 = p.bytes;
+		if (!m->rounds) {
+			pthread_mutex_lock(&m->lock);
+			m->round0_ns = clock_ns() - t0;
+			m->round0_bytes = b0;
+			pthread_mutex_unlock(&m->lock);
+		}
+		p.skip_zero = false;
+		ret = hw_dirty_log_sync(vm, bitmap);
+		if (ret) {
+			vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
+			goto out;
+		}
+		dirty = ram_bitmap_count(bitmap, npages);
+		mig_stats_round(m, dirty, b0, clock_ns() - t0, &bw);
+		if (bw && dirty * HW_PAGE_SIZE * 1000 / bw <= downtime)
+			break;
+		if (m->rounds >= MIG_MAX_ROUNDS) {
+			log_info("migration: %d rounds without converging, stopping the VM",
+				 MIG_MAX_ROUNDS);
+			break;
+		}
+	}
+
+	/* The main loop stops the VM (FINISH_MIGRATE); then the last round,
+	 * straight from guest RAM. */
+	ret = stop_vm(m);
+	if (ret) {
+		vmstate_seterr(&err, ret, "cannot stop the VM: %s", strerror(-ret));
+		goto out;
+	}
+	tm[0] = clock_ns();
+	/* Shared storage: the target opens the same images; what the source
+	 * wrote must be on disk before the target can read it. */
+	ret = hw_vm_flush_disks(vm);
+	if (ret) {
+		vmstate_seterr(&err, ret, "cannot flush the disks: %s", strerror(-ret));
+		goto out;
+	}
+	ret = hw_dirty_log_sync(vm, bitmap);
+	if (ret) {
+		vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
+		goto out;
+	}
+	tm[1] = clock_ns();
+	last = ram_bitmap_count(bitmap, npages);
+	p.limit = 0;
+	free(p.bounce);
+	p.bounce = NULL;
+	ram_send_begin(&p);
+	ret = ram_send_bitmap(&p, bitmap, &err);
+	tm[2] = clock_ns();
+	if (!ret)
+		ret = send_device_state(m, ch, p.id, &state_bytes, &err);
+	if (ret)
+		goto out;
+	tm[3] = clock_ns();
+	log_debug("migration: stop-and-copy: stopping the VM %llu us, thread resumed %llu us "
+		  "later, disk flush + dirty sync %llu us, last %llu pages %llu us, device state "
+		  "(%llu bytes) %llu us",
+		  (unsigned long long)((m->stopped_ns - m->stop_ns) / 1000),
+		  (unsigned long long)((tm[0] - m->stopped_ns) / 1000),
+		  (unsigned long long)((tm[1] - tm[0]) / 1000), (unsigned long long)last,
+		  (unsigned long long)((tm[2] - tm[1]) / 1000), (unsigned long long)state_bytes,
+		  (unsigned long long)((tm[3] - tm[2]) / 1000));
+	pthread_mutex_lock(&m->lock);
+	m->transferred += state_bytes;
+	m->remaining = 0;
+	pthread_mutex_unlock(&m->lock);
+	ret = wait_ack(m, ch, p.id, &err);
+	if (!ret) {
+		pthread_mutex_lock(&m->lock);
+		m->ack_ns = clock_ns();
+		pthread_mutex_unlock(&m->lock);
+	}
+out:
+	if (ret && atomic_load(&m->cancel))
+		vmstate_seterr(&err, -ECANCELED, "migration cancelled");
+	if (logging)
+		hw_dirty_log_stop(vm);
+	transport_close(ch);
+	free(p.bounce);
+	free(bitmap);
+	pthread_mutex_lock(&m->lock);
+	m->result = ret;
+	m->end_ns = clock_ns();
+	snprintf(m->errmsg, sizeof(m->errmsg), "%s", ret ? err.msg : "");
+	pthread_mutex_unlock(&m->lock);
+	mig_notify(m, REQ_DONE);
+	return NULL;
+}
+
+/* ---- main loop side ------------------------------------------------------------ */
+
+static void mig_finish(struct primary *m)
+{
+	int ret;
+
+	pthread_join(m->thread, NULL);
+	m->thread_live = false;
+	pthread_mutex_lock(&m->lock);
+	ret = m->result;
+	pthread_mutex_unlock(&m->lock);
+	if (!ret) {
+		runstate_set(m->rs, RUN_STATE_POSTMIGRATE);
+		mig_set_status(m, MIG_COMPLETED);
+		log_info("migration completed: downtime %llu us, total %llu ms",
+			 (unsigned long long)((m->ack_ns - m->stop_ns) / 1000),
+			 (unsigned long long)((m->end_ns - m->start_ns) / 1000000));
+	} else {
+		if (m->stopped_vm) {
+			if (m->was_running)
+				runstate_vm_start(m->rs);
+			else
+				runstate_set(m->rs, RUN_STATE_PAUSED);
+		}
+		mig_set_status(m, atomic_load(&m->cancel) ? MIG_CANCELLED : MIG_FAILED);
+		log_err("migration %s: %s", atomic_load(&m->cancel) ? "cancelled" : "failed",
+			m->errmsg);
+	}
+	pthread_mutex_lock(&m->lock);
+	m->downtime_ms = m->stop_ns && m->ack_ns ? (m->ack_ns - m->stop_ns) / 1000000 : 0;
+	if (!ret && m->end_ns > m->start_ns + m->setup_ms * 1000000)
+		m->mbps = (double)m->transferred * 8 * 1000 /
+			  (double)(m->end_ns - m->start_ns - m->setup_ms * 1000000);
+	pthread_mutex_unlock(&m->lock);
+	mig_event(m, m->status);
+}
+
+static void mig_ev_cb(void *opaque, uint32_t events)
+{
+	struct primary *m = opaque;
+	enum mig_req req;
+	uint64_t v, stop_ns;
+	int ret;
+
+	if (read(m->evfd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	req = m->req;
+	m->req = REQ_NONE;
+	pthread_mutex_unlock(&m->lock);
+	switch (req) {
+	case REQ_NONE:
+		if (m->status == MIG_ACTIVE)
+			mig_event(m, MIG_ACTIVE);
+		break;
+	case REQ_STOP:
+		m->was_running = runstate_is_running(m->rs);
+		stop_ns = clock_ns();
+		ret = runstate_vm_stop_force(m->rs, RUN_STATE_FINISH_MIGRATE);
+		m->stopped_vm = !ret;
+		pthread_mutex_lock(&m->lock);
+		m->stop_ns = stop_ns;
+		m->stopped_ns = clock_ns();
+		m->stop_done = true;
+		m->stop_ret = ret;
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+		break;
+	case REQ_DONE:
+		mig_finish(m);
+		break;
+	}
+}
+
+/* ---- QMP ------------------------------------------------------------------------ */
+
+static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	int r;
+
+	if (m->thread_live)
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "There's a migration process in progress");
+	if (runstate_check(m->rs, RUN_STATE_INMIGRATE))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Guest is waiting for an incoming migration");
+	if (!uri_valid(uri))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Invalid migration URI '%s' (expected tcp:HOST:PORT or "
+				     "rdma:HOST:PORT)",
+				     uri);
+	if (runstate_needs_reset(m->rs) || runstate_check(m->rs, RUN_STATE_POSTMIGRATE))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "The VM cannot be migrated in state '%s'",
+				     runstate_name(runstate_get(m->rs)));
+	free(m->uri);
+	m->uri = strdup(uri);
+	if (!m->uri)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	m->status = MIG_SETUP;
+	m->transferred = m->remaining = m->total = m->dirty_rate = m->rounds = 0;
+	m->expected_downtime_ms = m->downtime_ms = m->setup_ms = 0;
+	m->round0_bytes = m->round0_ns = m->ack_ns = 0;
+	m->mbps = 0;
+	m->start_ns = clock_ns();
+	m->stop_ns = m->end_ns = 0;
+	m->errmsg[0] = 0;
+	m->req = REQ_NONE;
+	pthread_mutex_unlock(&m->lock);
+	atomic_store(&m->cancel, false);
+	m->stopped_vm = false;
+	r = -pthread_create(&m->thread, NULL, mig_thread, m);
+	if (r) {
+		mig_set_status(m, MIG_FAILED);
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "cannot start the migration thread");
+	}
+	m->thread_live = true;
+	mig_event(m, MIG_SETUP);
+	return 0;
+}
+
+static int qmp_migrate_cancel(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+
+	if (!m->thread_live)
+		return 0;
+	atomic_store(&m->cancel, true);
+	pthread_mutex_lock(&m->lock);
+	if (m->status == MIG_SETUP || m->status == MIG_ACTIVE)
+		m->status = MIG_CANCELLING;
+	pthread_mutex_unlock(&m->lock);
+	mig_event(m, MIG_CANCELLING);
+	return 0;
+}
+
+static int qmp_query_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	uint64_t now = clock_ns();
+	json_t *o;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->status == MIG_NONE) {
+		pthread_mutex_unlock(&m->lock);
+		*ret = json_object();
+		return 0;
+	}
+	o = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:f,s:I},s:I}", "status", mig_status_name[m->status],
+		      "ram", "transferred", (json_int_t)m->transferred, "remaining",
+		      (json_int_t)m->remaining, "total", (json_int_t)m->total, "dirty-pages-rate",
+		      (json_int_t)m->dirty_rate, "mbps", m->mbps, "dirty-sync-count",
+		      (json_int_t)m->rounds, "total-time",
+		      (json_int_t)(((m->end_ns ? m->end_ns : now) - m->start_ns) / 1000000));
+	if (o && (m->status == MIG_ACTIVE || m->status == MIG_SETUP))
+		json_object_set_new(o, "expected-downtime",
+				    json_integer((json_int_t)m->expected_downtime_ms));
+	if (o && m->status == MIG_COMPLETED) {
+		json_object_set_new(o, "downtime", json_integer((json_int_t)m->downtime_ms));
+		json_object_set_new(o, "x-downtime-us",
+				    json_integer((json_int_t)((m->ack_ns - m->stop_ns) / 1000)));
+		json_object_set_new(o, "setup-time", json_integer((json_int_t)m->setup_ms));
+	}
+	if (o && m->round0_ns) {
+		json_t *ram = json_object_get(o, "ram");
+
+		json_object_set_new(ram, "x-round0-bytes",
+				    json_integer((json_int_t)m->round0_bytes));
+		json_object_set_new(ram, "x-round0-ns", json_integer((json_int_t)m->round0_ns));
+		json_object_set_new(ram, "x-round0-bytes-per-second",
+				    json_integer((json_int_t)(m->round0_bytes * 1000000000.0 /
+							      (double)m->round0_ns)));
+	}
+	if (o && (m->status == MIG_FAILED || m->status == MIG_CANCELLED) && m->errmsg[0])
+		json_object_set_new(o, "error-desc", json_string(m->errmsg));
+	pthread_mutex_unlock(&m->lock);
+	if (!o)
+		return -ENOMEM;
+	*ret = o;
+	return 0;
+}
+
+static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	json_t *dl = json_object_get(args, "downtime-limit");
+	json_t *bw = json_object_get(args, "max-bandwidth");
+
+	if (dl && (json_integer_value(dl) < 0 || json_integer_value(dl) > 2000000))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Parameter 'downtime_limit' expects an integer in the range "
+				     "of 0 to 2000000 milliseconds");
+	if (bw && json_integer_value(bw) < 0)
+		return qmp_error_set(
+		    err, QMP_ERROR_GENERIC,
+		    "Parameter 'max_bandwidth' expects a size in bytes per second");
+	pthread_mutex_lock(&m->lock);
+	if (dl)
+		m->downtime_limit_ms = (uint64_t)json_integer_value(dl);
+	if (bw)
+		m->max_bw = (uint64_t)json_integer_value(bw);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	*ret = json_pack("{s:I,s:I}", "downtime-limit", (json_int_t)m->downtime_limit_ms,
+			 "max-bandwidth", (json_int_t)m->max_bw);
+	pthread_mutex_unlock(&m->lock);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int qmp_snapshot_save(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	const char *path = json_string_value(json_object_get(args, "file"));
+	struct vmstate_error verr = {0};
+	bool was_running = runstate_is_running(m->rs);
+	char *tmp = NULL;
+	int fd, r;
+
+	if (m->thread_live || runstate_check(m->rs, RUN_STATE_INMIGRATE))
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "a migration is in progress");
+	if (runstate_needs_reset(m->rs))
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "the VM cannot be saved in state '%s'",
+				     runstate_name(runstate_get(m->rs)));
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = qmp_error_set(err, QMP_ERROR_GENERIC, "cannot create '%s': %s", tmp,
+				  strerror(errno));
+		free(tmp);
+		return r;
+	}
+	if (was_running) {
+		r = runstate_vm_stop(m->rs, RUN_STATE_SAVE_VM);
+		if (r) {
+			close(fd);
+			unlink(tmp);
+			free(tmp);
+			return qmp_error_set(err, QMP_ERROR_GENERIC, "cannot stop the VM");
+		}
+	}
+	r = hw_vm_save(m->vm, fd, &verr);
+	if (!r && fsync(fd) < 0)
+		r = vmstate_seterr(&verr, -errno, "fsync: %s", strerror(errno));
+	if (close(fd) < 0 && !r)
+		r = vmstate_seterr(&verr, -errno, "close: %s", strerror(errno));
+	if (!r && rename(tmp, path) < 0)
+		r = vmstate_seterr(&verr, -errno, "rename to '%s': %s", path, strerror(errno));
+	if (r)
+		unlink(tmp);
+	free(tmp);
+	if (was_running)
+		runstate_vm_start(m->rs);
+	if (r)
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "snapshot-save: %s", verr.msg);
+	log_info("snapshot saved to %s", path);
+	return 0;
+}
+
+static const struct qmp_arg migrate_args[] = {
+    {"uri", QMP_ARG_STRING, false},
+    {"detach", QMP_ARG_BOOL, true},
+    {"blk", QMP_ARG_BOOL, true},
+    {"inc", QMP_ARG_BOOL, true},
+    {NULL, 0, false},
+};
+static const struct qmp_arg params_args[] = {
+    {"downtime-limit", QMP_ARG_INT, true},
+    {"max-bandwidth", QMP_ARG_INT, true},
+    {NULL, 0, false},
+};
+static const struct qmp_arg snapshot_args[] = {
+    {"file", QMP_ARG_STRING, false},
+    {NULL, 0, false},
+};
+
+static const char *const cmd_names[] = {
+    "migrate",
+    "migrate_cancel",
+    "query-migrate",
+    "migrate-set-parameters",
+    "query-migrate-parameters",
+    "snapshot-save",
+};
+
+int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qmp *qmp,
+		const struct primary_opts *opts, struct primary **out)
+{
+	static const struct {
+		const struct qmp_arg *args;
+		qmp_cmd_fn fn;
+	} cmds[] = {
+	    {migrate_args, qmp_migrate}, {NULL, qmp_migrate_cancel},
+	    {NULL, qmp_query_migrate},	 {params_args, qmp_set_params},
+	    {NULL, qmp_query_params},	 {snapshot_args, qmp_snapshot_save},
+	};
+	struct primary *m = calloc(1, sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	m->vm = vm;
+	m->rs = rs;
+	m->loop = loop;
+	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
+	if (opts && opts->key)
+		m->key = *opts->key;
+	else
+		transport_key_public(&m->key);
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->evfd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	ret = loop_add_fd(loop, m->evfd, 0x001 /* EPOLLIN */, mig_ev_cb, m);
+	if (ret) {
+		close(m->evfd);
+		m->evfd = -1;
+		goto err;
+	}
+	m->qmp = qmp;
+	for (unsigned int i = 0; qmp && i < ARRAY_SIZE(cmds) && !ret; i++)
+		ret = qmp_register(qmp, cmd_names[i], cmds[i].args, cmds[i].fn, m);
+	if (ret)
+		goto err;
+	*out = m;
+	return 0;
+err:
+	primary_free(m);
+	return ret;
+}
+
+void primary_free(struct primary *m)
+{
+	if (!m)
+		return;
+	if (m->thread_live) {
+		atomic_store(&m->cancel, true);
+		pthread_mutex_lock(&m->lock);
+		m->stop_done = true;
+		m->stop_ret = -ECANCELED;
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(m->thread, NULL);
+	}
+	if (m->evfd >= 0) {
+		loop_del_fd(m->loop, m->evfd);
+		close(m->evfd);
+	}
+	for (unsigned int i = 0; m->qmp && i < ARRAY_SIZE(cmd_names); i++)
+		qmp_unregister(m->qmp, cmd_names[i]);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	memset(&m->key, 0, sizeof(m->key));
+	free(m->uri);
+	free(m);
+}

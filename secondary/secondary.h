@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * secondary: the receiving side of the pair. Today: the target of a live
+ * migration (--incoming) and the RAM cache that COLO checkpoints land in;
+ * next: checkpoint apply and takeover.
+ *
+ * It speaks the checkpoint protocol of transport/transport.h over a
+ * transport channel, loads device state through hw.h (two phases) and owns
+ * the run-state moves of the receiving side (INMIGRATE -> RUNNING).
+ *
+ * Staging. A checkpoint never writes live guest RAM before it is complete
+ * and verified (common/vmstate/vmstate.h's contract):
+ *   - live migration into a VM that has never run: its guest RAM is the
+ *     staging area (the transport's receive region); nothing runs unless
+ *     every page arrived under a verified BulkCommit and the device state
+ *     loaded; on any failure colovm exits without running the guest;
+ *   - COLO checkpoints: pages land in a struct ram_cache (below), a copy of
+ *     guest RAM; only a complete, verified checkpoint is flushed into the
+ *     guest, and only the pages dirtied since the last one (by either side).
+ */
+#ifndef COLOVM_SECONDARY_H
+#define COLOVM_SECONDARY_H
+
+#include <stdint.h>
+
+struct vm;
+struct loop;
+struct runstate;
+struct transport_key;
+struct secondary;
+
+struct secondary_opts {
+	/* --peer-key; NULL: the public key (primary.h says what that means). */
+	const struct transport_key *key;
+	/*
+	 * On the main loop, once: ret 0 (the guest was loaded and now runs) or
+	 * -errno and msg naming what failed (the guest never ran).
+	 */
+	void (*done)(void *opaque, int ret, const char *msg);
+	void *opaque;
+};
+
+/*
+ * Listen on uri (tcp:HOST:PORT or rdma:HOST:PORT) for one migration source
+ * and load what it sends into vm (created with vm_config.restore, run
+ * state INMIGRATE) on a thread. The first peer decides: a failed handshake
+ * (wrong key, not colovm) or a refused stream ends the incoming migration.
+ */
+int secondary_incoming(struct vm *vm, struct runstate *rs, struct loop *loop, const char *uri,
+		       const struct secondary_opts *opts, struct secondary **out);
+void secondary_free(struct secondary *s);
+
+/* ---- RAM cache (ram-cache.c) -------------------------------------------------
+ *
+ * A copy of guest RAM, page for page (hw.h's geometry), that is the
+ * transport's receive region on a protected secondary. The checkpoint's
+ * pages land in it (the sender writes the region, or ram_cache_store);
+ * ram_cache_note() records each verified run (BulkCommit). Then either
+ *   commit: copy into guest RAM exactly the pages noted since the last
+ *           commit plus the pages the secondary's own guest dirtied (its
+ *           divergence is undone), with the guest paused; or
+ *   abort:  guest RAM is not touched; the cache no longer holds a
+ *           consistent checkpoint (the noted pages were overwritten), so
+ *           commit refuses (-ESTALE) until ram_cache_reset() copies guest
+ *           RAM into it again (a new first sync).
+ * One thread (the secondary's checkpoint thread) calls these.
+ */
+struct ram_cache;
+
+/* bytes: a multiple of 4096. The cache starts as a copy of guest. */
+int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out);
+void ram_cache_free(struct ram_cache *c);
+/* The cache's memory: the receive region for transport_listen/_accept. */
+uint8_t *ram_cache_region(struct ram_cache *c, uint64_t *bytes);
+/* Bytes [off, off + len) of the region hold the checkpoint's data:
+ * -EINVAL if not page aligned, -ERANGE if outside. */
+int ram_cache_note(struct ram_cache *c, uint64_t off, uint64_t len);
+/* Copy npages pages into the cache at page `page` and note them. */
+int ram_cache_store(struct ram_cache *c, uint64_t page, const void *data, uint64_t npages);
+/* Pages noted since the last commit or abort. */
+uint64_t ram_cache_pending(const struct ram_cache *c);
+/* guest_dirty: hw.h bitmap of the pages the guest wrote (may be NULL).
+ * *copied (may be NULL): pages copied. -ESTALE after an abort. */
+int ram_cache_commit(struct ram_cache *c, const uint64_t *guest_dirty, uint64_t *copied);
+void ram_cache_abort(struct ram_cache *c);
+/* Copy all of guest RAM into the cache; it is consistent again. */
+void ram_cache_reset(struct ram_cache *c);
+
+#endif
