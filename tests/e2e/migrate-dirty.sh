@@ -11,7 +11,7 @@ port=$((47100 + RANDOM % 800))
 
 migrate_one() { # RATE SECONDS [--mem-prealloc]
 	local rate=$1 secs=$2 d=$TMP/r$1${3:-}
-	local args=(--kernel "$TESTGUEST" --mem 256 --cmdline "app=dirty mb=64 rate=$rate seconds=$secs")
+	local args=(--kernel "$TESTGUEST" --mem 128 --cmdline "app=dirty mb=32 rate=$rate seconds=$secs")
 	mkdir -p "$d"
 	port=$((port + 1))
 	note "rate=$rate: target on port $port ${3:-}"
@@ -31,8 +31,8 @@ migrate_one() { # RATE SECONDS [--mem-prealloc]
 	local shmem
 	shmem=$(awk '/^RssShmem:/ {print $2}' /proc/$tpid/status)
 	if [ -n "${3:-}" ]; then
-		[ "$shmem" -ge $((256 * 1024)) ] ||
-			fail "rate=$rate: --mem-prealloc target holds only $shmem KiB of 256 MiB"
+		[ "$shmem" -ge $((128 * 1024)) ] ||
+			fail "rate=$rate: --mem-prealloc target holds only $shmem KiB of 128 MiB"
 	else
 		[ "$shmem" -lt $((64 * 1024)) ] ||
 			fail "rate=$rate: target without --mem-prealloc already holds $shmem KiB"
@@ -63,8 +63,8 @@ migrate_one() { # RATE SECONDS [--mem-prealloc]
 }
 
 [ -n "${ONLY:-}" ] && { migrate_one $ONLY 4; echo PASS; exit 0; }
-migrate_one 0 5
-migrate_one 10 5
-migrate_one 50 5
-migrate_one 10 5 --mem-prealloc
+migrate_one 0 30
+migrate_one 10 30
+migrate_one 50 30
+migrate_one 10 30 --mem-prealloc
 echo "PASS"

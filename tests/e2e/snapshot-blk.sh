@@ -1,5 +1,5 @@
 #!/bin/bash
-# No virtio-blk request is lost across a snapshot: app=blk mb=512 (64 KiB
+# No virtio-blk request is lost across a snapshot: app=blk mb=128 (64 KiB
 # requests, 16 in flight; about half a second of writing here, so the stop lands
 # in the middle of it) is snapshotted while it writes, the source is
 # stopped, and the restore (same image) finishes with `blk: ok` (the
@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 need_kvm
 CTL=${COLOVMCTL:?}
 truncate -s 512M "$TMP/disk.img"
-ARGS=(--kernel "$TESTGUEST" --mem 128 --disk "$TMP/disk.img" --cmdline "app=blk mb=512")
+ARGS=(--kernel "$TESTGUEST" --mem 128 --disk "$TMP/disk.img" --cmdline "app=blk mb=128")
 
 "$COLOVM" run "${ARGS[@]}" --serial file:"$TMP/src.out" --qmp unix:"$TMP/q.sock",server \
 	2>"$TMP/src.err" &

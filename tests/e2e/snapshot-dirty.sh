@@ -6,11 +6,11 @@
 source "$(dirname "$0")/lib.sh"
 need_kvm
 CTL=${COLOVMCTL:?}
-ARGS=(--kernel "$TESTGUEST" --mem 128 --cmdline "app=dirty mb=32 rate=10 seconds=5")
+ARGS=(--kernel "$TESTGUEST" --mem 128 --cmdline "app=dirty mb=32 rate=10 seconds=12")
 
 note "reference run"
 expect_status 0 "$COLOVM" run "${ARGS[@]}" --serial file:"$TMP/ref.out"
-grep -q '^dirty: t=5 ' "$TMP/ref.out" || fail "reference run did not reach t=5"
+grep -q '^dirty: t=12 ' "$TMP/ref.out" || fail "reference run did not reach t=12"
 
 note "snapshot at t=2"
 "$COLOVM" run "${ARGS[@]}" --serial file:"$TMP/src.out" --qmp unix:"$TMP/q.sock",server \
@@ -37,7 +37,7 @@ while read -r line; do
 	n=$((n + 1))
 done < <(grep '^dirty: t=' "$TMP/rst.out")
 [ $n -ge 2 ] || fail "only $n dirty lines after restore"
-grep -q '^dirty: t=5 ' "$TMP/rst.out" || fail "restored guest did not reach t=5"
+grep -q '^dirty: t=12 ' "$TMP/rst.out" || fail "restored guest did not reach t=12"
 
 refuse() { # refuse NAME REGEX ARGS...: exit 2, message, no guest output
 	local name=$1 re=$2
