@@ -16,6 +16,9 @@ need_root
 command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (deploy/install-deps installs it)"
 HOSTVM=$SRC/tests/hostvm
 qemus() { pgrep -f "qemu-system-x86_64.*$1" || true; }
+# running PID: the process exists and is not a zombie (a killed qemu whose
+# starter has exited waits for init to reap it)
+running() { [ -e /proc/$1/stat ] && [ "$(sed 's/.*) //' /proc/$1/stat | cut -d' ' -f1)" != Z ]; }
 
 note "1. run: status, output, what the host VM offers"
 got=0
@@ -47,10 +50,10 @@ wait_for_line "$TMP/A/ctl/out" '^up$' 30 || fail "the link did not come back aft
 echo "ok: set_link on restored it"
 pb=$(cat "$TMP/B/pid")
 "$HOSTVM" kill "$TMP/B"
-! kill -0 "$pb" 2>/dev/null || fail "B's qemu ($pb) still runs after hostvm kill"
+! running "$pb" || fail "B's qemu ($pb) still runs after hostvm kill"
 : >"$TMP/A/ctl/out"
 wait_for_line "$TMP/A/ctl/out" '^down$' 30 || fail "B still answers after its host was killed"
-kill -0 "$(cat "$TMP/A/pid")" || fail "A died with B"
+running "$(cat "$TMP/A/pid")" || fail "A died with B"
 "$HOSTVM" kill "$TMP/A"
 echo "ok: kill: B's qemu gone at once, A saw it go and lived on"
 
@@ -67,11 +70,15 @@ echo "ok: watchdog fired after $(($(date +%s) - t0)) s with a task dump ($(grep 
 note "4. nothing left behind when hostvm run is SIGKILLed"
 "$HOSTVM" run --mem 512 -- sleep 1000 >/dev/null 2>&1 &
 hv=$!
-for ((i = 0; i < 100; i++)); do [ -n "$(pgrep -P $hv)" ] && break; sleep 0.1; done
-q=$(pgrep -P $hv qemu-system || true)
+q=
+for ((i = 0; i < 200; i++)); do
+	q=$(pgrep -P $hv qemu-system || true)
+	[ -n "$q" ] && break
+	sleep 0.1
+done
 [ -n "$q" ] || fail "no qemu under hostvm run"
 kill -KILL $hv
-for ((i = 0; i < 50; i++)); do kill -0 "$q" 2>/dev/null || break; sleep 0.1; done
-! kill -0 "$q" 2>/dev/null || fail "qemu $q outlived its SIGKILLed hostvm run"
+for ((i = 0; i < 50; i++)); do running "$q" || break; sleep 0.1; done
+! running "$q" || fail "qemu $q outlived its SIGKILLed hostvm run"
 [ -z "$(qemus "$TMP")" ] || fail "qemu processes of this test still run: $(qemus "$TMP")"
 echo "ok: the host VM died with its runner; no qemu of this test is left"
