@@ -79,6 +79,23 @@ wait_for_line() {
 	return 0
 }
 
+# wait_exit PID SECONDS: wait for a child to end by itself; its status, or
+# 124 (and a SIGKILL) when it is still running after SECONDS.
+wait_exit() {
+	local pid=$1 secs=$2 t=0 st=0
+	while kill -0 "$pid" 2>/dev/null && [ $t -lt $((secs * 10)) ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 124
+	fi
+	wait "$pid" || st=$?
+	return $st
+}
+
 # expect_status WANT CMD...: run CMD, check its exit status.
 expect_status() {
 	local want=$1 got=0
