@@ -7,7 +7,9 @@
 #     DIR "set_link n0 off"` cuts the link (pings stop); `hostvm kill DIR`
 #     is a host losing power (its qemu is gone at once, the peer lives on).
 #  3. The watchdog: a command that stays silent past --quiet-timeout is
-#     stopped with exit 124 and a dump of the VM's kernel task stacks.
+#     stopped with exit 124 and a dump of the VM's kernel task stacks; a
+#     host VM whose kernel stops (no heartbeat from the agent inside for
+#     --stuck-timeout) ends with exit 123 and its vCPUs' registers.
 #  4. Nothing is left behind: no qemu of this test survives, even when the
 #     `hostvm run` process itself is SIGKILLed.
 : "${COLOVM:=unused}" "${TESTGUEST:=unused}"
@@ -66,6 +68,22 @@ grep -q "no output from the command or the host VM for 25 s" "$TMP/wd.err" || fa
 grep -qE "task:.*state:|Show State|show_state|sysrq: " "$TMP/wd.err" || { tail -30 "$TMP/wd.err"; fail "watchdog: no task dump"; }
 grep -qE "task:sleep +state:S" "$TMP/wd.err" || fail "watchdog: the dump does not show the command's task"
 echo "ok: watchdog fired after $(($(date +%s) - t0)) s with a task dump ($(grep -c 'task:' "$TMP/wd.err") tasks)"
+
+note "3b. watchdog: a host VM whose kernel stops"
+# A stopped machine (the monitor's "stop") is what a livelocked kernel looks
+# like from outside: no heartbeat from the agent inside.
+on_exit "$HOSTVM kill $TMP/S"
+"$HOSTVM" start "$TMP/S" --mem 512 -- sleep 1000
+wait_for_line "$TMP/S/ctl/booted" booted 120 || { tail -5 "$TMP/S/console.log"; fail "stuck case: the host VM did not boot"; }
+"$HOSTVM" monitor "$TMP/S" stop >/dev/null
+got=0
+t0=$(date +%s)
+"$HOSTVM" wait "$TMP/S" --stuck-timeout 15 >"$TMP/st.out" 2>"$TMP/st.err" || got=$?
+[ "$got" = 123 ] || { tail -20 "$TMP/st.err"; fail "stuck kernel: status $got, expected 123"; }
+grep -q "the host VM's kernel stopped: its agent has been silent for" "$TMP/st.err" || fail "stuck kernel: no reason given"
+grep -qE "^RIP=[0-9a-f]{16} .* <- [a-z_]" "$TMP/st.err" || { tail -30 "$TMP/st.err"; fail "stuck kernel: no named vCPU RIP in the dump"; }
+! running "$(cat "$TMP/S/pid")" || fail "stuck kernel: its qemu still runs"
+echo "ok: a stopped host VM detected after $(($(date +%s) - t0)) s (exit 123), vCPUs dumped with symbols"
 
 note "4. nothing left behind when hostvm run is SIGKILLed"
 "$HOSTVM" run --mem 512 -- sleep 1000 >/dev/null 2>&1 &
