@@ -11,7 +11,8 @@
 #     host VM whose kernel stops (no heartbeat from the agent inside for
 #     --stuck-timeout) ends with exit 123 and its vCPUs' registers.
 #  4. Nothing is left behind: no qemu of this test survives, even when the
-#     `hostvm run` process itself is SIGKILLed.
+#     `hostvm run` process itself is SIGKILLed (whose state directory the
+#     next `hostvm run` removes).
 : "${COLOVM:=unused}" "${TESTGUEST:=unused}"
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -66,7 +67,7 @@ t0=$(date +%s)
 [ "$got" = 124 ] || { tail -20 "$TMP/wd.err"; fail "watchdog: status $got, expected 124"; }
 grep -q "no output from the command or the host VM for 25 s" "$TMP/wd.err" || fail "watchdog: no reason given"
 grep -qE "task:.*state:|Show State|show_state|sysrq: " "$TMP/wd.err" || { tail -30 "$TMP/wd.err"; fail "watchdog: no task dump"; }
-grep -qE "task:sleep +state:S" "$TMP/wd.err" || fail "watchdog: the dump does not show the command's task"
+grep -qE "task:sleep +state:S" "$TMP/wd.err" || { tail -60 "$TMP/wd.err"; fail "watchdog: the dump does not show the command's task"; }
 echo "ok: watchdog fired after $(($(date +%s) - t0)) s with a task dump ($(grep -c 'task:' "$TMP/wd.err") tasks)"
 
 note "3b. watchdog: a host VM whose kernel stops"
@@ -95,8 +96,13 @@ for ((i = 0; i < 200; i++)); do
 	sleep 0.1
 done
 [ -n "$q" ] || fail "no qemu under hostvm run"
+state=$(tr '\0' '\n' <"/proc/$q/cmdline" | sed -n 's|^file:\(.*\)/console.log$|\1|p')
+[ -d "$state" ] || fail "no state directory in qemu's command line"
 kill -KILL $hv
 for ((i = 0; i < 50; i++)); do running "$q" || break; sleep 0.1; done
 ! running "$q" || fail "qemu $q outlived its SIGKILLed hostvm run"
 [ -z "$(qemus "$TMP")" ] || fail "qemu processes of this test still run: $(qemus "$TMP")"
 echo "ok: the host VM died with its runner; no qemu of this test is left"
+"$HOSTVM" run --mem 512 -- true || fail "hostvm run after a SIGKILLed one failed"
+[ ! -e "$state" ] || fail "the SIGKILLed run's state directory $state is still there after the next run"
+echo "ok: the next hostvm run removed the SIGKILLed run's state directory"
