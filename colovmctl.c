@@ -40,7 +40,7 @@ static const char usage_text[] =
     "                        arrives, until colovm closes the socket or colovmctl\n"
     "                        is interrupted; with a COMMAND, run it first\n"
     "  -t, --timeout SEC     give up waiting for an answer after SEC seconds\n"
-    "                        (default 10; 0 waits forever)\n"
+    "                        (default 10, snapshot-save: 0; 0 waits forever)\n"
     "  -r, --raw             print the whole reply ({\"return\": ...}) rather than\n"
     "                        only its \"return\" value\n"
     "  -h, --help            show this help and exit\n"
@@ -333,6 +333,7 @@ int main(int argc, char **argv)
 	bool watch = false, whole = false, raw_caps = false, progress = false;
 	json_t *req = NULL, *m;
 	uint64_t secs = 10;
+	bool secs_given = false;
 	int opt, status = EXIT_USAGE;
 
 	if (!c)
@@ -349,6 +350,7 @@ int main(int argc, char **argv)
 			watch = true;
 			break;
 		case 't':
+			secs_given = true;
 			if (parse_u64(optarg, 0, 86400, &secs)) {
 				fprintf(stderr, "colovmctl: bad --timeout '%s'\n", optarg);
 				goto out;
@@ -370,6 +372,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* snapshot-save answers once the whole guest is written: its time
+	 * grows with guest RAM and disk speed, so it waits unless told. */
+	if (!secs_given && optind < argc && !strcmp(argv[optind], "snapshot-save"))
+		secs = 0;
 	c->timeout_ms = (int)secs * 1000;
 	if (!sock || (optind >= argc && !watch)) {
 		fprintf(stderr, "colovmctl: %s\nTry 'colovmctl --help'.\n",
