@@ -31,7 +31,7 @@ int acpi_ged_press(struct vm *vm)
 	return ret;
 }
 
-bool acpi_ged_listened(struct vm *vm)
+bool hw_vm_power_button_listened(struct vm *vm)
 {
 	struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
 

@@ -315,10 +315,9 @@ uint8_t acpi_checksum(const uint8_t *p, size_t n); /* the byte that makes the su
 int acpi_load(struct vm *vm);
 /* The sleep register: S5 powers the machine off (VM_EVENT_HALT). */
 int acpi_sleep_create(struct vm *vm);
-/* The power button (acpi-ged.c): press it (an edge on ACPI_GED_GSI), and
- * whether the guest listens (it unmasked the GSI's IOAPIC pin). */
+/* The power button (acpi-ged.c): press it, one edge on ACPI_GED_GSI.
+ * (Whether the guest listens: hw_vm_power_button_listened(), hw.h.) */
 int acpi_ged_press(struct vm *vm);
-bool acpi_ged_listened(struct vm *vm);
 
 /* ---- legacy devices ------------------------------------------------------- */
 

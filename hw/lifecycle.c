@@ -119,11 +119,6 @@ int hw_runstate_take_event(struct hw_runstate *h, int *code)
 	return ev;
 }
 
-bool hw_vm_power_button_listened(struct vm *vm)
-{
-	return acpi_ged_listened(vm);
-}
-
 void hw_runstate_detach(struct hw_runstate *h)
 {
 	if (!h)

@@ -75,7 +75,7 @@ done
 [ -e /sys/class/net/eth0 ] && echo "acpi-e2e: eth0 \$(cat /sys/class/net/eth0/address)"
 dmesg | grep -E 'ACPI|APIC|smp|CPU|LNRO|virtio|vda' | sed 's/^/acpi-e2e: dmesg: /'
 dmesg | grep -E 'ACPI (BIOS )?(Error|Warning)|ACPI: .*(error|failed)' | sed 's/^/acpi-e2e: dmesg-bad /'
-grep 'ACPI:Event' /proc/interrupts | sed 's/^/acpi-e2e: ged irq /'
+grep 'ACPI:' /proc/interrupts | sed 's/^/acpi-e2e: acpi irq /'
 for d in /sys/bus/acpi/devices/ACPI0013:* /sys/bus/acpi/devices/PNP0C0C:*; do
 	[ -e "\$d" ] && echo "acpi-e2e: acpi device \${d##*/} \$(cat \$d/path)"
 done
@@ -151,7 +151,8 @@ grep -q '^acpi-e2e: virtio .* device 0x0001 driver virtio_net' "$log" || { show;
 grep -q '^acpi-e2e: virtio .* device 0x0002 driver virtio_blk' "$log" || { show; fail "no virtio-blk bound"; }
 grep -q '^acpi-e2e: vda COLOVM-ACPI-DISK' "$log" || { show; fail "/dev/vda missing or does not read the image"; }
 grep -q '^acpi-e2e: eth0 52:54:00:12:34:56' "$log" || { show; fail "no eth0 with colovm's MAC"; }
-grep -Eq '^acpi-e2e: ged irq .* 16-edge +ACPI:Event' "$log" ||
+# evged.c names its interrupt "ACPI:Ged"; the IOAPIC column says pin and trigger.
+grep -Eq '^acpi-e2e: acpi irq .*IO-APIC +16-edge +ACPI:Ged' "$log" ||
 	{ show; fail "the GED's interrupt is not GSI 16, edge, in /proc/interrupts"; }
 grep -q '^acpi-e2e: acpi device ACPI0013:00 \\_SB_.GED_' "$log" || { show; fail "no GED (ACPI0013) on the ACPI bus"; }
 grep -q '^acpi-e2e: acpi device PNP0C0C:00 \\_SB_.PWRB' "$log" ||
