@@ -166,7 +166,7 @@ echo "ok: Debian $kver on colovm: 2 CPUs, virtio-net + virtio-blk through ACPI, 
 # restored guest then reboots through the reset vector, also RAM.
 sums=$(sed -n 's/^acpi-e2e: tables //p' "$log")
 [[ "$sums" == DSDT=*FACP=*APIC=* ]] || { show; fail "no table checksums from the guest"; }
-"$COLOVMCTL" --qmp "$TMP/q.sock" snapshot-save file="$TMP/snap" >/dev/null || fail "snapshot-save failed"
+"$COLOVMCTL" --qmp "$TMP/q.sock" snapshot-save file="$TMP/snap" >/dev/null || { show; fail "snapshot-save failed"; }
 # SIGTERM: this guest listens (its GED unmasked GSI 16), so colovm presses
 # the button and waits (default --shutdown-timeout 30); nothing in it powers
 # off. A second SIGTERM stops colovm at once.
