@@ -14,6 +14,11 @@
 # its relocated address on the page tables it built (so it read boot_params,
 # the e820 map and the command line without faulting). COLOVM_SLOW_TESTS=1
 # waits for "Linux version" from the bzImage too (up to 45 minutes).
+#
+# colovm runs with --shutdown-timeout 0: SIGTERM stops it at once (143)
+# even when the kernel got far enough to listen to the ACPI power button
+# (on nested SVM the bzImage can be fully booted after 20 s), which would
+# otherwise be pressed first.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 vmlinuz=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
@@ -48,7 +53,7 @@ chmod +x "$TMP/initramfs/init"
 boot() { # NAME KERNEL TIMEOUT
 	local name=$1 kernel=$2 secs=$3 log="$TMP/$1.log" t0 pid
 	t0=$(date +%s%N)
-	"$COLOVM" run --kernel "$kernel" --initrd "$TMP/initrd.gz" --mem 512 \
+	"$COLOVM" run --kernel "$kernel" --initrd "$TMP/initrd.gz" --mem 512 --shutdown-timeout 0 \
 		--cmdline "console=ttyS0 earlyprintk=serial,ttyS0,115200 colovm.smoke=$name" \
 		--serial "file:$log" 2>"$TMP/$name.err" &
 	pid=$!
@@ -74,7 +79,7 @@ if [ "${COLOVM_SLOW_TESTS:-0}" = 1 ]; then
 	boot bzimage "$vmlinuz" 2700
 	exit 0
 fi
-"$COLOVM" run -v --kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 \
+"$COLOVM" run -v --kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 --shutdown-timeout 0 \
 	--cmdline "console=ttyS0 earlyprintk=serial,ttyS0,115200" --serial none 2>"$TMP/bz.err" &
 pid=$!
 on_exit "kill $pid 2>/dev/null"
