@@ -10,7 +10,7 @@
  * Whether the guest listens is in the IOAPIC itself: its redirection entry
  * for the pin is masked from power-on until a driver requests the
  * interrupt (Linux's evged.c does at boot). A guest that never unmasks it
- * (the freestanding test guest, a paused boot, firmware) would never see a
+ * (the freestanding test guest, a kernel still booting) would never see a
  * press. The entry comes from KVM_GET_IRQCHIP, so it is the live state,
  * also after a restore, a migration or a reset.
  */
