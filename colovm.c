@@ -26,10 +26,13 @@
 #define COLOVM_VERSION "0.1.0"
 
 /* Exit statuses (also in --help and the README). */
-#define EXIT_GUEST_SHUTDOWN 0	/* guest reset or halted: a clean end */
+#define EXIT_GUEST_SHUTDOWN 0	/* guest reset, halted or powered off: a clean end */
 #define EXIT_SETUP_FAILED   2	/* bad arguments, bad kernel, no /dev/kvm */
 #define EXIT_GUEST_ERROR    4	/* KVM could not run the guest */
 #define EXIT_SIGNAL_BASE    128 /* + signal number */
+
+#define SHUTDOWN_TIMEOUT_DEFAULT 30 /* seconds: --shutdown-timeout */
+#define SHUTDOWN_TIMEOUT_MAX	 86400
 
 static const char usage_text[] =
 	"Usage: colovm run --kernel FILE [OPTIONS]\n"
@@ -55,6 +58,14 @@ static const char usage_text[] =
 	"      --reboot          a guest reset reboots the guest (default: a guest\n"
 	"                        reset ends colovm with status 0, like QEMU's\n"
 	"                        -no-reboot; QMP system_reset always reboots)\n"
+	"      --shutdown-timeout SECONDS\n"
+	"                        on SIGTERM, a guest that listens to the ACPI power\n"
+	"                        button (a Linux guest does) has it pressed and\n"
+	"                        gets this long to power off (status 0) before\n"
+	"                        colovm stops it (status 143); 0: stop at once.\n"
+	"                        A guest that does not listen, a paused VM, a\n"
+	"                        second SIGTERM, SIGINT and SIGHUP stop at once\n"
+	"                        (default 30)\n"
 	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
 	"                        input from stdin), file:PATH (output only) or none\n"
 	"      --net SPEC        add a virtio-net device (repeatable): tap=IFNAME (an\n"
@@ -92,17 +103,23 @@ static const char usage_text[] =
 	"(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT. virtio-mmio devices (--net\n"
 	"first, then --disk; at most 10) sit at 0xd0000000 + n*0x1000 on IRQs\n"
 	"5, 6, 7, 9..15 and are announced by appending virtio_mmio.device=512@ADDR:IRQ\n"
-	"to the kernel command line.\n"
+	"to the kernel command line. ACPI: a sleep register (port 0x3c0, so the\n"
+	"guest's poweroff ends colovm) and a power button (Generic Event Device on\n"
+	"GSI 16 + PNP0C0C), pressed by QMP system_powerdown and by SIGTERM (see\n"
+	"--shutdown-timeout).\n"
 	"\n"
 	"Exit status:\n"
-	"  0          the guest shut down: it reset (i8042 0xfe, triple fault) or\n"
-	"             halted every vCPU with interrupts disabled\n"
+	"  0          the guest shut down: it reset (i8042 0xfe, triple fault),\n"
+	"             powered off (ACPI S5; also after SIGTERM pressed the power\n"
+	"             button) or halted every vCPU with interrupts disabled\n"
 	"  (v<<1)|1   the guest wrote v to the isa-debug-exit port 0xf4 (QEMU's\n"
 	"             convention, so one guest reports the same status on both)\n"
 	"  2          colovm could not start the guest (bad arguments, unreadable or\n"
 	"             unbootable kernel, kernel too big for --mem, no /dev/kvm)\n"
 	"  4          KVM could not run the guest (internal error)\n"
-	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130)\n"
+	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130):\n"
+	"             at once, or --shutdown-timeout after SIGTERM pressed the\n"
+	"             power button of a guest that then did not power off\n"
 	"\n"
 	"Examples:\n"
 	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
@@ -116,7 +133,9 @@ struct colovm {
 	struct qmp *qmp;
 	int sigfd;
 	int status;
-	bool reboot; /* --reboot: a guest reset reboots instead of exiting */
+	bool reboot;		       /* --reboot: a guest reset reboots instead of exiting */
+	unsigned int shutdown_timeout; /* --shutdown-timeout, seconds */
+	uint64_t powerdown_deadline;   /* SIGTERM pressed the button: stop then (ns), else 0 */
 	struct hw_runstate *hwrs;
 	struct primary *primary;
 	struct secondary *secondary;
@@ -156,16 +175,68 @@ static void handle_vm_event(struct colovm *c)
 	}
 }
 
+static void stop_on_signal(struct colovm *c, int signo)
+{
+	c->powerdown_deadline = 0;
+	c->status = EXIT_SIGNAL_BASE + signo;
+	runstate_request_shutdown_signal(c->rs, signo);
+}
+
+/*
+ * SIGTERM asks the guest first, as a host shutting down would: when the
+ * guest listens to the power button, press it and give it
+ * --shutdown-timeout seconds to power off (it then ends the run itself,
+ * status 0). Anything else stops at once: SIGINT, SIGHUP, a second
+ * SIGTERM, a guest that would not notice the button, a VM that is not
+ * running (paused, or waiting for a migration).
+ */
 static void on_signal(void *opaque, uint32_t events)
 {
 	struct colovm *c = opaque;
 	struct signalfd_siginfo si;
+	const char *name;
+	int signo;
 
 	if (read(c->sigfd, &si, sizeof(si)) != sizeof(si))
 		return;
-	log_info("received %s: shutting down", strsignal((int)si.ssi_signo));
-	c->status = EXIT_SIGNAL_BASE + (int)si.ssi_signo;
-	runstate_request_shutdown_signal(c->rs, (int)si.ssi_signo);
+	signo = (int)si.ssi_signo;
+	name = strsignal(signo);
+	if (signo != SIGTERM) {
+		log_info("received %s: shutting down", name);
+	} else if (c->powerdown_deadline) {
+		log_info("received %s again while the guest powers off: shutting down now", name);
+	} else if (!c->shutdown_timeout) {
+		log_info("received %s: shutting down (--shutdown-timeout 0)", name);
+	} else if (!c->vm || !runstate_is_running(c->rs)) {
+		log_info("received %s: shutting down (the guest is not running)", name);
+	} else if (!hw_vm_power_button_listened(c->vm)) {
+		log_info("received %s: shutting down (the guest does not listen to the "
+			 "power button)",
+			 name);
+	} else {
+		log_info("received %s: pressing the power button, waiting up to %u s for the "
+			 "guest to power off",
+			 name, c->shutdown_timeout);
+		c->powerdown_deadline = clock_ns() + (uint64_t)c->shutdown_timeout * 1000000000ull;
+		runstate_request_powerdown(c->rs);
+		return;
+	}
+	stop_on_signal(c, signo);
+}
+
+/* The main loop's wait: until the power-off deadline, if there is one. When
+ * it has passed, the guest had its time: stop as SIGTERM does at once. */
+static int powerdown_wait_ms(struct colovm *c)
+{
+	uint64_t now = clock_ns();
+
+	if (!c->powerdown_deadline)
+		return -1;
+	if (now < c->powerdown_deadline)
+		return (int)((c->powerdown_deadline - now + 999999) / 1000000);
+	log_info("the guest did not power off within %u s: shutting down", c->shutdown_timeout);
+	stop_on_signal(c, SIGTERM);
+	return 0;
 }
 
 static int setup_signals(struct colovm *c)
@@ -253,13 +324,14 @@ static int cmd_run(int argc, char **argv)
 		{"disk", required_argument, NULL, 'D'},
 		{"mem-prealloc", no_argument, NULL, 'P'},
 		{"peer-key", required_argument, NULL, 'K'},
+		{"shutdown-timeout", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16];
 	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
 	struct transport_key key;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
-	struct colovm c = {.sigfd = -1};
+	struct colovm c = {.sigfd = -1, .shutdown_timeout = SHUTDOWN_TIMEOUT_DEFAULT};
 	int opt, ret;
 
 	optind = 1;
@@ -301,6 +373,10 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'K':
 			key_file = optarg;
+			break;
+		case 'T':
+			c.shutdown_timeout = (unsigned int)parse_num_opt(
+			    "--shutdown-timeout", optarg, 0, SHUTDOWN_TIMEOUT_MAX);
 			break;
 		case 'N':
 			if (cfg.nnet == ARRAY_SIZE(nets))
@@ -416,7 +492,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	while (!runstate_main_loop_should_exit(c.rs)) {
-		ret = loop_run_once(c.loop, -1);
+		ret = loop_run_once(c.loop, powerdown_wait_ms(&c));
 		if (ret < 0) {
 			log_err("main loop: %s", strerror(-ret));
 			c.status = EXIT_GUEST_ERROR;

@@ -29,7 +29,8 @@
  * DSDT: \_S5 (soft-off is sleep type ACPI_S5_TYPE, so `poweroff` works),
  * \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4) and one \_SB.VRnn per
  * virtio-mmio transport: Memory32Fixed window + an edge, active-high
- * Extended Interrupt on its GSI, as QEMU microvm writes it.
+ * Extended Interrupt on its GSI, as QEMU microvm writes it; the power
+ * button: \_SB.GED (ACPI0013, on ACPI_GED_GSI) and \_SB.PWRB (PNP0C0C).
  *
  * acpi_build() is pure (a description in, bytes out) so tests run it
  * without KVM; acpi_load() describes this VM and writes the result into
@@ -153,6 +154,62 @@ static uint8_t *acpi_alloc(struct acpi_out *o, size_t n, uint64_t *gpa)
 	return o->buf + at;
 }
 
+/*
+ * The power button, as QEMU microvm and cloud-hypervisor have it: a Generic
+ * Event Device (ACPI 6.5, 5.6.9) whose interrupt is ACPI_GED_GSI, and a
+ * control-method power button it notifies:
+ *
+ *   Device (GED) {
+ *     Name (_HID, "ACPI0013")  Name (_UID, 0)
+ *     Name (_CRS, ResourceTemplate () {
+ *       Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { GSI } })
+ *     Method (_EVT, 1) {           // Arg0: the GSI that fired
+ *       If (LEqual (Arg0, GSI)) { Notify (\_SB.PWRB, 0x80) }  // pressed
+ *     }
+ *   }
+ *   Device (PWRB) { Name (_HID, EisaId ("PNP0C0C"))  Name (_UID, 0) }
+ *
+ * Linux's GED driver (drivers/acpi/evged.c) requests the interrupt, which
+ * unmasks its IOAPIC pin, and runs _EVT on each edge; the button driver
+ * turns 0x80 into KEY_POWER. acpi-ged.c pulses the line.
+ */
+static void acpi_build_power_button(struct aml *a)
+{
+	uint8_t res[16];
+	struct aml r;
+
+	aml_begin_device(a, "GED");
+	aml_name_decl(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name_decl(a, "_UID");
+	aml_integer(a, 0);
+	aml_init(&r, res, sizeof(res));
+	aml_res_interrupt(&r, ACPI_GED_GSI, AML_IRQ_CONSUMER | AML_IRQ_EDGE);
+	aml_res_end(&r);
+	aml_name_decl(a, "_CRS");
+	aml_buffer(a, res, r.len);
+	aml_begin_method(a, "_EVT", 1, false);
+	aml_begin_if(a);
+	aml_lequal(a);
+	aml_arg(a, 0);
+	aml_integer(a, ACPI_GED_GSI);
+	aml_notify(a);
+	aml_name(a, "\\_SB_.PWRB");
+	aml_integer(a, ACPI_NOTIFY_BUTTON_PRESSED);
+	aml_end(a); /* If */
+	aml_end(a); /* Method */
+	aml_end(a); /* Device */
+	if (r.overflow)
+		a->overflow = true;
+
+	aml_begin_device(a, "PWRB");
+	aml_name_decl(a, "_HID");
+	aml_eisaid(a, "PNP0C0C");
+	aml_name_decl(a, "_UID");
+	aml_integer(a, 0);
+	aml_end(a);
+}
+
 static int acpi_build_dsdt(const struct acpi_machine *m, struct acpi_out *o, uint64_t *gpa)
 {
 	size_t room = o->size > o->len + 16 + ACPI_HEADER_SIZE ? o->size - o->len - 16 : 0;
@@ -204,6 +261,8 @@ static int acpi_build_dsdt(const struct acpi_machine *m, struct acpi_out *o, uin
 		aml_buffer(&a, res, r.len);
 		aml_end(&a);
 	}
+
+	acpi_build_power_button(&a);
 
 	aml_end(&a);
 	if (a.overflow || r.overflow || a.depth)
@@ -288,7 +347,8 @@ int acpi_build(const struct acpi_machine *m, uint64_t gpa, uint8_t *buf, size_t 
 	if (m->ncpus < 1 || m->ncpus > ACPI_MAX_CPUS || m->nvirtio > ACPI_MAX_VIRTIO || (gpa & 15))
 		return -EINVAL;
 	for (unsigned int i = 0; i < m->nvirtio; i++) {
-		if (m->virtio[i].base > UINT32_MAX - m->virtio[i].size)
+		if (m->virtio[i].base > UINT32_MAX - m->virtio[i].size ||
+		    m->virtio[i].gsi == ACPI_GED_GSI)
 			return -EINVAL;
 	}
 	rsdp = acpi_alloc(&o, RSDP_SIZE, &rsdp_gpa);

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * A small AML encoder: just what a DSDT describing a few fixed devices
- * needs (ACPI 6.5, chapter 20 "ACPI Machine Language Specification" and
- * 6.4 "Resource Data Types").
+ * and one event method needs (ACPI 6.5, chapter 20 "ACPI Machine Language
+ * Specification" and 6.4 "Resource Data Types").
  *
  * Bytes go into a caller-owned buffer; running out of room sets `overflow`
  * and every later write is dropped, so a caller checks once at the end.
- * Scope(), Device() and Package() are opened with aml_begin_*() and closed with
- * aml_end(): the opener reserves four bytes for the PkgLength, the closer
- * knows the length and moves the body down to the shortest encoding.
+ * Scope(), Device(), Package(), Method() and If() are opened with
+ * aml_begin_*() and closed with aml_end(): the opener reserves four bytes
+ * for the PkgLength, the closer knows the length and moves the body down to
+ * the shortest encoding. Operators are prefix, as AML is: aml_lequal() or
+ * aml_notify() writes the opcode and the caller writes the operands next.
  */
 #include <string.h>
 
@@ -25,12 +27,20 @@
 #define AML_SCOPE_OP	  0x10
 #define AML_BUFFER_OP	  0x11
 #define AML_PACKAGE_OP	  0x12
+#define AML_METHOD_OP	  0x14
 #define AML_DUAL_NAME	  0x2e
 #define AML_MULTI_NAME	  0x2f
 #define AML_ROOT_CHAR	  0x5c
 #define AML_EXT_OP_PREFIX 0x5b
+#define AML_ARG0_OP	  0x68 /* Arg0 .. Arg6: 0x68 .. 0x6e */
 #define AML_DEVICE_OP	  0x82 /* after AML_EXT_OP_PREFIX */
+#define AML_NOTIFY_OP	  0x86
+#define AML_LEQUAL_OP	  0x93
+#define AML_IF_OP	  0xa0
 #define AML_ONES_OP	  0xff
+
+#define AML_MAX_ARGS	      7
+#define AML_METHOD_SERIALIZED (1u << 3)
 
 #define AML_PKGLEN_RESERVE 4
 
@@ -189,6 +199,55 @@ void aml_begin_package(struct aml *a, uint8_t n)
 	aml_byte(a, AML_PACKAGE_OP);
 	aml_begin(a);
 	aml_byte(a, n);
+}
+
+/*
+ * Method(path, nargs, NotSerialized or Serialized){...}: MethodOp PkgLength
+ * NameString MethodFlags (bits 0-2 ArgCount, bit 3 SerializeFlag, bits 4-7
+ * SyncLevel 0). The caller writes the body, then aml_end().
+ */
+void aml_begin_method(struct aml *a, const char *path, unsigned int nargs, bool serialized)
+{
+	if (nargs > AML_MAX_ARGS) {
+		a->overflow = true;
+		return;
+	}
+	aml_byte(a, AML_METHOD_OP);
+	aml_begin(a);
+	aml_name(a, path);
+	aml_byte(a, (uint8_t)(nargs | (serialized ? AML_METHOD_SERIALIZED : 0)));
+}
+
+/* If(predicate){...}: IfOp PkgLength Predicate TermList. The caller writes
+ * the predicate (e.g. aml_lequal() and its operands), the body, then
+ * aml_end(). No Else. */
+void aml_begin_if(struct aml *a)
+{
+	aml_byte(a, AML_IF_OP);
+	aml_begin(a);
+}
+
+/* LEqual(x, y): LEqualOp Operand Operand; the caller writes x and y next. */
+void aml_lequal(struct aml *a)
+{
+	aml_byte(a, AML_LEQUAL_OP);
+}
+
+/* Notify(object, value): NotifyOp SuperName TermArg; the caller writes the
+ * object (aml_name()) and the value (aml_integer()) next. */
+void aml_notify(struct aml *a)
+{
+	aml_byte(a, AML_NOTIFY_OP);
+}
+
+/* ArgN, a method's Nth argument (0..6). */
+void aml_arg(struct aml *a, unsigned int n)
+{
+	if (n >= AML_MAX_ARGS) {
+		a->overflow = true;
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_ARG0_OP + n));
 }
 
 /*

@@ -72,10 +72,11 @@ void hw_vm_destroy(struct vm *vm);
  *
  * What every role does with the VM under common/runstate, in one place:
  * stopping the run state parks the vCPUs (and starting it runs them), its
- * reset notifier resets the machine, and guest events become shutdown or
- * reset requests (applied by the main loop: hw only asks, it never moves
- * the run state itself). Attach before the VM first runs; it takes the
- * VM's event callback.
+ * reset notifier resets the machine, its powerdown notifier presses the
+ * power button, and guest events become shutdown or reset requests
+ * (applied by the main loop: hw only asks, it never moves the run state
+ * itself). Attach before the VM first runs; it takes the VM's event
+ * callback.
  */
 struct runstate;
 struct hw_runstate;
@@ -87,6 +88,13 @@ int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot,
  * -1: none, or a reset that rebooted. Takes it (the next call gives -1). */
 int hw_runstate_take_event(struct hw_runstate *h, int *code);
 void hw_runstate_detach(struct hw_runstate *h);
+/*
+ * The ACPI power button: a RUNSTATE_NOTIFY_POWERDOWN (QMP system_powerdown,
+ * runstate_request_powerdown()) presses it. Whether pressing it can do
+ * anything: true once the guest has unmasked the button's interrupt (a
+ * Linux guest does at boot); a guest that never did would not notice.
+ */
+bool hw_vm_power_button_listened(struct vm *vm);
 
 /* ---- migratable: what the roles (primary/, secondary/) need -----------------
  *

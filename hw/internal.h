@@ -262,7 +262,12 @@ void aml_name_decl(struct aml *a, const char *path); /* Name(path, ...): object 
 void aml_begin_scope(struct aml *a, const char *path);
 void aml_begin_device(struct aml *a, const char *path);
 void aml_begin_package(struct aml *a, uint8_t n); /* n elements follow */
-void aml_end(struct aml *a); /* closes the innermost Scope/Device/Package */
+void aml_begin_method(struct aml *a, const char *path, unsigned int nargs, bool serialized);
+void aml_begin_if(struct aml *a); /* predicate, then body follow */
+void aml_end(struct aml *a); /* closes the innermost Scope/Device/Package/Method/If */
+void aml_lequal(struct aml *a); /* LEqual(x, y): x and y follow */
+void aml_notify(struct aml *a); /* Notify(object, value): both follow */
+void aml_arg(struct aml *a, unsigned int n); /* Arg0..Arg6 */
 void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
 /* ResourceTemplate items, written into their own struct aml, ended by
  * aml_res_end(), then wrapped with aml_buffer(). */
@@ -279,6 +284,14 @@ void aml_res_end(struct aml *a);
 #define ACPI_SLEEP_PORT 0x3c0
 #define ACPI_S5_TYPE	5
 #define ACPI_MAX_VIRTIO 16
+/*
+ * The Generic Event Device's interrupt (the power button): GSI 16, the
+ * first IOAPIC pin with no ISA IRQ behind it, so neither the UART (4), the
+ * virtio-mmio devices (5, 6, 7, 9..15) nor the PIT (0) ever share it and no
+ * 8259 sees it. Edge-triggered, active high.
+ */
+#define ACPI_GED_GSI		   16
+#define ACPI_NOTIFY_BUTTON_PRESSED 0x80
 
 struct acpi_virtio {
 	uint64_t base;
@@ -302,6 +315,9 @@ uint8_t acpi_checksum(const uint8_t *p, size_t n); /* the byte that makes the su
 int acpi_load(struct vm *vm);
 /* The sleep register: S5 powers the machine off (VM_EVENT_HALT). */
 int acpi_sleep_create(struct vm *vm);
+/* The power button (acpi-ged.c): press it, one edge on ACPI_GED_GSI.
+ * (Whether the guest listens: hw_vm_power_button_listened(), hw.h.) */
+int acpi_ged_press(struct vm *vm);
 
 /* ---- legacy devices ------------------------------------------------------- */
 

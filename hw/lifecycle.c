@@ -6,6 +6,8 @@
  *   run state stops (any reason)   -> hw_vm_pause: every vCPU parked
  *   run state starts               -> hw_vm_resume
  *   reset notifier (system_reset)  -> hw_vm_reset
+ *   powerdown notifier             -> the ACPI power button is pressed
+ *     (system_powerdown, SIGTERM)     (acpi-ged.c)
  *   guest event on a vCPU thread   -> recorded, and a shutdown or reset
  *                                     *request* (the main loop applies it)
  */
@@ -22,6 +24,7 @@ struct hw_runstate {
 	bool reboot;
 	struct runstate_handler *handler;
 	struct runstate_notifier *notifier;
+	struct runstate_notifier *powerdown;
 	_Atomic int event; /* -1: none, else enum vm_event */
 	_Atomic int code;
 };
@@ -62,6 +65,16 @@ static void on_reset(void *opaque, enum shutdown_cause cause)
 		runstate_request_shutdown(h->rs, SHUTDOWN_CAUSE_HOST_ERROR);
 }
 
+/* Powerdown notifier: press the power button; the guest decides. */
+static void on_powerdown(void *opaque, enum shutdown_cause cause)
+{
+	struct hw_runstate *h = opaque;
+
+	(void)cause;
+	log_info("power button pressed");
+	acpi_ged_press(h->vm);
+}
+
 /* Change-state handler: park every vCPU on stop, let them run on start. */
 static int on_change_state(void *opaque, bool running, enum run_state state)
 {
@@ -84,6 +97,9 @@ int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot, struct h
 	ret = runstate_add_handler(rs, 0, on_change_state, h, &h->handler);
 	if (!ret)
 		ret = runstate_add_notifier(rs, RUNSTATE_NOTIFY_RESET, on_reset, h, &h->notifier);
+	if (!ret)
+		ret = runstate_add_notifier(rs, RUNSTATE_NOTIFY_POWERDOWN, on_powerdown, h,
+					    &h->powerdown);
 	if (ret) {
 		hw_runstate_detach(h);
 		return ret;
@@ -111,5 +127,7 @@ void hw_runstate_detach(struct hw_runstate *h)
 		runstate_del_handler(h->rs, h->handler);
 	if (h->notifier)
 		runstate_del_notifier(h->rs, h->notifier);
+	if (h->powerdown)
+		runstate_del_notifier(h->rs, h->powerdown);
 	free(h);
 }

@@ -5,15 +5,22 @@
 # vCPU only in the MADT.
 #
 # A first, short boot (1 vCPU) powers off: ACPI S5 ends colovm with 0.
+# A second one idles: the kernel's GED driver has unmasked the power
+# button's interrupt, but nothing in this initramfs acts on the button
+# (no `button` module, no acpid), so SIGTERM presses it, the guest does not
+# power off, and colovm stops after --shutdown-timeout 2 with 143.
 # The main boot: the bzImage with a busybox initramfs holding virtio_mmio,
 # virtio_net and virtio_blk (and what they depend on), --cpus 2, a --net and
 # a --disk. Checks: 2 processors online, no ACPI error or warning in the
 # kernel log, both devices on /sys/bus/virtio through LNRO0005 platform
-# devices, /dev/vda reads the image's first bytes, eth0 has colovm's MAC;
-# reports the time to the initramfs. Then snapshot, stop, restore: the
-# restored kernel reads the same tables, and its reboot (Linux jumps to the
-# BIOS reset vector; colovm's stub there resets through the i8042) ends
-# colovm with 0.
+# devices, /dev/vda reads the image's first bytes, eth0 has colovm's MAC,
+# the GED (ACPI0013) holds GSI 16 as an edge IOAPIC interrupt and the
+# power button (PNP0C0C) is on the ACPI bus; reports the time to the
+# initramfs. Then snapshot, SIGTERM (the button is pressed, colovm waits for
+# a power-off that does not come) and a second SIGTERM (stops at once, 143),
+# restore: the restored kernel reads the same tables, and its reboot (Linux
+# jumps to the BIOS reset vector; colovm's stub there resets through the
+# i8042) ends colovm with 0.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 vmlinuz=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
@@ -53,6 +60,10 @@ if grep -q acpi_e2e.poweroff /proc/cmdline; then
 	echo "acpi-e2e: powering off"
 	poweroff -f
 fi
+if grep -q acpi_e2e.idle /proc/cmdline; then
+	echo "acpi-e2e: idle"
+	exec sleep 3600
+fi
 for m in ${mods[*]}; do insmod /lib/modules/\$m.ko || echo "acpi-e2e: insmod \$m failed"; done
 for i in \$(seq 50); do [ -b /dev/vda ] && [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
 echo "acpi-e2e: cpus \$(grep -c ^processor /proc/cpuinfo)"
@@ -64,6 +75,10 @@ done
 [ -e /sys/class/net/eth0 ] && echo "acpi-e2e: eth0 \$(cat /sys/class/net/eth0/address)"
 dmesg | grep -E 'ACPI|APIC|smp|CPU|LNRO|virtio|vda' | sed 's/^/acpi-e2e: dmesg: /'
 dmesg | grep -E 'ACPI (BIOS )?(Error|Warning)|ACPI: .*(error|failed)' | sed 's/^/acpi-e2e: dmesg-bad /'
+grep 'ACPI:' /proc/interrupts | sed 's/^/acpi-e2e: acpi irq /'
+for d in /sys/bus/acpi/devices/ACPI0013:* /sys/bus/acpi/devices/PNP0C0C:*; do
+	[ -e "\$d" ] && echo "acpi-e2e: acpi device \${d##*/} \$(cat \$d/path)"
+done
 tables() { for t in DSDT FACP APIC; do echo -n "\$t=\$(md5sum </sys/firmware/acpi/tables/\$t | cut -c1-12) "; done; }
 echo "acpi-e2e: tables \$(tables)"
 echo "acpi-e2e: waiting for a line on the console"
@@ -94,6 +109,26 @@ grep -q 'guest powered off (ACPI S5)' "$TMP/colovm.err" || { show; fail "powerof
 grep -q '^acpi-e2e: powering off' "$log" || { show; fail "poweroff: the initramfs did not run"; }
 echo "ok: poweroff in the guest ends colovm through ACPI S5" >&2
 
+# A guest that listens to the power button but does not power off: SIGTERM
+# presses the button, colovm waits --shutdown-timeout, then stops (143).
+"$COLOVM" run --kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 --cpus 1 \
+	--shutdown-timeout 2 --cmdline "console=ttyS0 quiet loglevel=4 acpi_e2e.idle" \
+	--serial "file:$log" 2>"$TMP/colovm.err" &
+pid=$!
+wait_for_line "$log" '^acpi-e2e: idle' 180 || { show; fail "idle: the initramfs did not start"; }
+t0=$(date +%s%N)
+kill -TERM "$pid"
+st=0
+wait "$pid" || st=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$st" = 143 ] || { show; fail "idle: colovm exited $st after SIGTERM, expected 143"; }
+grep -q 'received Terminated: pressing the power button, waiting up to 2 s' "$TMP/colovm.err" ||
+	{ show; fail "idle: colovm did not press the power button of a guest that listens"; }
+grep -q 'the guest did not power off within 2 s: shutting down' "$TMP/colovm.err" ||
+	{ show; fail "idle: colovm did not say the guest missed --shutdown-timeout"; }
+[ "$ms" -ge 2000 ] || { show; fail "idle: colovm stopped after $ms ms, before --shutdown-timeout 2"; }
+echo "ok: SIGTERM presses the button of a listening guest and stops it $ms ms later (--shutdown-timeout 2)" >&2
+
 # The main boot: --serial stdio from a FIFO, so the test can let the guest
 # go on when it wants; a QMP socket for the snapshot.
 mkfifo "$TMP/in"
@@ -116,6 +151,12 @@ grep -q '^acpi-e2e: virtio .* device 0x0001 driver virtio_net' "$log" || { show;
 grep -q '^acpi-e2e: virtio .* device 0x0002 driver virtio_blk' "$log" || { show; fail "no virtio-blk bound"; }
 grep -q '^acpi-e2e: vda COLOVM-ACPI-DISK' "$log" || { show; fail "/dev/vda missing or does not read the image"; }
 grep -q '^acpi-e2e: eth0 52:54:00:12:34:56' "$log" || { show; fail "no eth0 with colovm's MAC"; }
+# evged.c names its interrupt "ACPI:Ged"; the IOAPIC column says pin and trigger.
+grep -Eq '^acpi-e2e: acpi irq .*IO-APIC +16-edge +ACPI:Ged' "$log" ||
+	{ show; fail "the GED's interrupt is not GSI 16, edge, in /proc/interrupts"; }
+grep -q '^acpi-e2e: acpi device ACPI0013:00 \\_SB_.GED_' "$log" || { show; fail "no GED (ACPI0013) on the ACPI bus"; }
+grep -q '^acpi-e2e: acpi device PNP0C0C:00 \\_SB_.PWRB' "$log" ||
+	{ show; fail "no power button (PNP0C0C) on the ACPI bus"; }
 init_s=$(sed -n 's/^acpi-e2e: init uptime //p' "$log")
 echo "ok: Debian $kver on colovm: 2 CPUs, virtio-net + virtio-blk through ACPI, no ACPI" \
 	"errors; initramfs reached at ${init_s}s kernel uptime, ${ms} ms after colovm started" >&2
@@ -125,11 +166,25 @@ echo "ok: Debian $kver on colovm: 2 CPUs, virtio-net + virtio-blk through ACPI, 
 # restored guest then reboots through the reset vector, also RAM.
 sums=$(sed -n 's/^acpi-e2e: tables //p' "$log")
 [[ "$sums" == DSDT=*FACP=*APIC=* ]] || { show; fail "no table checksums from the guest"; }
-"$COLOVMCTL" --qmp "$TMP/q.sock" snapshot-save file="$TMP/snap" >/dev/null || fail "snapshot-save failed"
+"$COLOVMCTL" --qmp "$TMP/q.sock" snapshot-save file="$TMP/snap" >/dev/null || { show; fail "snapshot-save failed"; }
+# SIGTERM: this guest listens (its GED unmasked GSI 16), so colovm presses
+# the button and waits (default --shutdown-timeout 30); nothing in it powers
+# off. A second SIGTERM stops colovm at once.
+kill -TERM "$pid"
+wait_for_line "$TMP/colovm.err" 'pressing the power button, waiting up to 30 s' 10 ||
+	{ show; fail "source: colovm did not press the power button on SIGTERM"; }
+sleep 1
+kill -0 "$pid" 2>/dev/null || { show; fail "source: colovm stopped without waiting for the guest"; }
+t0=$(date +%s%N)
 kill -TERM "$pid"
 st=0
 wait "$pid" || st=$?
-[ "$st" = 143 ] || { show; fail "source: colovm exited $st after SIGTERM, expected 143"; }
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$st" = 143 ] || { show; fail "source: colovm exited $st after two SIGTERMs, expected 143"; }
+grep -q 'received Terminated again while the guest powers off: shutting down now' "$TMP/colovm.err" ||
+	{ show; fail "source: no 'shutting down now' after the second SIGTERM"; }
+[ "$ms" -lt 20000 ] || { show; fail "source: the second SIGTERM took $ms ms to stop colovm"; }
+echo "ok: SIGTERM pressed the power button; a second SIGTERM stopped colovm after $ms ms" >&2
 log=$TMP/restored.log
 st=0
 timeout -k 5 180 "$COLOVM" run "${ARGS[@]}" --restore "$TMP/snap" <"$TMP/in" >"$log" \

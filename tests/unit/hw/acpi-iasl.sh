@@ -2,8 +2,10 @@
 # 0xd0000000 IRQ 5 and 0xd0001000 IRQ 6), written out and disassembled by
 # acpica-tools' iasl, an independent reader: each must disassemble without
 # an error or warning, the DSDT must declare both LNRO0005 devices with
-# their window and interrupt and the UART, the MADT both LAPICs and the
-# IOAPIC, the FADT hardware-reduced with its reset register.
+# their window and interrupt, the UART and the power button (a Generic
+# Event Device on GSI 16 whose _EVT notifies \_SB.PWRB, a PNP0C0C), the
+# MADT both LAPICs and the IOAPIC, the FADT hardware-reduced with its reset
+# register.
 set -euo pipefail
 test_acpi=$1
 if ! command -v iasl >/dev/null; then
@@ -41,6 +43,18 @@ done
 grep -Eq 'EisaId \("PNP0501"\).*IO \(Decode16, 0x03F8, 0x03F8, 0x01, 0x08, \) IRQNoFlags \(\) \{4\}' \
 	<<<"$dsdt" || { cat DSDT.dsl; fail "DSDT: no COM1 (PNP0501, 0x3f8, IRQ 4)"; }
 
+# The power button: \_SB.GED (ACPI0013) on GSI 16, edge, active high, whose
+# _EVT(Arg0) notifies \_SB.PWRB with 0x80 (pressed) when Arg0 is its GSI,
+# and \_SB.PWRB, a PNP0C0C. Both once, both in \_SB.
+re='Scope \(\\_SB\) \{.* Device \(GED\) \{ Name \(_HID, "ACPI0013" /\* Generic Event Device \*/\) '
+re+='Name \(_UID, Zero\) Name \(_CRS, ResourceTemplate \(\) \{ '
+re+='Interrupt \(ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, \) \{ 0x00000010, \} \}\) '
+re+='Method \(_EVT, 1, NotSerialized\) \{ If \(\(Arg0 == 0x10\)\) \{ Notify \(\\_SB\.PWRB, 0x80\) \} \} \} '
+re+='Device \(PWRB\) \{ Name \(_HID, EisaId \("PNP0C0C"\) /\* Power Button Device \*/\) Name \(_UID, Zero\) \} \} \}'
+grep -Eq "$re" <<<"$dsdt" || { cat DSDT.dsl; fail "DSDT: no GED on GSI 16 notifying \\_SB.PWRB (PNP0C0C) in \\_SB"; }
+[ "$(grep -c '"ACPI0013"' DSDT.dsl)" = 1 ] || fail "DSDT: expected exactly 1 Generic Event Device"
+[ "$(grep -c 'EisaId ("PNP0C0C")' DSDT.dsl)" = 1 ] || fail "DSDT: expected exactly 1 power button"
+
 grep -Eq 'Name \(\\_S5, Package \(0x02\) \{ 0x05, Zero \}\)' <<<"$dsdt" ||
 	{ cat DSDT.dsl; fail "DSDT: no \\_S5 (soft-off sleep type 5)"; }
 
@@ -63,4 +77,4 @@ grep -Eq 'Reset Register Supported \(V2\) : 1' <<<"$facp" || fail "FADT: no rese
 grep -Eq 'Space ID : 01 \[SystemIO\].{0,200}Address : 0000000000000064 .{0,40}Value to cause reset : FE' \
 	<<<"$facp" || fail "FADT: reset register is not port 0x64 <- 0xfe"
 [ "$(grep -c 'ACPI Table Address' XSDT.dsl)" = 2 ] || fail "XSDT: expected 2 table addresses"
-echo "ok: iasl disassembles XSDT, FADT, MADT and DSDT cleanly; devices, CPUs and IOAPIC as built"
+echo "ok: iasl disassembles XSDT, FADT, MADT and DSDT cleanly; devices, power button, CPUs and IOAPIC as built"

@@ -3,7 +3,8 @@
  * hw.acpi: the ACPI tables for a 2-vCPU machine with two virtio-mmio
  * devices, built into a buffer (no KVM) and read back the way a guest
  * reads them: RSDP -> XSDT -> FADT -> DSDT, and the MADT; every checksum,
- * length and pointer; the AML encoder's length and name encodings against
+ * length and pointer; the power button (GED + PWRB) byte for byte; the AML
+ * encoder's length, name, method and operator encodings against
  * hand-assembled bytes; too small buffers and bad machines refused.
  *
  * `test_acpi --dump DIR` writes each table to DIR/<signature>.dat for
@@ -22,6 +23,26 @@
 #include "hw/internal.h"
 
 #define GPA 0xe0000ull
+
+/* Device(GED){...} and Device(PWRB){...} as ACPI 6.5 chapter 20 encodes
+ * them (the iasl listing of the same ASL agrees, with \_SB.PWRB written
+ * out in full): see acpi_build_power_button() in hw/acpi.c. */
+static const uint8_t ged_aml[] = {
+    0x5b, 0x82, 0x49, 0x04, 'G',  'E',	'D',  '_', /* Device(GED), PkgLength 73 */
+    0x08, '_',	'H',  'I',  'D',  0x0d, 'A',  'C',  'P',  'I', '0', '0',  '1',
+    '3',  0x00, 0x08, '_',  'U',  'I',	'D',  0x00,	  /* Name(_UID, Zero) */
+    0x08, '_',	'C',  'R',  'S',  0x11, 0x0e, 0x0a, 0x0b, /* Name(_CRS, Buffer(11) */
+    0x89, 0x06, 0x00, 0x03, 0x01, 16,	0,    0,    0,	  /* Interrupt(consumer, edge, high){16} */
+    0x79, 0x00,						  /* EndTag */
+    0x14, 0x19, '_',  'E',  'V',  'T',	0x01,		  /* Method(_EVT, 1, NotSerialized) */
+    0xa0, 0x12, 0x93, 0x68, 0x0a, 16,			  /* If(LEqual(Arg0, 16)) */
+    0x86, 0x5c, 0x2e, '_',  'S',  'B',	'_',  'P',  'W',  'R', 'B', 0x0a, 0x80, /* Notify */
+};
+static const uint8_t pwrb_aml[] = {
+    0x5b, 0x82, 0x15, 'P', 'W', 'R',  'B',		      /* Device(PWRB) */
+    0x08, '_',	'H',  'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x0c, /* EISAID("PNP0C0C") */
+    0x08, '_',	'U',  'I', 'D', 0x00,
+};
 
 static const struct acpi_machine machine = {
     .ncpus = 2,
@@ -63,6 +84,15 @@ static const uint8_t *table(uint64_t gpa, size_t used, const char *sig)
 	assert_true(len >= 36 && gpa + len <= GPA + used);
 	assert_int_equal(sum(t, len), 0);
 	return t;
+}
+
+static unsigned int count(const uint8_t *p, size_t len, const void *what, size_t n)
+{
+	unsigned int found = 0;
+
+	for (size_t i = 0; i + n <= len; i++)
+		found += !memcmp(p + i, what, n);
+	return found;
 }
 
 static int build(void)
@@ -193,6 +223,31 @@ static void test_tables(void **state)
 		}
 		assert_int_equal(found, machine.nvirtio);
 	}
+
+	/* DSDT: the power button, once each, inside Scope(\_SB_), which
+	 * follows \_S5_ and runs to the end of the table. */
+	{
+		uint32_t len = (uint32_t)rd(dsdt + 4, 4), scope = 36 + 12, end;
+		const uint8_t *ged = memmem(dsdt, len, ged_aml, sizeof(ged_aml));
+		const uint8_t *pwrb = memmem(dsdt, len, pwrb_aml, sizeof(pwrb_aml));
+		const uint8_t *p = dsdt + scope + 1;
+		unsigned int n = p[0] >> 6;
+
+		assert_int_equal(dsdt[scope], 0x10);
+		end = p[0] & (n ? 0x0f : 0x3f);
+		for (unsigned int i = 1; i <= n; i++)
+			end |= (uint32_t)p[i] << (4 + 8 * (i - 1));
+		end += scope + 1;
+		assert_int_equal(end, len);
+		assert_memory_equal(p + 1 + n, "\\_SB_", 5);
+		assert_non_null(ged);
+		assert_non_null(pwrb);
+		assert_true(ged > p && ged + sizeof(ged_aml) <= pwrb &&
+			    pwrb + sizeof(pwrb_aml) <= dsdt + len);
+		assert_int_equal(count(dsdt, len, "ACPI0013", 8), 1);
+		assert_int_equal(count(dsdt, len, pwrb_aml + 12, 5), 1); /* EISAID PNP0C0C */
+		assert_int_equal(count(dsdt, len, "PWRB", 4), 2);	 /* the device, Notify */
+	}
 }
 
 /* Every table lies inside what acpi_build() said it used, and does not
@@ -260,6 +315,9 @@ static void test_bad_machine(void **state)
 	assert_int_equal(acpi_build(&m, GPA, buf, sizeof(buf)), -EINVAL);
 	m = machine;
 	m.virtio[1].base = 0xfffffff0;
+	assert_int_equal(acpi_build(&m, GPA, buf, sizeof(buf)), -EINVAL);
+	m = machine;
+	m.virtio[0].gsi = ACPI_GED_GSI; /* the power button's line */
 	assert_int_equal(acpi_build(&m, GPA, buf, sizeof(buf)), -EINVAL);
 	assert_int_equal(acpi_build(&machine, GPA + 8, buf, sizeof(buf)), -EINVAL);
 }
@@ -374,6 +432,55 @@ static void test_aml_device(void **state)
 	assert_true(a.overflow);
 }
 
+/* Method(_EVT, 1){If(LEqual(Arg0, 16)){Notify(\_SB_.PWRB, 0x80)}}, then
+ * the flags byte and the bounds of Method and ArgN. */
+static void test_aml_method(void **state)
+{
+	static const uint8_t want[] = {
+	    0x14, 0x19, '_',  'E',  'V', 'T', 0x01, /* MethodOp PkgLength(25) name flags */
+	    0xa0, 0x12,				    /* IfOp PkgLength(18) */
+	    0x93, 0x68, 0x0a, 0x10,		    /* LEqual(Arg0, 16) */
+	    0x86, 0x5c, 0x2e, '_',  'S', 'B', '_',  'P', 'W', 'R', 'B', 0x0a, 0x80,
+	};
+	uint8_t out[64];
+	struct aml a;
+
+	(void)state;
+	aml_init(&a, out, sizeof(out));
+	aml_begin_method(&a, "_EVT", 1, false);
+	aml_begin_if(&a);
+	aml_lequal(&a);
+	aml_arg(&a, 0);
+	aml_integer(&a, 16);
+	aml_notify(&a);
+	aml_name(&a, "\\_SB_.PWRB");
+	aml_integer(&a, 0x80);
+	aml_end(&a);
+	aml_end(&a);
+	assert_false(a.overflow);
+	assert_int_equal(a.depth, 0);
+	assert_int_equal(a.len, sizeof(want));
+	assert_memory_equal(out, want, sizeof(want));
+
+	/* Serialized, 7 arguments, Arg6: flags 0x0f, ArgOp 0x6e. */
+	aml_init(&a, out, sizeof(out));
+	aml_begin_method(&a, "M", 7, true);
+	aml_arg(&a, 6);
+	aml_end(&a);
+	assert_false(a.overflow);
+	assert_int_equal(a.len, 8);
+	assert_memory_equal(out, ((const uint8_t[]){0x14, 0x07, 'M', '_', '_', '_', 0x0f, 0x6e}),
+			    8);
+
+	/* There is no Arg7, and a method takes at most 7 arguments. */
+	aml_init(&a, out, sizeof(out));
+	aml_arg(&a, 7);
+	assert_true(a.overflow);
+	aml_init(&a, out, sizeof(out));
+	aml_begin_method(&a, "M", 8, false);
+	assert_true(a.overflow);
+}
+
 static int dump(const char *dir)
 {
 	const uint8_t *fadt, *madt;
@@ -411,6 +518,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_aml_names_and_integers),
 	    cmocka_unit_test(test_aml_pkglength),
 	    cmocka_unit_test(test_aml_device),
+	    cmocka_unit_test(test_aml_method),
 	};
 
 	if (argc == 3 && !strcmp(argv[1], "--dump"))
