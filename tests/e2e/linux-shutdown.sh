@@ -30,7 +30,7 @@ truncate -s 64M "$img"
 # system_powerdown; sigterm: SIGTERM to the VMM), check the guest and disk.
 shutdown() {
 	local name=$1 how=$2 token t0 st ms
-	lg_start "$name" "$VMM" disk="$img"
+	lg_start "$name" "$VMM" disk="$img" shutdown_timeout=30
 	lg_wait_up "$name" 300
 	note "$VMM: up after $(lg_elapsed_ms "$name") ms"
 	token=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')

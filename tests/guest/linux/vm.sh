@@ -10,7 +10,9 @@
 #                             reboot=1 (a guest reboot boots again rather than
 #                             ending the VMM), incoming=tcp:H:P, restore=FILE,
 #                             ns=NETNS (run the VMM in it), append=ARGS (more
-#                             kernel command line). Serial output (no CRs) in
+#                             kernel command line), shutdown_timeout=S (colovm's
+#                             --shutdown-timeout; default 0: SIGTERM and the
+#                             clean-up stop it at once). Serial output (no CRs) in
 #                             $TMP/NAME.raw ($TMP/NAME.out without CRs: lg_out); QMP socket
 #                             $TMP/NAME.qmp; serial input through a fifo.
 #   lg_wait_up NAME [SECS] [NTH]  wait for the NTH "linuxguest: up" line
@@ -50,6 +52,7 @@ lg_need_vmm() {
 
 lg_start() {
 	local name=$1 vmm=$2 tap= mac= disk= cpus=2 mem=256 reboot=0 incoming= restore= ns= append=
+	local shutdown_timeout=0
 	local kv cmd=() accel=kvm cpu=host
 	shift 2
 	while [ $# -gt 0 ]; do
@@ -57,7 +60,8 @@ lg_start() {
 		shift
 		case $kv in
 		--) break ;;
-		tap=* | mac=* | disk=* | cpus=* | mem=* | reboot=* | incoming=* | restore=* | ns=* | append=*)
+		tap=* | mac=* | disk=* | cpus=* | mem=* | reboot=* | incoming=* | restore=* | ns=* | append=* | \
+			shutdown_timeout=*)
 			printf -v "${kv%%=*}" '%s' "${kv#*=}" ;;
 		*) fail "lg_start: unknown key $kv" ;;
 		esac
@@ -66,7 +70,8 @@ lg_start() {
 	case $vmm in
 	colovm)
 		cmd=("$COLOVM" run --kernel "$LINUX_KERNEL" --initrd "$LINUX_INITRD" --mem "$mem"
-			--cpus "$cpus" --cmdline "$cmdline" --serial stdio --qmp "unix:$TMP/$name.qmp,server")
+			--cpus "$cpus" --cmdline "$cmdline" --serial stdio --qmp "unix:$TMP/$name.qmp,server"
+			--shutdown-timeout "$shutdown_timeout")
 		[ -z "$tap" ] || cmd+=(--net "tap=$tap${mac:+,mac=$mac}")
 		[ -z "$disk" ] || cmd+=(--disk "$disk")
 		[ "$reboot" = 0 ] || cmd+=(--reboot)
