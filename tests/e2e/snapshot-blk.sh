@@ -26,7 +26,7 @@ got=0
 [ $got = 0 ] || fail "restored run exited $got: $(cat "$TMP/rst.out" "$TMP/rst.err")"
 grep -q 'booted' "$TMP/rst.out" && fail "restored guest booted again"
 grep -q '^blk: ok' "$TMP/rst.out" || fail "no 'blk: ok' after the restore: $(cat "$TMP/rst.out")"
-python3 "$SRC/tests/guest/tools/blkcheck.py" "$TMP/disk.img" 512 >"$TMP/check.out" 2>&1 ||
+python3 "$SRC/tests/guest/tools/blkcheck.py" "$TMP/disk.img" 128 >"$TMP/check.out" 2>&1 ||
 	fail "image check: $(cat "$TMP/check.out")"
 note "$(grep '^blk: ok' "$TMP/rst.out")"
 echo "PASS"
