@@ -410,9 +410,19 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 				continue;
 			}
 			if (ret) {
+				char why[sizeof(err->msg)];
+
 				pthread_mutex_lock(&m->lock);
 				m->ckpt_failed++;
 				pthread_mutex_unlock(&m->lock);
+				snprintf(why, sizeof(why), "%s", err->msg);
+				if (transport_error(ch) && !strstr(why, "secondary"))
+					vmstate_seterr(err, ret,
+						       "lost the secondary at checkpoint %llu: %s",
+						       (unsigned long long)m->ckpt_id + 1, why);
+				else
+					vmstate_seterr(err, ret, "checkpoint %llu failed: %s",
+						       (unsigned long long)m->ckpt_id + 1, why);
 				return ret;
 			}
 			next = clock_ns() + interval;

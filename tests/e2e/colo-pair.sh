@@ -23,8 +23,10 @@ wait_state "$d/pri.sock" protected 180 ||
 	fail "no pair: $(q "$d/pri.sock" query-colo-status) $(cat "$d/pri.err" "$d/sec.err")"
 note "paired: $(q "$d/pri.sock" query-colo-status)"
 q "$d/sec.sock" query-colo-status | grep -q '"protected"' || fail "the secondary is not protected"
-q "$d/pri.sock" query-status | grep -q '"running"' || fail "the primary is not running"
-q "$d/sec.sock" query-status | grep -q '"running": true' || fail "the secondary is not running"
+# Both run (or are in a checkpoint's pause, run state "colo").
+q "$d/pri.sock" query-status | grep -qE '"status": "(running|colo)"' || fail "the primary is not running"
+q "$d/sec.sock" query-status | grep -qE '"status": "(running|colo)"' ||
+	fail "the secondary is not running: $(q "$d/sec.sock" query-status)"
 q "$d/pri.sock" migrate-set-parameters checkpoint-interval=300 x-colo-ram-digest=true >/dev/null
 q "$d/pri.sock" query-migrate-parameters | grep -q '"checkpoint-interval": 300' ||
 	fail "checkpoint-interval not set"

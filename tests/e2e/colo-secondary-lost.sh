@@ -1,5 +1,6 @@
 #!/bin/bash
-# The secondary of a protected pair is killed (SIGKILL: its host lost power).
+# A plain running VM is protected from QMP (colo-protect), then the secondary
+# of the pair is killed (SIGKILL: its host lost power).
 # The primary notices at once (EOF on the channel) or at its next checkpoint,
 # leaves COLO for RUNNING if a checkpoint held the guest, logs why, and its
 # guest keeps running unprotected; a killed peer never crashes it.
@@ -11,7 +12,15 @@ d=$TMP
 args=(--kernel "$TESTGUEST" --mem 32 --cmdline "app=dirty mb=8 rate=2")
 
 start_secondary "$d" $port "${args[@]}"
-start_primary "$d" pri $port "${args[@]}"
+"$COLOVM" run "${args[@]}" --serial file:"$d/pri.out" --qmp unix:"$d/pri.sock",server \
+	2>"$d/pri.err" &
+PRI_PID=$!
+on_exit "kill -9 $PRI_PID 2>/dev/null"
+wait_for_line "$d/pri.out" '^dirty: t=1 ' 60 || fail "the VM does not run: $(cat "$d/pri.err")"
+q "$d/pri.sock" query-colo-status | grep -q '"state": "none"' || fail "a plain VM is not 'none'"
+! q "$d/pri.sock" colo-protect uri=tcp:nohost 2>"$d/bad.err" || fail "a bad URI was taken"
+grep -q 'Invalid peer URI' "$d/bad.err" || fail "colo-protect bad URI: $(cat "$d/bad.err")"
+q "$d/pri.sock" colo-protect uri=tcp:127.0.0.1:$port >/dev/null || fail "colo-protect refused"
 wait_state "$d/pri.sock" protected 180 ||
 	fail "no pair: $(q "$d/pri.sock" query-colo-status) $(cat "$d/pri.err" "$d/sec.err")"
 q "$d/pri.sock" migrate-set-parameters checkpoint-interval=100 >/dev/null
