@@ -81,7 +81,9 @@ static const char usage_text[] =
     "                        (x-colo-checkpoint). If the secondary refuses or\n"
     "                        goes away the guest runs on unprotected (QMP\n"
     "                        query-colo-status says why). QMP colo-protect\n"
-    "                        {uri} protects a plain running VM the same way\n"
+    "                        {uri} protects a plain running VM the same way.\n"
+    "                        Not yet: a VM with --disk (disks are not\n"
+    "                        replicated), packets through the pair\n"
     "      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
     "                        the hot standby: wait for a COLO primary with the\n"
     "                        same VM flags (--mem, --cpus, --net/--disk count,\n"
@@ -126,9 +128,11 @@ static const char usage_text[] =
     "  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
     "  colovm run --kernel /boot/vmlinuz --initrd initrd.img --mem 1024 \\\n"
     "             --cmdline 'console=ttyS0 earlyprintk=serial'\n"
-    "  colovm run --kernel testguest.elf --cmdline app=dirty --colo secondary \\\n"
+    "  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+    "             --colo secondary \\\n"
     "             --listen tcp:0.0.0.0:4500 --peer-key peer.key        # host B\n"
-    "  colovm run --kernel testguest.elf --cmdline app=dirty --colo primary \\\n"
+    "  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+    "             --colo primary \\\n"
     "             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n";
 
 struct colovm {
