@@ -356,7 +356,7 @@ static int colo_status(struct conn *c)
 	printf("checkpoints:      %lld", (long long)jint(stats, "checkpoints", NULL));
 	by = json_object_get(stats, "by-reason");
 	json_object_foreach(by, k, v)
-	    printf("%s %s %lld", k == json_object_iter_key(json_object_iter(by)) ? " (" : ",", k,
+	    printf("%s%s %lld", k == json_object_iter_key(json_object_iter(by)) ? " (" : ", ", k,
 		   (long long)json_integer_value(v));
 	printf("%s\n", json_object_size(by) ? ")" : "");
 	if (json_object_get(stats, "failed"))
