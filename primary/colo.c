@@ -337,6 +337,8 @@ static enum colo_reason pick_reason(unsigned int pending)
 
 static void send_shutdown(struct transport_channel *ch, const char *why)
 {
+	uint64_t deadline;
+	transport_msg *in = NULL;
 	Colovm__Transport__FailoverNotice fn = COLOVM__TRANSPORT__FAILOVER_NOTICE__INIT;
 	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
 
@@ -344,7 +346,20 @@ static void send_shutdown(struct transport_channel *ch, const char *why)
 	fn.reason = (char *)why;
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_FAILOVER;
 	msg.failover = &fn;
-	transport_send(ch, &msg);
+	if (transport_send(ch, &msg))
+		return;
+	/* Let the secondary read it and close first: closing with its last
+	 * reply unread would reset the connection, and a reset may drop the
+	 * notice before the secondary reads it. */
+	deadline = clock_ns() + 2000000000ull;
+	while (clock_ns() < deadline) {
+		int r = transport_recv(ch, 100, &in);
+
+		if (r && r != -EAGAIN)
+			break; /* the secondary closed */
+		transport_msg_free(in);
+		in = NULL;
+	}
 }
 
 int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
@@ -408,6 +423,18 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 				next = clock_ns() + interval;
 				usleep(10000);
 				continue;
+			}
+			if (ret && atomic_load(&m->cancel)) {
+				/* Ended on this side in the middle of a checkpoint:
+				 * the secondary must not run on as a second copy. */
+				bool shutdown;
+
+				pthread_mutex_lock(&m->lock);
+				shutdown = m->colo_shutdown;
+				pthread_mutex_unlock(&m->lock);
+				send_shutdown(ch, shutdown ? "the primary is shutting down"
+							   : "protection cancelled on the primary");
+				return ret;
 			}
 			if (ret) {
 				char why[sizeof(err->msg)];
