@@ -32,108 +32,108 @@
 #define EXIT_SIGNAL_BASE    128 /* + signal number */
 
 static const char usage_text[] =
-    "Usage: colovm run --kernel FILE [OPTIONS]\n"
-    "       colovm --help | --version\n"
-    "\n"
-    "colovm is a KVM virtual machine monitor that keeps a guest serving through\n"
-    "the loss of a host. `colovm run` boots one x86-64 guest.\n"
-    "\n"
-    "Guest:\n"
-    "  -k, --kernel FILE     kernel to boot: an ELF with a Xen PVH entry note\n"
-    "                        (e.g. vmlinux, the colovm test guest) or a Linux\n"
-    "                        bzImage (64-bit boot protocol, 2.12 or later)\n"
-    "  -i, --initrd FILE     initial ramdisk (PVH: module 0; bzImage: ramdisk)\n"
-    "  -c, --cmdline STR     kernel command line\n"
-    "  -m, --mem MIB         guest RAM in MiB, 16..1048576 (default 256)\n"
-    "  -n, --cpus N          number of vCPUs, 1..64 (default 1)\n"
-    "      --mem-prealloc    allocate and map all guest RAM at start (one\n"
-    "                        thread per CPU) instead of on first touch: fails\n"
-    "                        at once if the host lacks the memory, and spares\n"
-    "                        an incoming migration or a restore the page\n"
-    "                        faults (a migration target receives RAM about\n"
-    "                        twice as fast with it)\n"
-    "      --reboot          a guest reset reboots the guest (default: a guest\n"
-    "                        reset ends colovm with status 0, like QEMU's\n"
-    "                        -no-reboot; QMP system_reset always reboots)\n"
-    "  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
-    "                        input from stdin), file:PATH (output only) or none\n"
-    "      --net SPEC        add a virtio-net device (repeatable): tap=IFNAME (an\n"
-    "                        existing tap, or one created by name with\n"
-    "                        CAP_NET_ADMIN) or hook (no wire: frames only through\n"
-    "                        the in-process hook); append ,mac=52:54:00:xx:xx:xx\n"
-    "                        (default 52:54:00:12:34:56, +1 per device)\n"
-    "      --disk SPEC       add a virtio-blk device (repeatable) on a raw image:\n"
-    "                        PATH[,readonly][,direct] (direct: O_DIRECT)\n"
-    "\n"
-    "Management:\n"
-    "      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
-    "                        of booting: RAM and devices come from FILE; --mem\n"
-    "                        and --cpus must match the saved VM\n"
-    "      --incoming tcp:HOST:PORT | rdma:HOST:PORT\n"
-    "                        wait for a live migration from another colovm\n"
-    "                        (QMP migrate) and run the guest it sends\n"
-    "      --colo primary --peer tcp:HOST:PORT | rdma:HOST:PORT\n"
-    "                        protect the guest (COLO): boot it, live-migrate it\n"
-    "                        to the secondary as the first sync, then ship a\n"
-    "                        checkpoint (dirty RAM + device state) every\n"
-    "                        checkpoint-interval ms (default 200; QMP\n"
-    "                        migrate-set-parameters) and on demand\n"
-    "                        (x-colo-checkpoint). If the secondary refuses or\n"
-    "                        goes away the guest runs on unprotected (QMP\n"
-    "                        query-colo-status says why). QMP colo-protect\n"
-    "                        {uri} protects a plain running VM the same way.\n"
-    "                        Not yet: a VM with --disk (disks are not\n"
-    "                        replicated), packets through the pair\n"
-    "      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
-    "                        the hot standby: wait for a COLO primary with the\n"
-    "                        same VM flags (--mem, --cpus, --net/--disk count,\n"
-    "                        kernel and initrd contents; a primary that differs\n"
-    "                        or has another key is refused, and the next one\n"
-    "                        awaited), then keep running a copy of its guest,\n"
-    "                        checkpoint by checkpoint. Ends when the primary\n"
-    "                        shuts down\n"
-    "      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
-    "                        authenticating the migration or COLO channel; give\n"
-    "                        the same key to both ends (source: for QMP migrate).\n"
-    "                        Without it the channel still checks every byte\n"
-    "                        but anyone who reaches the port can send or take\n"
-    "                        the guest: use that only on a trusted link\n"
-    "      --qmp unix:PATH[,server]\n"
-    "                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
-    "                        created mode 0600 at PATH; drive it with colovmctl\n"
-    "\n"
-    "General:\n"
-    "  -v, --verbose         log debug messages (unhandled I/O, exits)\n"
-    "  -q, --quiet           log errors only\n"
-    "  -h, --help            show this help and exit\n"
-    "  -V, --version         show the version and exit\n"
-    "\n"
-    "Devices: 8250 UART (0x3f8, IRQ 4), i8042 (reset line), isa-debug-exit\n"
-    "(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT. virtio-mmio devices (--net\n"
-    "first, then --disk; at most 10) sit at 0xd0000000 + n*0x1000 on IRQs\n"
-    "5, 6, 7, 9..15 and are announced by appending virtio_mmio.device=512@ADDR:IRQ\n"
-    "to the kernel command line.\n"
-    "\n"
-    "Exit status:\n"
-    "  0          the guest shut down: it reset (i8042 0xfe, triple fault) or\n"
-    "             halted every vCPU with interrupts disabled\n"
-    "  (v<<1)|1   the guest wrote v to the isa-debug-exit port 0xf4 (QEMU's\n"
-    "             convention, so one guest reports the same status on both)\n"
-    "  2          colovm could not start the guest (bad arguments, unreadable or\n"
-    "             unbootable kernel, kernel too big for --mem, no /dev/kvm)\n"
-    "  4          KVM could not run the guest (internal error)\n"
-    "  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130)\n"
-    "\n"
-    "Examples:\n"
-    "  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
-    "  colovm run --kernel /boot/vmlinuz --initrd initrd.img --mem 1024 \\\n"
-    "             --cmdline 'console=ttyS0 earlyprintk=serial'\n"
-    "  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
-    "             --colo secondary \\\n"
-    "             --listen tcp:0.0.0.0:4500 --peer-key peer.key        # host B\n"
-    "  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
-    "             --colo primary \\\n"
-    "             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n";
+	"Usage: colovm run --kernel FILE [OPTIONS]\n"
+	"       colovm --help | --version\n"
+	"\n"
+	"colovm is a KVM virtual machine monitor that keeps a guest serving through\n"
+	"the loss of a host. `colovm run` boots one x86-64 guest.\n"
+	"\n"
+	"Guest:\n"
+	"  -k, --kernel FILE     kernel to boot: an ELF with a Xen PVH entry note\n"
+	"                        (e.g. vmlinux, the colovm test guest) or a Linux\n"
+	"                        bzImage (64-bit boot protocol, 2.12 or later)\n"
+	"  -i, --initrd FILE     initial ramdisk (PVH: module 0; bzImage: ramdisk)\n"
+	"  -c, --cmdline STR     kernel command line\n"
+	"  -m, --mem MIB         guest RAM in MiB, 16..1048576 (default 256)\n"
+	"  -n, --cpus N          number of vCPUs, 1..64 (default 1)\n"
+	"      --mem-prealloc    allocate and map all guest RAM at start (one\n"
+	"                        thread per CPU) instead of on first touch: fails\n"
+	"                        at once if the host lacks the memory, and spares\n"
+	"                        an incoming migration or a restore the page\n"
+	"                        faults (a migration target receives RAM about\n"
+	"                        twice as fast with it)\n"
+	"      --reboot          a guest reset reboots the guest (default: a guest\n"
+	"                        reset ends colovm with status 0, like QEMU's\n"
+	"                        -no-reboot; QMP system_reset always reboots)\n"
+	"  -s, --serial SPEC     console on the 8250 UART at 0x3f8: stdio (default;\n"
+	"                        input from stdin), file:PATH (output only) or none\n"
+	"      --net SPEC        add a virtio-net device (repeatable): tap=IFNAME (an\n"
+	"                        existing tap, or one created by name with\n"
+	"                        CAP_NET_ADMIN) or hook (no wire: frames only through\n"
+	"                        the in-process hook); append ,mac=52:54:00:xx:xx:xx\n"
+	"                        (default 52:54:00:12:34:56, +1 per device)\n"
+	"      --disk SPEC       add a virtio-blk device (repeatable) on a raw image:\n"
+	"                        PATH[,readonly][,direct] (direct: O_DIRECT)\n"
+	"\n"
+	"Management:\n"
+	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
+	"                        of booting: RAM and devices come from FILE; --mem\n"
+	"                        and --cpus must match the saved VM\n"
+	"      --incoming tcp:HOST:PORT | rdma:HOST:PORT\n"
+	"                        wait for a live migration from another colovm\n"
+	"                        (QMP migrate) and run the guest it sends\n"
+	"      --colo primary --peer tcp:HOST:PORT | rdma:HOST:PORT\n"
+	"                        protect the guest (COLO): boot it, live-migrate it\n"
+	"                        to the secondary as the first sync, then ship a\n"
+	"                        checkpoint (dirty RAM + device state) every\n"
+	"                        checkpoint-interval ms (default 200; QMP\n"
+	"                        migrate-set-parameters) and on demand\n"
+	"                        (x-colo-checkpoint). If the secondary refuses or\n"
+	"                        goes away the guest runs on unprotected (QMP\n"
+	"                        query-colo-status says why). QMP colo-protect\n"
+	"                        {uri} protects a plain running VM the same way.\n"
+	"                        Not yet: a VM with --disk (disks are not\n"
+	"                        replicated), packets through the pair\n"
+	"      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
+	"                        the hot standby: wait for a COLO primary with the\n"
+	"                        same VM flags (--mem, --cpus, --net/--disk count,\n"
+	"                        kernel and initrd contents; a primary that differs\n"
+	"                        or has another key is refused, and the next one\n"
+	"                        awaited), then keep running a copy of its guest,\n"
+	"                        checkpoint by checkpoint. Ends when the primary\n"
+	"                        shuts down\n"
+	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
+	"                        authenticating the migration or COLO channel; give\n"
+	"                        the same key to both ends (source: for QMP migrate).\n"
+	"                        Without it the channel still checks every byte\n"
+	"                        but anyone who reaches the port can send or take\n"
+	"                        the guest: use that only on a trusted link\n"
+	"      --qmp unix:PATH[,server]\n"
+	"                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
+	"                        created mode 0600 at PATH; drive it with colovmctl\n"
+	"\n"
+	"General:\n"
+	"  -v, --verbose         log debug messages (unhandled I/O, exits)\n"
+	"  -q, --quiet           log errors only\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Devices: 8250 UART (0x3f8, IRQ 4), i8042 (reset line), isa-debug-exit\n"
+	"(0xf4), in-kernel PIC/IOAPIC/LAPIC and PIT. virtio-mmio devices (--net\n"
+	"first, then --disk; at most 10) sit at 0xd0000000 + n*0x1000 on IRQs\n"
+	"5, 6, 7, 9..15 and are announced by appending virtio_mmio.device=512@ADDR:IRQ\n"
+	"to the kernel command line.\n"
+	"\n"
+	"Exit status:\n"
+	"  0          the guest shut down: it reset (i8042 0xfe, triple fault) or\n"
+	"             halted every vCPU with interrupts disabled\n"
+	"  (v<<1)|1   the guest wrote v to the isa-debug-exit port 0xf4 (QEMU's\n"
+	"             convention, so one guest reports the same status on both)\n"
+	"  2          colovm could not start the guest (bad arguments, unreadable or\n"
+	"             unbootable kernel, kernel too big for --mem, no /dev/kvm)\n"
+	"  4          KVM could not run the guest (internal error)\n"
+	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130)\n"
+	"\n"
+	"Examples:\n"
+	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
+	"  colovm run --kernel /boot/vmlinuz --initrd initrd.img --mem 1024 \\\n"
+	"             --cmdline 'console=ttyS0 earlyprintk=serial'\n"
+	"  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+	"             --colo secondary \\\n"
+	"             --listen tcp:0.0.0.0:4500 --peer-key peer.key        # host B\n"
+	"  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+	"             --colo primary \\\n"
+	"             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n";
 
 struct colovm {
 	struct loop *loop;
@@ -338,27 +338,27 @@ static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, ui
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"kernel", required_argument, NULL, 'k'},
-	    {"initrd", required_argument, NULL, 'i'},
-	    {"cmdline", required_argument, NULL, 'c'},
-	    {"mem", required_argument, NULL, 'm'},
-	    {"cpus", required_argument, NULL, 'n'},
-	    {"serial", required_argument, NULL, 's'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"qmp", required_argument, NULL, 'Q'},
-	    {"reboot", no_argument, NULL, 'B'},
-	    {"restore", required_argument, NULL, 'R'},
-	    {"incoming", required_argument, NULL, 'I'},
-	    {"net", required_argument, NULL, 'N'},
-	    {"disk", required_argument, NULL, 'D'},
-	    {"mem-prealloc", no_argument, NULL, 'P'},
-	    {"peer-key", required_argument, NULL, 'K'},
-	    {"colo", required_argument, NULL, 'C'},
-	    {"peer", required_argument, NULL, 'E'},
-	    {"listen", required_argument, NULL, 'L'},
-	    {NULL, 0, NULL, 0},
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'n'},
+		{"serial", required_argument, NULL, 's'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"qmp", required_argument, NULL, 'Q'},
+		{"reboot", no_argument, NULL, 'B'},
+		{"restore", required_argument, NULL, 'R'},
+		{"incoming", required_argument, NULL, 'I'},
+		{"net", required_argument, NULL, 'N'},
+		{"disk", required_argument, NULL, 'D'},
+		{"mem-prealloc", no_argument, NULL, 'P'},
+		{"peer-key", required_argument, NULL, 'K'},
+		{"colo", required_argument, NULL, 'C'},
+		{"peer", required_argument, NULL, 'E'},
+		{"listen", required_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16];
 	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
@@ -535,8 +535,9 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (incoming) {
-		struct secondary_opts so = {
-		    .key = key_file ? &key : NULL, .done = on_incoming_done, .opaque = &c};
+		struct secondary_opts so = {.key = key_file ? &key : NULL,
+					    .done = on_incoming_done,
+					    .opaque = &c};
 
 		if (secondary_incoming(c.vm, c.rs, c.loop, incoming, &so, &c.secondary)) {
 			c.status = EXIT_SETUP_FAILED;

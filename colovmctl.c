@@ -272,16 +272,15 @@ static int migrate_progress(struct conn *c)
 		pct = total > 0 ? 100.0 * (total - rem) / total : 0;
 		if (!strcmp(st, "completed"))
 			pct = 100;
-		fprintf(stderr, "\r[%-40.*s] %5.1f%% %-10s %8.1f MiB sent %7.0f Mbps",
-			(int)(pct * 0.4), "########################################", pct, st,
+		fprintf(stderr, "\r[%-40.*s] %5.1f%% %-10s %8.1f MiB sent %7.0f Mbps", (int)(pct * 0.4),
+			"########################################", pct, st,
 			json_number_value(json_object_get(ram, "transferred")) / 1048576.0,
 			json_number_value(json_object_get(ram, "mbps")));
 		if (!strcmp(st, "completed")) {
 			fprintf(stderr, "\n");
 			print_json(ret);
 			status = 0;
-		} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
-			   !strcmp(st, "none")) {
+		} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") || !strcmp(st, "none")) {
 			fprintf(stderr, "\ncolovmctl: migration %s%s%s\n", st,
 				json_object_get(ret, "error-desc") ? ": " : "",
 				json_string_value(json_object_get(ret, "error-desc")) ?: "");
