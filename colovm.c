@@ -83,9 +83,29 @@ static const char usage_text[] =
 	"      --incoming tcp:HOST:PORT | rdma:HOST:PORT\n"
 	"                        wait for a live migration from another colovm\n"
 	"                        (QMP migrate) and run the guest it sends\n"
+	"      --colo primary --peer tcp:HOST:PORT | rdma:HOST:PORT\n"
+	"                        protect the guest (COLO): boot it, live-migrate it\n"
+	"                        to the secondary as the first sync, then ship a\n"
+	"                        checkpoint (dirty RAM + device state) every\n"
+	"                        checkpoint-interval ms (default 200; QMP\n"
+	"                        migrate-set-parameters) and on demand\n"
+	"                        (x-colo-checkpoint). If the secondary refuses or\n"
+	"                        goes away the guest runs on unprotected (QMP\n"
+	"                        query-colo-status says why). QMP colo-protect\n"
+	"                        {uri} protects a plain running VM the same way.\n"
+	"                        Not yet: a VM with --disk (disks are not\n"
+	"                        replicated), packets through the pair\n"
+	"      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
+	"                        the hot standby: wait for a COLO primary with the\n"
+	"                        same VM flags (--mem, --cpus, --net/--disk count,\n"
+	"                        kernel and initrd contents; a primary that differs\n"
+	"                        or has another key is refused, and the next one\n"
+	"                        awaited), then keep running a copy of its guest,\n"
+	"                        checkpoint by checkpoint. Ends when the primary\n"
+	"                        shuts down\n"
 	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
-	"                        authenticating the migration channel; give the\n"
-	"                        same key to both ends (source: for QMP migrate).\n"
+	"                        authenticating the migration or COLO channel; give\n"
+	"                        the same key to both ends (source: for QMP migrate).\n"
 	"                        Without it the channel still checks every byte\n"
 	"                        but anyone who reaches the port can send or take\n"
 	"                        the guest: use that only on a trusted link\n"
@@ -124,7 +144,13 @@ static const char usage_text[] =
 	"Examples:\n"
 	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
 	"  colovm run --kernel /boot/vmlinuz --initrd initrd.img --mem 1024 \\\n"
-	"             --cmdline 'console=ttyS0 earlyprintk=serial'\n";
+	"             --cmdline 'console=ttyS0 earlyprintk=serial'\n"
+	"  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+	"             --colo secondary \\\n"
+	"             --listen tcp:0.0.0.0:4500 --peer-key peer.key        # host B\n"
+	"  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
+	"             --colo primary \\\n"
+	"             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n";
 
 struct colovm {
 	struct loop *loop;
@@ -139,6 +165,7 @@ struct colovm {
 	struct hw_runstate *hwrs;
 	struct primary *primary;
 	struct secondary *secondary;
+	struct secondary_colo *colo_secondary;
 };
 
 static void usage_error(const char *fmt, const char *arg)
@@ -290,6 +317,81 @@ static void on_incoming_done(void *opaque, int ret, const char *msg)
 	runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
 }
 
+/* Main loop: the COLO secondary's first sync runs, or failed (exit 2). */
+static void on_colo_first_sync(void *opaque, int ret, const char *msg)
+{
+	struct colovm *c = opaque;
+
+	if (!ret) {
+		log_info("COLO secondary: first sync loaded: running as the hot standby");
+		return;
+	}
+	log_err("COLO secondary: the first sync failed: %s", msg && msg[0] ? msg : strerror(-ret));
+	c->status = EXIT_SETUP_FAILED;
+	hw_runstate_take_event(c->hwrs, &ret);
+	runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
+}
+
+/* ---- QMP: COLO status, answered by the role this colovm plays ---------------- */
+
+static int qmp_colo_status(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct colovm *c = opaque;
+
+	*ret = c->colo_secondary ? secondary_colo_status(c->colo_secondary)
+				 : primary_colo_status(c->primary);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int qmp_colo_stats(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct colovm *c = opaque;
+
+	*ret = c->colo_secondary ? secondary_colo_stats(c->colo_secondary)
+				 : primary_colo_stats(c->primary);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct colovm *c = opaque;
+	json_t *a = json_object_get(args, "id");
+	uint64_t id = a ? (uint64_t)json_integer_value(a) : 0, got = 0, digest = 0;
+	char hex[17];
+	int r = c->colo_secondary ? secondary_colo_digest(c->colo_secondary, id, &got, &digest)
+				  : primary_colo_digest(c->primary, id, &got, &digest);
+
+	if (r && id)
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "No RAM digest kept for checkpoint %llu",
+				     (unsigned long long)id);
+	if (r)
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "No RAM digest yet (migrate-set-parameters "
+				     "x-colo-ram-digest=true on the primary)");
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)digest);
+	*ret = json_pack("{s:I,s:s}", "id", (json_int_t)got, "digest", hex);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int register_colo_qmp(struct colovm *c)
+{
+	static const struct qmp_arg digest_args[] = {
+	    {"id", QMP_ARG_INT, true},
+	    {NULL, 0, false},
+	};
+	int ret;
+
+	if (!c->qmp)
+		return 0;
+	ret = qmp_register(c->qmp, "query-colo-status", NULL, qmp_colo_status, c);
+	if (!ret)
+		ret = qmp_register(c->qmp, "query-colo-stats", NULL, qmp_colo_stats, c);
+	if (!ret)
+		ret = qmp_register(c->qmp, "x-colo-ram-digest", digest_args, qmp_colo_digest, c);
+	return ret;
+}
+
 static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
@@ -325,10 +427,15 @@ static int cmd_run(int argc, char **argv)
 		{"mem-prealloc", no_argument, NULL, 'P'},
 		{"peer-key", required_argument, NULL, 'K'},
 		{"shutdown-timeout", required_argument, NULL, 'T'},
+		{"colo", required_argument, NULL, 'C'},
+		{"peer", required_argument, NULL, 'E'},
+		{"listen", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16];
 	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
+	const char *colo = NULL, *peer = NULL, *listen_uri = NULL;
+	char vm_config[256];
 	struct transport_key key;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
 	struct colovm c = {.sigfd = -1, .shutdown_timeout = SHUTDOWN_TIMEOUT_DEFAULT};
@@ -378,6 +485,15 @@ static int cmd_run(int argc, char **argv)
 			c.shutdown_timeout = (unsigned int)parse_num_opt(
 			    "--shutdown-timeout", optarg, 0, SHUTDOWN_TIMEOUT_MAX);
 			break;
+		case 'C':
+			colo = optarg;
+			break;
+		case 'E':
+			peer = optarg;
+			break;
+		case 'L':
+			listen_uri = optarg;
+			break;
 		case 'N':
 			if (cfg.nnet == ARRAY_SIZE(nets))
 				usage_error("%s", "too many --net options");
@@ -410,6 +526,19 @@ static int cmd_run(int argc, char **argv)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!cfg.kernel)
 		usage_error("%s", "run: --kernel FILE is required");
+	if (colo && strcmp(colo, "primary") && strcmp(colo, "secondary"))
+		usage_error("--colo '%s': expected primary or secondary", colo);
+	if (colo && !strcmp(colo, "primary") && !peer)
+		usage_error("%s", "run: --colo primary needs --peer tcp:HOST:PORT|rdma:HOST:PORT");
+	if (colo && !strcmp(colo, "secondary") && !listen_uri)
+		usage_error("%s",
+			    "run: --colo secondary needs --listen tcp:HOST:PORT|rdma:HOST:PORT");
+	if ((peer && (!colo || strcmp(colo, "primary"))) ||
+	    (listen_uri && (!colo || strcmp(colo, "secondary"))))
+		usage_error("%s",
+			    "run: --peer goes with --colo primary, --listen with --colo secondary");
+	if (colo && (restore || incoming))
+		usage_error("%s", "run: --colo excludes --restore and --incoming");
 
 	ret = loop_new(&c.loop);
 	if (ret) {
@@ -428,10 +557,11 @@ static int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	cfg.restore = restore || incoming;
+	cfg.restore = restore || incoming || listen_uri;
 	ret = runstate_new(c.loop,
-			   restore ? RUN_STATE_RESTORE_VM
-				   : (incoming ? RUN_STATE_INMIGRATE : RUN_STATE_PRELAUNCH),
+			   restore		    ? RUN_STATE_RESTORE_VM
+			   : incoming || listen_uri ? RUN_STATE_INMIGRATE
+						    : RUN_STATE_PRELAUNCH,
 			   &c.rs);
 	if (ret) {
 		log_err("cannot set up the run state: %s", strerror(-ret));
@@ -461,10 +591,16 @@ static int cmd_run(int argc, char **argv)
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
-	ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
+	ret = hw_vm_describe(c.vm, vm_config, sizeof(vm_config));
 	if (!ret)
-		ret = primary_new(c.vm, c.rs, c.loop, c.qmp,
-				  &(struct primary_opts){.key = key_file ? &key : NULL}, &c.primary);
+		ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
+	if (!ret)
+		ret = primary_new(
+		    c.vm, c.rs, c.loop, c.qmp,
+		    &(struct primary_opts){.key = key_file ? &key : NULL, .vm_config = vm_config},
+		    &c.primary);
+	if (!ret)
+		ret = register_colo_qmp(&c);
 	if (ret) {
 		log_err("cannot set up migration: %s", strerror(-ret));
 		c.status = EXIT_SETUP_FAILED;
@@ -484,12 +620,37 @@ static int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		ret = 0;
+	} else if (listen_uri) {
+		struct secondary_opts so = {.key = key_file ? &key : NULL,
+					    .done = on_colo_first_sync,
+					    .opaque = &c,
+					    .vm_config = vm_config};
+
+		if (secondary_colo_new(c.vm, c.rs, c.loop, listen_uri, &so, &c.colo_secondary)) {
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+		ret = 0;
 	} else {
 		ret = runstate_vm_start(c.rs);
 	}
 	if (ret) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
+	}
+	if (peer) {
+		char msg[256];
+
+		/* A primary that cannot pair runs on unprotected (the error is
+		 * in the log and in query-colo-status); bad arguments end it. */
+		ret = primary_colo_protect(c.primary, peer, msg, sizeof(msg));
+		if (ret == -EINVAL && !strncmp(msg, "Invalid", 7)) {
+			log_err("--peer %s: expected tcp:HOST:PORT or rdma:HOST:PORT", peer);
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+		if (ret)
+			log_err("COLO: cannot protect the VM: %s; it runs unprotected", msg);
 	}
 	while (!runstate_main_loop_should_exit(c.rs)) {
 		ret = loop_run_once(c.loop, powerdown_wait_ms(&c));
@@ -502,6 +663,7 @@ static int cmd_run(int argc, char **argv)
 	if (!runstate_exit_signal(c.rs))
 		handle_vm_event(&c);
 out:
+	secondary_colo_free(c.colo_secondary);
 	secondary_free(c.secondary);
 	primary_free(c.primary);
 	qmp_free(c.qmp);

@@ -55,6 +55,10 @@ static const char usage_text[] =
     "  quit                  end colovm (event SHUTDOWN, reason host-qmp-quit)\n"
     "  query-version         colovm's version\n"
     "  query-commands        the commands this colovm offers\n"
+    "  colo-status           COLO protection for a person: mode, state, the reason\n"
+    "                        of the last change, the last checkpoint, checkpoints\n"
+    "                        by reason, pause median/p99/max, pages and bytes per\n"
+    "                        checkpoint (query-colo-status + query-colo-stats)\n"
     "  migrate tcp:HOST:PORT live-migrate to `colovm run --incoming tcp:HOST:PORT`\n"
     "                        with a progress bar (polls query-migrate); exit 0\n"
     "                        when it completed, 1 when it failed or was cancelled\n"
@@ -289,6 +293,88 @@ static int migrate_progress(struct conn *c)
 	}
 }
 
+/* One command without arguments; its "return" (new reference) or NULL
+ * with the error reported. */
+static json_t *simple_query(struct conn *c, const char *cmd, int *status)
+{
+	json_t *q = json_pack("{s:s}", "execute", cmd), *m, *ret;
+
+	if (conn_send(c, q) < 0) {
+		json_decref(q);
+		fprintf(stderr, "colovmctl: connection lost\n");
+		*status = EXIT_USAGE;
+		return NULL;
+	}
+	json_decref(q);
+	m = await_reply(c, false);
+	ret = json_object_get(m, "return");
+	if (!ret) {
+		*status = report(m, false);
+		if (!*status)
+			*status = EXIT_USAGE;
+		json_decref(m);
+		return NULL;
+	}
+	json_incref(ret);
+	json_decref(m);
+	return ret;
+}
+
+static json_int_t jint(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	return json_integer_value(b ? json_object_get(v, b) : v);
+}
+
+/* `colo-status`: query-colo-status and query-colo-stats, for a person. */
+static int colo_status(struct conn *c)
+{
+	json_t *st, *stats, *by, *pause, *v;
+	const char *k;
+	int status = 0;
+
+	st = simple_query(c, "query-colo-status", &status);
+	if (!st)
+		return status;
+	stats = simple_query(c, "query-colo-stats", &status);
+	if (!stats) {
+		json_decref(st);
+		return status;
+	}
+	printf("COLO mode:        %s (last: %s)\n",
+	       json_string_value(json_object_get(st, "mode")) ?: "?",
+	       json_string_value(json_object_get(st, "last-mode")) ?: "?");
+	printf("state:            %s\n", json_string_value(json_object_get(st, "state")) ?: "?");
+	printf("reason:           %s\n", json_string_value(json_object_get(st, "reason")) ?: "");
+	if (json_object_get(st, "peer"))
+		printf("peer:             %s\n", json_string_value(json_object_get(st, "peer")));
+	printf("last checkpoint:  %lld (%lld ms ago)\n",
+	       (long long)jint(st, "last-checkpoint", NULL),
+	       (long long)jint(st, "last-checkpoint-age-ms", NULL));
+	printf("checkpoints:      %lld", (long long)jint(stats, "checkpoints", NULL));
+	by = json_object_get(stats, "by-reason");
+	json_object_foreach(by, k, v)
+	    printf("%s%s %lld", k == json_object_iter_key(json_object_iter(by)) ? " (" : ", ", k,
+		   (long long)json_integer_value(v));
+	printf("%s\n", json_object_size(by) ? ")" : "");
+	if (json_object_get(stats, "failed"))
+		printf("failed:           %lld\n", (long long)jint(stats, "failed", NULL));
+	pause = json_object_get(stats, "pause");
+	printf("pause:            median %.3f ms, p99 %.3f ms, max %.3f ms\n",
+	       json_number_value(json_object_get(pause, "median-ms")),
+	       json_number_value(json_object_get(pause, "p99-ms")),
+	       json_number_value(json_object_get(pause, "max-ms")));
+	printf("pages/checkpoint: mean %lld, max %lld (total %lld)\n",
+	       (long long)jint(stats, "pages", "mean"), (long long)jint(stats, "pages", "max"),
+	       (long long)jint(stats, "pages", "total"));
+	printf("bytes/checkpoint: mean %lld (total %lld)\n",
+	       (long long)jint(stats, "bytes", "mean"), (long long)jint(stats, "bytes", "total"));
+	json_decref(st);
+	json_decref(stats);
+	return 0;
+}
+
 /* COMMAND NAME=VALUE... -> {"execute": COMMAND, "arguments": {...}} */
 static json_t *build_command(int argc, char **argv)
 {
@@ -330,7 +416,7 @@ int main(int argc, char **argv)
 	};
 	struct conn *c = calloc(1, sizeof(*c));
 	const char *sock = NULL;
-	bool watch = false, whole = false, raw_caps = false, progress = false;
+	bool watch = false, whole = false, raw_caps = false, progress = false, colo = false;
 	json_t *req = NULL, *m;
 	uint64_t secs = 10;
 	bool secs_given = false;
@@ -397,6 +483,8 @@ int main(int argc, char **argv)
 		json_decref(req);
 		req = NULL;
 		whole = true;
+	} else if (optind + 1 == argc && !strcmp(argv[optind], "colo-status")) {
+		colo = true;
 	} else if (optind + 2 == argc && !strcmp(argv[optind], "migrate") &&
 		   !strchr(argv[optind + 1], '=')) {
 		/* colovmctl migrate tcp:HOST:PORT: progress until it ends */
@@ -435,7 +523,9 @@ int main(int argc, char **argv)
 		json_decref(m);
 	}
 	status = 0;
-	if (optind < argc) {
+	if (colo) {
+		status = colo_status(c);
+	} else if (optind < argc) {
 		const char *raw = argv[optind];
 
 		if (req ? conn_send(c, req) < 0 : raw_send(c, raw) < 0) {

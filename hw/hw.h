@@ -19,12 +19,12 @@
 struct vm;
 
 struct vm_config {
-	const char *kernel;   /* PVH ELF or bzImage (required) */
-	const char *initrd;   /* optional */
-	const char *cmdline;  /* optional kernel command line */
-	uint64_t mem_mib;     /* guest RAM in MiB */
-	unsigned int cpus;    /* vCPUs */
-	const char *serial;   /* "stdio", "file:PATH" or "none" */
+	const char *kernel;  /* PVH ELF or bzImage (required) */
+	const char *initrd;  /* optional */
+	const char *cmdline; /* optional kernel command line */
+	uint64_t mem_mib;    /* guest RAM in MiB */
+	unsigned int cpus;   /* vCPUs */
+	const char *serial;  /* "stdio", "file:PATH" or "none" */
 	/* virtio-net devices: "tap=IFNAME[,mac=52:54:00:xx:xx:xx]" or
 	 * "hook[,mac=...]" (frames only through hw_vm_net_set_hook/inject) */
 	const char *const *net;
@@ -43,9 +43,9 @@ struct vm_config {
 
 /* What a guest did that ends (or resets) its run. */
 enum vm_event {
-	VM_EVENT_DEBUG_EXIT,  /* write to isa-debug-exit port 0xf4; code = value */
-	VM_EVENT_RESET,	      /* i8042 reset pulse, triple fault, port 0xcf9 */
-	VM_EVENT_HALT,	      /* every vCPU halted with interrupts disabled */
+	VM_EVENT_DEBUG_EXIT,	 /* write to isa-debug-exit port 0xf4; code = value */
+	VM_EVENT_RESET,		 /* i8042 reset pulse, triple fault, port 0xcf9 */
+	VM_EVENT_HALT,		 /* every vCPU halted with interrupts disabled */
 	VM_EVENT_INTERNAL_ERROR, /* KVM could not run the guest; code = -errno or exit reason */
 };
 
@@ -82,8 +82,7 @@ struct runstate;
 struct hw_runstate;
 
 /* reboot: a guest reset reboots (else it ends the run, like -no-reboot). */
-int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot,
-		       struct hw_runstate **out);
+int hw_runstate_attach(struct vm *vm, struct runstate *rs, bool reboot, struct hw_runstate **out);
 /* The guest event that ended the run (enum vm_event, *code its code), or
  * -1: none, or a reset that rebooted. Takes it (the next call gives -1). */
 int hw_runstate_take_event(struct hw_runstate *h, int *code);
@@ -123,6 +122,13 @@ bool hw_vm_ram_unbacked(struct vm *vm, uint64_t first, uint64_t n);
 /* Allocate pages [first, first + n) now, in one call, before a receiver
  * fills them (best effort; nothing to do with --mem-prealloc). */
 void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n);
+/* XXH3-64 of all of guest RAM (tests: are two copies equal?). Reads every
+ * backed page: seconds for GiBs, never on a production path. */
+uint64_t hw_vm_ram_digest(struct vm *vm);
+/* What a COLO pair must agree on, as "mem=256M cpus=1 net=1 disk=0
+ * kernel=<xxh3 of the file> initrd=<xxh3, or 0>" (backends, the command
+ * line and paths may differ). -ENOSPC if len is too small. */
+int hw_vm_describe(const struct vm *vm, char *buf, size_t len);
 
 /* Dirty log (dirty.c): KVM's log of every RAM slot merged with the VMM's
  * own writes into guest RAM (device DMA). Start clears both: the caller
@@ -141,6 +147,15 @@ void hw_dirty_log_putback(struct vm *vm, uint64_t first, uint64_t n);
  * section that failed, e.g. "stream has virtio-net 0, this VM has none". */
 int hw_vm_save_devices(struct vm *vm, struct vmstate_sink *sink, struct vmstate_error *err);
 int hw_vm_load_devices(struct vm *vm, const void *buf, size_t len, struct vmstate_error *err);
+/* The same two phases apart (a COLO secondary checks a checkpoint's state,
+ * acknowledges, then applies): stage reads and validates all of buf (which
+ * must outlive the handle) and changes nothing, the VM may run; apply (VM
+ * paused) applies it and frees the handle, drop frees it unapplied. */
+struct hw_devload;
+int hw_vm_devices_stage(struct vm *vm, const void *buf, size_t len, struct hw_devload **out,
+			struct vmstate_error *err);
+int hw_vm_devices_apply(struct hw_devload *d, struct vmstate_error *err);
+void hw_vm_devices_drop(struct hw_devload *d);
 /* fdatasync every disk image (shared storage: before the final state). */
 int hw_vm_flush_disks(struct vm *vm);
 /* Broadcast a RARP from each virtio-net MAC through its backend (the VM
@@ -179,6 +194,8 @@ struct hw_net_stats {
 
 /* Number of virtio-net devices (index 0.. in --net order). */
 unsigned int hw_vm_net_count(const struct vm *vm);
+/* Number of virtio-blk devices (--disk). */
+unsigned int hw_vm_disk_count(const struct vm *vm);
 /* Install (ops != NULL) or remove the hook of net device idx. */
 int hw_vm_net_set_hook(struct vm *vm, unsigned int idx, const struct net_hook_ops *ops,
 		       void *opaque);

@@ -18,9 +18,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "common/vmstate/vmstate.h"
 #include "hw/internal.h"
@@ -212,40 +214,90 @@ static void *load_no_ram(void *opaque, uint64_t gfn, uint32_t npages)
 	return NULL;
 }
 
-int hw_vm_load_devices(struct vm *vm, const void *buf, size_t len, struct vmstate_error *err)
+struct hw_devload {
+	struct vm *vm;
+	struct vmstate_source *src;
+	struct vmstate_reader *r;
+};
+
+void hw_vm_devices_drop(struct hw_devload *d)
+{
+	if (!d)
+		return;
+	if (d->r)
+		vmstate_load_abort(d->r);
+	vmstate_reader_free(d->r);
+	vmstate_source_free(d->src);
+	free(d);
+}
+
+int hw_vm_devices_stage(struct vm *vm, const void *buf, size_t len, struct hw_devload **out,
+			struct vmstate_error *err)
 {
 	struct vmstate_load_ops ops = {.ram_map = load_no_ram};
-	struct vmstate_source *src = NULL;
-	struct vmstate_reader *r = NULL;
+	struct hw_devload *d = calloc(1, sizeof(*d));
+	int ret;
+
+	if (!d)
+		return vmstate_seterr(err, -ENOMEM, "out of memory");
+	d->vm = vm;
+	ret = vmstate_source_new_mem(&d->src, buf, len);
+	if (!ret)
+		ret = vmstate_reader_new(&d->r, d->src, vm->vmstate, &ops, NULL);
+	if (ret) {
+		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
+		goto err;
+	}
+	ret = vmstate_read_header(d->r, err);
+	if (!ret)
+		ret = vmstate_load_begin(d->r, err);
+	if (!ret && vmstate_reader_ram_bytes(d->r)) {
+		vmstate_load_abort(d->r);
+		ret = vmstate_seterr(err, -EINVAL, "a device-state stream with a RAM section");
+	}
+	if (ret) {
+		vmstate_reader_free(d->r);
+		d->r = NULL;
+		virtio_persist_explain(vm, err);
+		goto err;
+	}
+	*out = d;
+	return 0;
+err:
+	hw_vm_devices_drop(d);
+	return ret;
+}
+
+int hw_vm_devices_apply(struct hw_devload *d, struct vmstate_error *err)
+{
+	int ret;
+
+	if (d->vm->running) {
+		ret = vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
+	} else {
+		ret = vmstate_load_commit(d->r, err);
+		if (ret && !err->msg[0])
+			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
+		if (ret)
+			virtio_persist_explain(d->vm, err);
+		else {
+			vmstate_reader_free(d->r);
+			d->r = NULL;
+		}
+	}
+	hw_vm_devices_drop(d);
+	return ret;
+}
+
+int hw_vm_load_devices(struct vm *vm, const void *buf, size_t len, struct vmstate_error *err)
+{
+	struct hw_devload *d = NULL;
 	int ret;
 
 	if (vm->running)
 		return vmstate_seterr(err, -EBUSY, "cannot load into a running VM");
-	ret = vmstate_source_new_mem(&src, buf, len);
-	if (!ret)
-		ret = vmstate_reader_new(&r, src, vm->vmstate, &ops, NULL);
-	if (ret) {
-		vmstate_seterr(err, ret, "cannot set up the stream: %s", strerror(-ret));
-		goto out;
-	}
-	ret = vmstate_read_header(r, err);
-	if (!ret)
-		ret = vmstate_load_begin(r, err);
-	if (!ret && vmstate_reader_ram_bytes(r))
-		ret = vmstate_seterr(err, -EINVAL, "a device-state stream with a RAM section");
-	if (!ret) {
-		ret = vmstate_load_commit(r, err);
-		if (ret && !err->msg[0])
-			vmstate_seterr(err, ret, "device state refused: %s", strerror(-ret));
-	} else {
-		vmstate_load_abort(r);
-	}
-	if (ret)
-		virtio_persist_explain(vm, err);
-out:
-	vmstate_reader_free(r);
-	vmstate_source_free(src);
-	return ret;
+	ret = hw_vm_devices_stage(vm, buf, len, &d, err);
+	return ret ? ret : hw_vm_devices_apply(d, err);
 }
 
 /* ---- RAM helpers for senders and receivers ----------------------------------- */
@@ -271,4 +323,68 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n)
 	if (!vm->mem.prealloc && first < vm->mem.size / PAGE_SIZE &&
 	    n <= vm->mem.size / PAGE_SIZE - first)
 		madvise(vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE, MADV_POPULATE_WRITE);
+}
+
+/* Test-only: XXH3-64 over the contents of guest RAM. Holes are hashed as
+ * the zeros they read as, without touching (allocating) them. */
+uint64_t hw_vm_ram_digest(struct vm *vm)
+{
+	static const uint8_t zero[PAGE_SIZE];
+	const uint64_t chunk = 512; /* pages: 2 MiB */
+	uint64_t npages = vm->mem.size / PAGE_SIZE, h;
+	XXH3_state_t *st = XXH3_createState();
+
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (uint64_t p = 0; p < npages; p += chunk) {
+		uint64_t n = MIN(chunk, npages - p);
+
+		if (hw_vm_ram_unbacked(vm, p, n)) {
+			for (uint64_t i = 0; i < n; i++)
+				XXH3_64bits_update(st, zero, PAGE_SIZE);
+		} else {
+			XXH3_64bits_update(st, vm->mem.host + p * PAGE_SIZE, n * PAGE_SIZE);
+		}
+	}
+	h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* XXH3-64 of a file's contents, 0 when it cannot be read. */
+static uint64_t file_digest(const char *path)
+{
+	uint8_t buf[1 << 16];
+	XXH3_state_t *st;
+	uint64_t h = 0;
+	ssize_t n;
+	int fd;
+
+	if (!path)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	st = fd >= 0 ? XXH3_createState() : NULL;
+	if (st) {
+		XXH3_64bits_reset(st);
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			XXH3_64bits_update(st, buf, (size_t)n);
+		h = n < 0 ? 0 : XXH3_64bits_digest(st);
+		XXH3_freeState(st);
+	}
+	if (fd >= 0)
+		close(fd);
+	return h;
+}
+
+int hw_vm_describe(const struct vm *vm, char *buf, size_t len)
+{
+	const struct vm_config *c = &vm->cfg;
+	int n;
+
+	n = snprintf(buf, len, "mem=%lluM cpus=%u net=%u disk=%u kernel=%016llx initrd=%016llx",
+		     (unsigned long long)c->mem_mib, c->cpus, vm->nnet, vm->nblk,
+		     (unsigned long long)file_digest(c->kernel),
+		     (unsigned long long)file_digest(c->initrd));
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -513,6 +513,11 @@ unsigned int hw_vm_net_count(const struct vm *vm)
 	return vm->nnet;
 }
 
+unsigned int hw_vm_disk_count(const struct vm *vm)
+{
+	return vm->nblk;
+}
+
 int hw_vm_net_set_hook(struct vm *vm, unsigned int idx, const struct net_hook_ops *ops,
 		       void *opaque)
 {

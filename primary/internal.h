@@ -1,15 +1,137 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* primary/ internals: the RAM sender shared by the role's loops (not public). */
+/* primary/ internals: the role's state, shared by migrate.c (the first sync,
+ * QMP) and colo.c (checkpoints), and the RAM sender (not public). */
 #ifndef COLOVM_PRIMARY_INTERNAL_H
 #define COLOVM_PRIMARY_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "primary/primary.h"
+#include "transport/transport.h"
+
 struct vm;
 struct transport_channel;
 struct vmstate_error;
+struct runstate;
+struct loop;
+struct qmp;
+
+enum mig_status {
+	MIG_NONE,
+	MIG_SETUP,
+	MIG_ACTIVE,
+	MIG_COMPLETED,
+	MIG_FAILED,
+	MIG_CANCELLING,
+	MIG_CANCELLED,
+	MIG_COLO, /* QEMU's "colo": the first sync is done, checkpoints run */
+};
+
+/* Thread -> main loop requests (mig_call waits for the answer). */
+enum mig_req {
+	REQ_NONE,	 /* progress: emit MIGRATION active */
+	REQ_STOP,	 /* running -> finish-migrate (the first sync's end) */
+	REQ_DONE,	 /* the thread ended: join it, settle the run state */
+	REQ_COLO_START,	 /* finish-migrate -> colo -> running: protected */
+	REQ_CKPT_STOP,	 /* running -> colo; -EAGAIN when not running */
+	REQ_CKPT_RESUME, /* colo -> running (unless stopped meanwhile) */
+};
+
+enum colo_state {
+	COLO_NONE,	  /* never protected */
+	COLO_SYNC,	  /* first sync (live migration) to the secondary */
+	COLO_PROTECTED,	  /* checkpoints run */
+	COLO_UNPROTECTED, /* protection failed or ended: the VM runs alone */
+};
+
+#define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
+#define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */
+
+struct primary {
+	struct vm *vm;
+	struct runstate *rs;
+	struct loop *loop;
+	struct qmp *qmp;
+	struct transport_key key;
+	struct primary_opts opts; /* hooks; vm_config copied below */
+	char *vm_config;
+	int evfd;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum mig_req req; /* thread -> main loop */
+	bool call_done;	  /* main loop -> thread */
+	bool freeing;	  /* primary_free: the main loop answers no more calls */
+	int call_ret;
+	_Atomic bool cancel;
+
+	/* parameters (main loop writes, under lock) */
+	uint64_t downtime_limit_ms;
+	uint64_t max_bw; /* bytes/s, 0: unlimited */
+	uint64_t ckpt_interval_ms;
+	bool ram_digest; /* x-colo-ram-digest: hash guest RAM in each pause */
+
+	/* outgoing */
+	pthread_t thread;
+	bool thread_live;
+	char *uri;
+	bool stopped_vm, was_running;
+	int result;
+	enum mig_status status; /* under lock */
+	char errmsg[256];
+	uint64_t start_ns, stop_ns, end_ns;
+	uint64_t stopped_ns; /* the VM is stopped (FINISH_MIGRATE, STOP sent) */
+	uint64_t transferred, remaining, total, dirty_rate, rounds;
+	uint64_t expected_downtime_ms, downtime_ms, setup_ms;
+	uint64_t round0_bytes, round0_ns; /* page data of round 0, its duration */
+	uint64_t ack_ns;		  /* the target's ack read */
+	double mbps;
+
+	/* COLO (colo.c); under lock unless said otherwise */
+	bool colo;	    /* the outgoing stream is mode COLO (main loop, set at start) */
+	bool colo_started;  /* the first sync was acknowledged (thread, then main loop) */
+	bool colo_shutdown; /* primary_free: tell the secondary to shut down */
+	int colo_evfd;	    /* wakes the checkpoint thread (requests, cancel) */
+	enum colo_state colo_state;
+	char colo_why[256]; /* reason of the last state change */
+	uint64_t colo_since_ns;
+	unsigned int pending; /* 1 << enum colo_reason, requested */
+	uint64_t ckpt_id;     /* last acknowledged checkpoint */
+	uint64_t ckpt_ns;     /* its time (CLOCK_MONOTONIC) */
+	uint64_t ckpt_count[COLO_REASON__MAX];
+	uint64_t ckpt_failed;
+	uint32_t pause_us[COLO_PAUSE_RING];
+	uint64_t npause;
+	uint64_t pages_total, bytes_total, pages_max, bytes_max, last_pages, last_bytes;
+	struct {
+		uint64_t id, digest;
+	} digests[COLO_DIGEST_RING];
+	uint64_t ndigest;
+};
+
+/* migrate.c, for colo.c */
+int mig_call(struct primary *m, enum mig_req req);
+void mig_notify(struct primary *m, enum mig_req req);
+int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint64_t id,
+			  uint64_t *bytes, struct vmstate_error *err);
+/* colo.c, for migrate.c */
+struct ram_send;
+/* The thread's part after the first sync was acknowledged: checkpoints
+ * until a failure or a cancel; 0 never (err says why it ended). */
+int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
+	     struct vmstate_error *err);
+/* Main loop: the request REQ_COLO_START/CKPT_STOP/CKPT_RESUME; returns
+ * the answer for mig_call. */
+int colo_main_call(struct primary *m, enum mig_req req);
+/* Main loop, from mig_finish: the COLO thread ended with ret. */
+void colo_finish(struct primary *m, int ret, const char *msg);
+void colo_set_state(struct primary *m, enum colo_state st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int colo_register(struct primary *m);
+void colo_unregister(struct primary *m);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */
 #define RAM_COMMIT_PAGES 4096u /* pages per bulk commit (16 MiB) */

@@ -60,59 +60,13 @@
 #define MIG_DEFAULT_DOWNTIME 300
 #define MIG_BULK_STREAMS     1
 #define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
-
-enum mig_status {
-	MIG_NONE,
-	MIG_SETUP,
-	MIG_ACTIVE,
-	MIG_COMPLETED,
-	MIG_FAILED,
-	MIG_CANCELLING,
-	MIG_CANCELLED,
-};
+/* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
+#define COLO_DEFAULT_INTERVAL_MS 200
 
 static const char *const mig_status_name[] = {
     [MIG_NONE] = "none",	   [MIG_SETUP] = "setup",   [MIG_ACTIVE] = "active",
     [MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLING] = "cancelling",
-    [MIG_CANCELLED] = "cancelled",
-};
-
-enum mig_req { REQ_NONE, REQ_STOP, REQ_DONE };
-
-struct primary {
-	struct vm *vm;
-	struct runstate *rs;
-	struct loop *loop;
-	struct qmp *qmp;
-	struct transport_key key;
-	int evfd;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	enum mig_req req; /* thread -> main loop */
-	bool stop_done;	  /* main loop -> thread */
-	int stop_ret;
-	_Atomic bool cancel;
-
-	/* parameters (main loop) */
-	uint64_t downtime_limit_ms;
-	uint64_t max_bw; /* bytes/s, 0: unlimited */
-
-	/* outgoing */
-	pthread_t thread;
-	bool thread_live;
-	char *uri;
-	bool stopped_vm, was_running;
-	int result;
-	enum mig_status status; /* under lock */
-	char errmsg[256];
-	uint64_t start_ns, stop_ns, end_ns;
-	uint64_t stopped_ns; /* the VM is stopped (FINISH_MIGRATE, STOP sent) */
-	uint64_t transferred, remaining, total, dirty_rate, rounds;
-	uint64_t expected_downtime_ms, downtime_ms, setup_ms;
-	uint64_t round0_bytes, round0_ns; /* page data of round 0, its duration */
-	uint64_t ack_ns;		  /* the target's ack read */
-	double mbps;
+    [MIG_CANCELLED] = "cancelled", [MIG_COLO] = "colo",
 };
 
 static void mig_set_status(struct primary *m, enum mig_status st)
@@ -129,7 +83,7 @@ static void mig_event(struct primary *m, enum mig_status st)
 		qmp_event(m->qmp, "MIGRATION", json_pack("{s:s}", "status", mig_status_name[st]));
 }
 
-static void mig_notify(struct primary *m, enum mig_req req)
+void mig_notify(struct primary *m, enum mig_req req)
 {
 	uint64_t one = 1;
 
@@ -191,7 +145,7 @@ static void mig_stats_round(struct primary *m, uint64_t dirty, uint64_t bytes, u
 	pthread_mutex_unlock(&m->lock);
 }
 
-static int send_stream_start(struct transport_channel *ch, uint64_t ram_bytes,
+static int send_stream_start(struct primary *m, struct transport_channel *ch, uint64_t ram_bytes,
 			     struct vmstate_error *err)
 {
 	Colovm__Transport__StreamStart st = COLOVM__TRANSPORT__STREAM_START__INIT;
@@ -199,9 +153,11 @@ static int send_stream_start(struct transport_channel *ch, uint64_t ram_bytes,
 	int ret;
 
 	st.protocol = TRANSPORT_CKPT_VERSION;
-	st.mode = COLOVM__TRANSPORT__STREAM_START__MODE__MIGRATE;
+	st.mode = m->colo ? COLOVM__TRANSPORT__STREAM_START__MODE__COLO
+			  : COLOVM__TRANSPORT__STREAM_START__MODE__MIGRATE;
 	st.ram_bytes = ram_bytes;
 	st.page_size = HW_PAGE_SIZE;
+	st.vm_config = m->colo && m->vm_config ? m->vm_config : "";
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_STREAM_START;
 	msg.stream_start = &st;
 	ret = transport_send(ch, &msg);
@@ -209,8 +165,8 @@ static int send_stream_start(struct transport_channel *ch, uint64_t ram_bytes,
 }
 
 /* The device state of unit id, as one vmstate stream in DeviceState chunks. */
-static int send_device_state(struct primary *m, struct transport_channel *ch, uint64_t id,
-			     uint64_t *bytes, struct vmstate_error *err)
+int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint64_t id,
+			  uint64_t *bytes, struct vmstate_error *err)
 {
 	Colovm__Transport__DeviceState ds = COLOVM__TRANSPORT__DEVICE_STATE__INIT;
 	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
@@ -249,6 +205,7 @@ static int wait_ack(struct primary *m, struct transport_channel *ch, uint64_t id
 		    struct vmstate_error *err)
 {
 	uint64_t deadline = clock_ns() + MIG_ACK_TIMEOUT_MS * 1000000ull;
+	const char *peer = m->colo ? "the secondary" : "the target";
 	transport_msg *msg = NULL;
 	int ret;
 
@@ -259,19 +216,20 @@ static int wait_ack(struct primary *m, struct transport_channel *ch, uint64_t id
 		if (ret == -EAGAIN) {
 			if (clock_ns() < deadline)
 				continue;
-			return vmstate_seterr(err, -ETIMEDOUT,
-					      "the target did not acknowledge the migration");
+			return vmstate_seterr(err, -ETIMEDOUT, "%s did not acknowledge the %s",
+					      peer, m->colo ? "first sync" : "migration");
 		}
 		if (ret)
 			return vmstate_seterr(err, ret,
-					      "the target did not acknowledge the migration (it "
-					      "refused the stream or went away): %s",
+					      "%s did not acknowledge the %s (it refused the "
+					      "stream or went away): %s",
+					      peer, m->colo ? "first sync" : "migration",
 					      strerror(-ret));
 		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK &&
 		    msg->checkpoint_ack->id == id)
 			break;
 		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_ERROR) {
-			ret = vmstate_seterr(err, -ECONNRESET, "the target refused the stream: %s",
+			ret = vmstate_seterr(err, -ECONNRESET, "%s refused the stream: %s", peer,
 					     msg->error->message);
 			transport_msg_free(msg);
 			return ret;
@@ -280,25 +238,25 @@ static int wait_ack(struct primary *m, struct transport_channel *ch, uint64_t id
 	}
 	ret = msg->checkpoint_ack->status;
 	if (ret)
-		vmstate_seterr(err, ret < 0 ? ret : -EPROTO, "the target refused the stream: %s",
-			       msg->checkpoint_ack->message);
+		vmstate_seterr(err, ret < 0 ? ret : -EPROTO, "%s refused %s: %s", peer,
+			       m->colo ? "to pair" : "the stream", msg->checkpoint_ack->message);
 	transport_msg_free(msg);
 	return ret ? (ret < 0 ? ret : -EPROTO) : 0;
 }
 
-/* Ask the main loop to stop the VM (FINISH_MIGRATE) and wait for it. */
-static int stop_vm(struct primary *m)
+/* Ask the main loop for req (REQ_STOP, REQ_COLO_*) and wait for its answer. */
+int mig_call(struct primary *m, enum mig_req req)
 {
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	m->stop_done = false;
+	m->call_done = false;
 	pthread_mutex_unlock(&m->lock);
-	mig_notify(m, REQ_STOP);
+	mig_notify(m, req);
 	pthread_mutex_lock(&m->lock);
-	while (!m->stop_done)
+	while (!m->call_done && !m->freeing)
 		pthread_cond_wait(&m->cond, &m->lock);
-	ret = m->stop_ret;
+	ret = m->call_done ? m->call_ret : -ECANCELED;
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
@@ -352,7 +310,11 @@ static void *mig_thread(void *arg)
 		goto out;
 	}
 	logging = true;
-	ret = send_stream_start(ch, ram_bytes, &err);
+	ret = send_stream_start(m, ch, ram_bytes, &err);
+	/* COLO: the secondary answers StreamStart at once (CheckpointAck id 0):
+	 * a VM that differs is refused before any page is sent. */
+	if (!ret && m->colo)
+		ret = wait_ack(m, ch, 0, &err);
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&m->lock);
@@ -405,7 +367,7 @@ static void *mig_thread(void *arg)
 
 	/* The main loop stops the VM (FINISH_MIGRATE); then the last round,
 	 * straight from guest RAM. */
-	ret = stop_vm(m);
+	ret = mig_call(m, REQ_STOP);
 	if (ret) {
 		vmstate_seterr(&err, ret, "cannot stop the VM: %s", strerror(-ret));
 		goto out;
@@ -413,7 +375,7 @@ static void *mig_thread(void *arg)
 	tm[0] = clock_ns();
 	/* Shared storage: the target opens the same images; what the source
 	 * wrote must be on disk before the target can read it. */
-	ret = hw_vm_flush_disks(vm);
+	ret = m->colo ? 0 : hw_vm_flush_disks(vm);
 	if (ret) {
 		vmstate_seterr(&err, ret, "cannot flush the disks: %s", strerror(-ret));
 		goto out;
@@ -432,7 +394,7 @@ static void *mig_thread(void *arg)
 	ret = ram_send_bitmap(&p, bitmap, &err);
 	tm[2] = clock_ns();
 	if (!ret)
-		ret = send_device_state(m, ch, p.id, &state_bytes, &err);
+		ret = mig_send_device_state(m, ch, p.id, &state_bytes, &err);
 	if (ret)
 		goto out;
 	tm[3] = clock_ns();
@@ -454,8 +416,10 @@ static void *mig_thread(void *arg)
 		m->ack_ns = clock_ns();
 		pthread_mutex_unlock(&m->lock);
 	}
+	if (!ret && m->colo)
+		ret = colo_run(m, ch, &p, bitmap, &err);
 out:
-	if (ret && atomic_load(&m->cancel))
+	if (ret && atomic_load(&m->cancel) && !m->colo_started)
 		vmstate_seterr(&err, -ECANCELED, "migration cancelled");
 	if (logging)
 		hw_dirty_log_stop(vm);
@@ -482,6 +446,13 @@ static void mig_finish(struct primary *m)
 	pthread_mutex_lock(&m->lock);
 	ret = m->result;
 	pthread_mutex_unlock(&m->lock);
+	if (m->colo && m->colo_started) {
+		/* Protection ended after it began: the VM runs on (colo.c). */
+		colo_finish(m, ret, m->errmsg);
+		mig_set_status(m, MIG_COMPLETED);
+		mig_event(m, MIG_COMPLETED);
+		return;
+	}
 	if (!ret) {
 		runstate_set(m->rs, RUN_STATE_POSTMIGRATE);
 		mig_set_status(m, MIG_COMPLETED);
@@ -496,8 +467,10 @@ static void mig_finish(struct primary *m)
 				runstate_set(m->rs, RUN_STATE_PAUSED);
 		}
 		mig_set_status(m, atomic_load(&m->cancel) ? MIG_CANCELLED : MIG_FAILED);
-		log_err("migration %s: %s", atomic_load(&m->cancel) ? "cancelled" : "failed",
-			m->errmsg);
+		log_err("%s %s: %s", m->colo ? "COLO first sync" : "migration",
+			atomic_load(&m->cancel) ? "cancelled" : "failed", m->errmsg);
+		if (m->colo)
+			colo_finish(m, ret, m->errmsg);
 	}
 	pthread_mutex_lock(&m->lock);
 	m->downtime_ms = m->stop_ns && m->ack_ns ? (m->ack_ns - m->stop_ns) / 1000000 : 0;
@@ -534,8 +507,18 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 		pthread_mutex_lock(&m->lock);
 		m->stop_ns = stop_ns;
 		m->stopped_ns = clock_ns();
-		m->stop_done = true;
-		m->stop_ret = ret;
+		m->call_done = true;
+		m->call_ret = ret;
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+		break;
+	case REQ_COLO_START:
+	case REQ_CKPT_STOP:
+	case REQ_CKPT_RESUME:
+		ret = colo_main_call(m, req);
+		pthread_mutex_lock(&m->lock);
+		m->call_done = true;
+		m->call_ret = ret;
 		pthread_cond_broadcast(&m->cond);
 		pthread_mutex_unlock(&m->lock);
 		break;
@@ -547,27 +530,39 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 
 /* ---- QMP ------------------------------------------------------------------------ */
 
-static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+/* Start an outgoing stream to uri (colo: protection). Main loop. 0, or
+ * -errno with msg set. */
+static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, size_t len)
 {
-	struct primary *m = opaque;
-	const char *uri = json_string_value(json_object_get(args, "uri"));
 	int r;
 
-	if (m->thread_live)
-		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "There's a migration process in progress");
-	if (runstate_check(m->rs, RUN_STATE_INMIGRATE))
-		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "Guest is waiting for an incoming migration");
-	if (!uri_valid(uri))
-		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "Invalid migration URI '%s' (expected tcp:HOST:PORT or "
-				     "rdma:HOST:PORT)",
-				     uri);
-	if (runstate_needs_reset(m->rs) || runstate_check(m->rs, RUN_STATE_POSTMIGRATE))
-		return qmp_error_set(err, QMP_ERROR_GENERIC,
-				     "The VM cannot be migrated in state '%s'",
-				     runstate_name(runstate_get(m->rs)));
+	if (m->thread_live) {
+		snprintf(msg, len, "%s",
+			 m->colo && m->colo_started ? "The VM is already protected (COLO)"
+						    : "There's a migration process in progress");
+		return -EBUSY;
+	}
+	if (runstate_check(m->rs, RUN_STATE_INMIGRATE)) {
+		snprintf(msg, len, "Guest is waiting for an incoming migration");
+		return -EBUSY;
+	}
+	if (!uri || !uri_valid(uri)) {
+		snprintf(msg, len, "Invalid %s URI '%s' (expected tcp:HOST:PORT or rdma:HOST:PORT)",
+			 colo ? "peer" : "migration", uri ? uri : "");
+		return -EINVAL;
+	}
+	if (runstate_needs_reset(m->rs) || runstate_check(m->rs, RUN_STATE_POSTMIGRATE) ||
+	    (colo && !runstate_is_running(m->rs))) {
+		snprintf(msg, len, "The VM cannot be %s in state '%s'",
+			 colo ? "protected" : "migrated", runstate_name(runstate_get(m->rs)));
+		return -EINVAL;
+	}
+	if (colo && hw_vm_disk_count(m->vm)) {
+		snprintf(msg, len,
+			 "COLO does not replicate disks yet: a VM with --disk cannot be "
+			 "protected");
+		return -EOPNOTSUPP;
+	}
 	free(m->uri);
 	m->uri = strdup(uri);
 	if (!m->uri)
@@ -582,17 +577,51 @@ static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_erro
 	m->stop_ns = m->end_ns = 0;
 	m->errmsg[0] = 0;
 	m->req = REQ_NONE;
+	m->colo = colo;
+	m->colo_started = false;
+	m->colo_shutdown = false;
+	m->pending = 0;
 	pthread_mutex_unlock(&m->lock);
 	atomic_store(&m->cancel, false);
 	m->stopped_vm = false;
+	if (colo)
+		colo_set_state(m, COLO_SYNC, "first sync to %s", uri);
 	r = -pthread_create(&m->thread, NULL, mig_thread, m);
 	if (r) {
 		mig_set_status(m, MIG_FAILED);
-		return qmp_error_set(err, QMP_ERROR_GENERIC, "cannot start the migration thread");
+		if (colo)
+			colo_set_state(m, COLO_UNPROTECTED, "cannot start the COLO thread");
+		snprintf(msg, len, "cannot start the migration thread");
+		return r;
 	}
 	m->thread_live = true;
 	mig_event(m, MIG_SETUP);
 	return 0;
+}
+
+static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	char msg[256];
+	int r =
+	    mig_start(m, json_string_value(json_object_get(args, "uri")), false, msg, sizeof(msg));
+
+	return r == -ENOMEM ? r : r ? qmp_error_set(err, QMP_ERROR_GENERIC, "%s", msg) : 0;
+}
+
+int primary_colo_protect(struct primary *m, const char *uri, char *msg, size_t len)
+{
+	return mig_start(m, uri, true, msg, len);
+}
+
+static int qmp_colo_protect(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+	char msg[256];
+	int r =
+	    mig_start(m, json_string_value(json_object_get(args, "uri")), true, msg, sizeof(msg));
+
+	return r == -ENOMEM ? r : r ? qmp_error_set(err, QMP_ERROR_GENERIC, "%s", msg) : 0;
 }
 
 static int qmp_migrate_cancel(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
@@ -603,9 +632,11 @@ static int qmp_migrate_cancel(void *opaque, json_t *args, json_t **ret, struct q
 		return 0;
 	atomic_store(&m->cancel, true);
 	pthread_mutex_lock(&m->lock);
-	if (m->status == MIG_SETUP || m->status == MIG_ACTIVE)
+	if (m->status == MIG_SETUP || m->status == MIG_ACTIVE || m->status == MIG_COLO)
 		m->status = MIG_CANCELLING;
 	pthread_mutex_unlock(&m->lock);
+	if (m->colo_evfd >= 0 && write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+		log_err("colo: eventfd: %s", strerror(errno));
 	mig_event(m, MIG_CANCELLING);
 	return 0;
 }
@@ -661,6 +692,16 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 	struct primary *m = opaque;
 	json_t *dl = json_object_get(args, "downtime-limit");
 	json_t *bw = json_object_get(args, "max-bandwidth");
+	json_t *ci = json_object_get(args, "checkpoint-interval");
+	json_t *cd = json_object_get(args, "x-checkpoint-delay");
+	json_t *dg = json_object_get(args, "x-colo-ram-digest");
+
+	if (!ci)
+		ci = cd; /* QEMU's name for the same period */
+	if (ci && (json_integer_value(ci) < 1 || json_integer_value(ci) > 3600000))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Parameter 'checkpoint-interval' expects an integer in the "
+				     "range of 1 to 3600000 milliseconds");
 
 	if (dl && (json_integer_value(dl) < 0 || json_integer_value(dl) > 2000000))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
@@ -675,7 +716,14 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 		m->downtime_limit_ms = (uint64_t)json_integer_value(dl);
 	if (bw)
 		m->max_bw = (uint64_t)json_integer_value(bw);
+	if (ci)
+		m->ckpt_interval_ms = (uint64_t)json_integer_value(ci);
+	if (dg)
+		m->ram_digest = json_is_true(dg);
 	pthread_mutex_unlock(&m->lock);
+	/* The checkpoint thread takes the new period at once. */
+	if (ci && m->colo_evfd >= 0 && write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+		log_err("colo: eventfd: %s", strerror(errno));
 	return 0;
 }
 
@@ -684,8 +732,11 @@ static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp
 	struct primary *m = opaque;
 
 	pthread_mutex_lock(&m->lock);
-	*ret = json_pack("{s:I,s:I}", "downtime-limit", (json_int_t)m->downtime_limit_ms,
-			 "max-bandwidth", (json_int_t)m->max_bw);
+	*ret =
+	    json_pack("{s:I,s:I,s:I,s:I,s:b}", "downtime-limit", (json_int_t)m->downtime_limit_ms,
+		      "max-bandwidth", (json_int_t)m->max_bw, "checkpoint-interval",
+		      (json_int_t)m->ckpt_interval_ms, "x-checkpoint-delay",
+		      (json_int_t)m->ckpt_interval_ms, "x-colo-ram-digest", m->ram_digest);
 	pthread_mutex_unlock(&m->lock);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -748,8 +799,12 @@ static const struct qmp_arg migrate_args[] = {
     {NULL, 0, false},
 };
 static const struct qmp_arg params_args[] = {
-    {"downtime-limit", QMP_ARG_INT, true},
-    {"max-bandwidth", QMP_ARG_INT, true},
+    {"downtime-limit", QMP_ARG_INT, true},	{"max-bandwidth", QMP_ARG_INT, true},
+    {"checkpoint-interval", QMP_ARG_INT, true}, {"x-checkpoint-delay", QMP_ARG_INT, true},
+    {"x-colo-ram-digest", QMP_ARG_BOOL, true},	{NULL, 0, false},
+};
+static const struct qmp_arg protect_args[] = {
+    {"uri", QMP_ARG_STRING, false},
     {NULL, 0, false},
 };
 static const struct qmp_arg snapshot_args[] = {
@@ -764,6 +819,7 @@ static const char *const cmd_names[] = {
     "migrate-set-parameters",
     "query-migrate-parameters",
     "snapshot-save",
+    "colo-protect",
 };
 
 int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qmp *qmp,
@@ -773,9 +829,10 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 		const struct qmp_arg *args;
 		qmp_cmd_fn fn;
 	} cmds[] = {
-	    {migrate_args, qmp_migrate}, {NULL, qmp_migrate_cancel},
-	    {NULL, qmp_query_migrate},	 {params_args, qmp_set_params},
-	    {NULL, qmp_query_params},	 {snapshot_args, qmp_snapshot_save},
+	    {migrate_args, qmp_migrate},      {NULL, qmp_migrate_cancel},
+	    {NULL, qmp_query_migrate},	      {params_args, qmp_set_params},
+	    {NULL, qmp_query_params},	      {snapshot_args, qmp_snapshot_save},
+	    {protect_args, qmp_colo_protect},
 	};
 	struct primary *m = calloc(1, sizeof(*m));
 	int ret;
@@ -786,13 +843,26 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->rs = rs;
 	m->loop = loop;
 	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
+	m->ckpt_interval_ms = COLO_DEFAULT_INTERVAL_MS;
+	m->colo_evfd = -1;
 	if (opts && opts->key)
 		m->key = *opts->key;
 	else
 		transport_key_public(&m->key);
+	if (opts)
+		m->opts = *opts;
+	m->opts.key = NULL;
+	m->vm_config = strdup(opts && opts->vm_config ? opts->vm_config : "");
+	m->opts.vm_config = NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	m->colo_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!m->vm_config || m->colo_evfd < 0) {
+		ret = -ENOMEM;
+		m->evfd = m->evfd < 0 ? -1 : (close(m->evfd), -1);
+		goto err;
+	}
 	if (m->evfd < 0) {
 		ret = -errno;
 		goto err;
@@ -806,6 +876,8 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->qmp = qmp;
 	for (unsigned int i = 0; qmp && i < ARRAY_SIZE(cmds) && !ret; i++)
 		ret = qmp_register(qmp, cmd_names[i], cmds[i].args, cmds[i].fn, m);
+	if (!ret)
+		ret = colo_register(m);
 	if (ret)
 		goto err;
 	*out = m;
@@ -820,14 +892,20 @@ void primary_free(struct primary *m)
 	if (!m)
 		return;
 	if (m->thread_live) {
-		atomic_store(&m->cancel, true);
+		/* A thread waiting for the main loop (which no longer runs)
+		 * gets -ECANCELED; a protected pair ends: the secondary is
+		 * told to shut down too. */
 		pthread_mutex_lock(&m->lock);
-		m->stop_done = true;
-		m->stop_ret = -ECANCELED;
+		m->colo_shutdown = true;
+		m->freeing = true;
 		pthread_cond_broadcast(&m->cond);
 		pthread_mutex_unlock(&m->lock);
+		atomic_store(&m->cancel, true);
+		if (write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+			log_err("colo: eventfd: %s", strerror(errno));
 		pthread_join(m->thread, NULL);
 	}
+	colo_unregister(m);
 	if (m->evfd >= 0) {
 		loop_del_fd(m->loop, m->evfd);
 		close(m->evfd);
@@ -836,7 +914,10 @@ void primary_free(struct primary *m)
 		qmp_unregister(m->qmp, cmd_names[i]);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
+	if (m->colo_evfd >= 0)
+		close(m->colo_evfd);
 	memset(&m->key, 0, sizeof(m->key));
+	free(m->vm_config);
 	free(m->uri);
 	free(m);
 }

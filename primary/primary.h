@@ -11,16 +11,30 @@
  * and the QMP commands:
  *
  *   migrate {uri: tcp:HOST:PORT | rdma:HOST:PORT}   (QEMU's shape)
- *   migrate_cancel, query-migrate, migrate-set-parameters {downtime-limit,
- *   max-bandwidth}, query-migrate-parameters, snapshot-save {file}
+ *   migrate_cancel (also ends COLO protection), query-migrate,
+ *   migrate-set-parameters {downtime-limit, max-bandwidth,
+ *   x-checkpoint-delay | checkpoint-interval (ms), x-colo-ram-digest},
+ *   query-migrate-parameters, snapshot-save {file}
+ *   colo-protect {uri}, x-colo-checkpoint
  *   event MIGRATION {status}
  *
  * Threads: QMP and the run-state moves on the main loop; the migration
  * streams on its own thread while the vCPUs run, asks the main loop (an
  * eventfd) to stop the VM and to finish, and waits on a condition variable.
+ * COLO: the same thread, once the first sync is acknowledged, becomes the
+ * checkpoint thread; it asks the main loop for every run-state move.
+ *
+ * Run states (common/runstate's table, QEMU's COLO path): first sync
+ * RUNNING -> FINISH_MIGRATE (the last pages) -> COLO -> RUNNING; each
+ * checkpoint RUNNING -> COLO (vCPUs parked) -> RUNNING after the ack; a
+ * failed checkpoint (the secondary died, refused, timed out) COLO -> RUNNING
+ * and the VM goes on unprotected.
  */
 #ifndef COLOVM_PRIMARY_H
 #define COLOVM_PRIMARY_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 struct vm;
 struct loop;
@@ -28,6 +42,19 @@ struct runstate;
 struct qmp;
 struct transport_key;
 struct primary;
+typedef struct json_t json_t;
+
+/* Why a checkpoint is taken (CheckpointRequest.reason, query-colo-stats). */
+enum colo_reason {
+	COLO_REASON_PERIODIC,	     /* checkpoint-interval elapsed */
+	COLO_REASON_REQUEST,	     /* QMP x-colo-checkpoint */
+	COLO_REASON_MISMATCH,	     /* net-compare: the two outputs differ */
+	COLO_REASON_COMPARE_TIMEOUT, /* net-compare: a packet held too long */
+	COLO_REASON__MAX,
+};
+
+/* "periodic", "request", "mismatch", "compare-timeout". */
+const char *colo_reason_name(enum colo_reason r);
 
 struct primary_opts {
 	/*
@@ -37,12 +64,49 @@ struct primary_opts {
 	 * receive the guest; for trusted links only.
 	 */
 	const struct transport_key *key;
+	/*
+	 * The VM's configuration, "key=value ..." (colovm.c builds it): sent in
+	 * StreamStart for COLO; the secondary refuses to pair when its own
+	 * differs. NULL: "" (the secondary refuses unless it has none either).
+	 */
+	const char *vm_config;
+	/*
+	 * COLO hooks (NULL: none), for net-compare. checkpoint_acked: on the
+	 * checkpoint thread, after the secondary acknowledged checkpoint id
+	 * and before the guest resumes -- the packets that checkpoint covers
+	 * may be released. colo_lost: on the main loop, protection ended (the
+	 * guest runs on unprotected): release directly from now on.
+	 */
+	void (*checkpoint_acked)(void *opaque, uint64_t id);
+	void (*colo_lost)(void *opaque, const char *why);
+	void *hook_opaque;
 };
 
 /* Register the QMP commands (qmp may be NULL: none) on loop's thread. */
 int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qmp *qmp,
 		const struct primary_opts *opts, struct primary **out);
-/* Cancels a migration in progress (the guest goes on here) and unregisters. */
+/* Cancels a migration in progress (the guest goes on here) and unregisters;
+ * a protected pair is ended (the secondary is told to shut down). */
 void primary_free(struct primary *p);
+
+/*
+ * Protect the running VM (main loop): connect to the secondary at uri and
+ * start the first sync, then checkpoints; what QMP colo-protect does. 0:
+ * started (query-colo-status follows it; a later failure leaves the VM
+ * running unprotected); -errno and msg (size len) when it cannot start.
+ */
+int primary_colo_protect(struct primary *p, const char *uri, char *msg, size_t len);
+/*
+ * Any thread: take a checkpoint as soon as possible for reason (net-compare:
+ * COLO_REASON_MISMATCH, COLO_REASON_COMPARE_TIMEOUT). Requests made before
+ * one starts are merged into it. -ENOTCONN when not protected.
+ */
+int primary_checkpoint_request(struct primary *p, enum colo_reason reason);
+/* QMP query-colo-status / query-colo-stats bodies (main loop; new refs). */
+json_t *primary_colo_status(struct primary *p);
+json_t *primary_colo_stats(struct primary *p);
+/* x-colo-ram-digest: guest RAM's digest at checkpoint id (0: the last one
+ * that has a digest). -ENOENT: none kept (x-colo-ram-digest off, too old). */
+int primary_colo_digest(struct primary *p, uint64_t id, uint64_t *id_out, uint64_t *digest);
 
 #endif

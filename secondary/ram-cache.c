@@ -23,7 +23,7 @@ struct ram_cache {
 	bool stale; /* an aborted checkpoint overwrote some pages */
 };
 
-int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out)
+static int cache_alloc(uint8_t *guest, uint64_t bytes, bool copy, struct ram_cache **out)
 {
 	struct ram_cache *c;
 
@@ -43,9 +43,20 @@ int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out)
 		ram_cache_free(c);
 		return -ENOMEM;
 	}
-	memcpy(c->cache, guest, bytes);
+	if (copy)
+		memcpy(c->cache, guest, bytes);
 	*out = c;
 	return 0;
+}
+
+int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out)
+{
+	return cache_alloc(guest, bytes, true, out);
+}
+
+int ram_cache_new_empty(uint8_t *guest, uint64_t bytes, struct ram_cache **out)
+{
+	return cache_alloc(guest, bytes, false, out);
 }
 
 void ram_cache_free(struct ram_cache *c)

@@ -38,6 +38,9 @@ struct secondary_opts {
 	 */
 	void (*done)(void *opaque, int ret, const char *msg);
 	void *opaque;
+	/* COLO: this VM's configuration ("key=value ...", colovm.c builds
+	 * it); a primary whose StreamStart.vm_config differs is refused. */
+	const char *vm_config;
 };
 
 /*
@@ -49,6 +52,40 @@ struct secondary_opts {
 int secondary_incoming(struct vm *vm, struct runstate *rs, struct loop *loop, const char *uri,
 		       const struct secondary_opts *opts, struct secondary **out);
 void secondary_free(struct secondary *s);
+
+/* ---- COLO secondary (colo.c) ---------------------------------------------------
+ *
+ * Listen on uri for a COLO primary (StreamStart mode COLO) and keep vm (as
+ * for secondary_incoming: created with vm_config.restore, INMIGRATE) a hot
+ * copy of it. A primary that fails the handshake (key) or whose VM differs
+ * is refused with a message on both sides, and the next one is awaited.
+ * The first sync lands in the RAM cache; once complete the cache's pages
+ * are copied into guest RAM (which was all zero), the devices loaded, this
+ * side's dirty log started, and the guest runs: INMIGRATE -> COLO ->
+ * RUNNING. Each checkpoint: RUNNING -> COLO, pages into the cache, device
+ * state staged and checked, CheckpointAck, then the cache flushed (pages
+ * of the checkpoint + pages this guest dirtied), devices applied, COLO ->
+ * RUNNING. A checkpoint that fails half-way is dropped (ram_cache_abort):
+ * the guest stays on its previous state and runs on, unprotected. The
+ * primary's FailoverNotice{SHUTDOWN} shuts this side down.
+ *
+ * opts.done: on the main loop, once: ret 0 when the first sync is loaded
+ * and the guest runs; -errno when the first sync failed after pages
+ * arrived (the guest never ran: the caller should exit).
+ */
+struct secondary_colo;
+typedef struct json_t json_t;
+
+int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, const char *uri,
+		       const struct secondary_opts *opts, struct secondary_colo **out);
+void secondary_colo_free(struct secondary_colo *s);
+/* QMP query-colo-status / query-colo-stats bodies (new references). */
+json_t *secondary_colo_status(struct secondary_colo *s);
+json_t *secondary_colo_stats(struct secondary_colo *s);
+/* Guest RAM's digest right after checkpoint id was applied (0: the last);
+ * only for checkpoints the primary asked one for (x-colo-ram-digest). */
+int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out,
+			  uint64_t *digest);
 
 /* ---- RAM cache (ram-cache.c) -------------------------------------------------
  *
@@ -69,6 +106,9 @@ struct ram_cache;
 
 /* bytes: a multiple of 4096. The cache starts as a copy of guest. */
 int ram_cache_new(uint8_t *guest, uint64_t bytes, struct ram_cache **out);
+/* The same for a guest that never ran (all zero): the cache starts zero,
+ * without reading guest RAM. */
+int ram_cache_new_empty(uint8_t *guest, uint64_t bytes, struct ram_cache **out);
 void ram_cache_free(struct ram_cache *c);
 /* The cache's memory: the receive region for transport_listen/_accept. */
 uint8_t *ram_cache_region(struct ram_cache *c, uint64_t *bytes);

@@ -102,7 +102,7 @@
  * ---- Checkpoint protocol, version 1 (TRANSPORT_CKPT_VERSION) ----------------
  *
  * The one vocabulary between primary/ and secondary/, for live migration
- * and (next) COLO checkpoints. RAM travels only on the bulk path, straight
+ * and COLO checkpoints. RAM travels only on the bulk path, straight
  * into the secondary's receive region (zero-copy over RDMA); device state
  * travels on the message path as one common/vmstate stream (header, FULL
  * records, EOF; no RAM section) cut into DeviceState chunks. Pages and state
@@ -124,16 +124,29 @@
  *   |                                                     |  applied (2 phases)
  *   |<- CheckpointAck{id 1, status 0 | -errno, message} --|  runs (INMIGRATE
  *   postmigrate                                           |  -> RUNNING), RARP
- *   COLO checkpoint n (mode COLO, after the unit-1 sync above; the region is
- *   the secondary's RAM cache, never its live guest RAM):
- *   |-- CheckpointRequest{id n, reason} ----------------->|  stops
- *   |<- CheckpointReply{id n} ----------------------------|
+ *   COLO (mode COLO; the region is the secondary's RAM cache, never its
+ *   live guest RAM). StreamStart also carries vm_config ("mem=.. cpus=..
+ *   net=.. disk=.. kernel=<xxh3> initrd=<xxh3>") and is answered at once:
+ *   |<- CheckpointAck{id 0, 0 | -errno, "the primary's VM has cpus=2, this
+ *   |      one cpus=1 ..."} ------------------------------|  refused: no page
+ *   Unit 1 is the live migration above, into the cache; once it is complete
+ *   the cache's pages are copied into the secondary's guest RAM (all zero
+ *   before), its devices loaded, its dirty log started, and both guests
+ *   run (secondary INMIGRATE -> COLO -> RUNNING, primary FINISH_MIGRATE ->
+ *   COLO -> RUNNING). Then checkpoint n = 2, 3, ...:
+ *   (vCPUs stopped: RUNNING -> COLO)                      |
+ *   |-- CheckpointRequest{id n, reason, digest} --------->|  stops (-> COLO)
  *   |== bulk: dirty pages; BulkCommit{id n} ============>|  into the cache
  *   |-- DeviceState{id n, ...} ... {last} --------------->|  staged + checked
+ *   |<- CheckpointReply{id n, status} --------------------|  (sent once stopped)
  *   |<- CheckpointAck{id n, 0} ---------------------------|  flush the cache
- *   resumes, releases held packets                        |  (pages dirtied by
+ *   releases held packets, resumes (COLO -> RUNNING)      |  (pages dirtied by
  *                                                         |  either side),
  *                                                         |  apply state, run
+ *   The primary does not wait for the reply before sending: the secondary
+ *   stops while the pages stream (they land in the cache, not in its guest).
+ *   FailoverNotice{SHUTDOWN} from the primary: it ends the pair in order
+ *   (quit, guest shutdown, migrate_cancel); the secondary shuts down.
  *   Any failure: CheckpointAck{status -errno, message} if the secondary can
  *   still say so, then the channel is dropped; the secondary stays on its
  *   last complete checkpoint and the primary puts its dirty bits back.

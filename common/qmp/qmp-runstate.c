@@ -43,6 +43,12 @@ static int cmd_cont(void *opaque, json_t *args, json_t **ret, struct qmp_error *
 	/* QEMU: on an incoming VM, "cont" only asks to start once it arrives. */
 	if (s == RUN_STATE_INMIGRATE)
 		return 0;
+	/* COLO is a checkpoint's pause: resuming now would change guest RAM
+	 * while it is being copied. The checkpoint resumes the VM itself. */
+	if (s == RUN_STATE_COLO)
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "A COLO checkpoint holds the VM; it resumes when the "
+				     "checkpoint ends");
 	if (s != RUN_STATE_RUNNING && !runstate_transition_valid(s, RUN_STATE_RUNNING))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "invalid runstate transition: '%s' -> 'running'",

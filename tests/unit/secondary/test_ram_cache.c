@@ -57,6 +57,35 @@ static unsigned int changed(void)
 	return n;
 }
 
+/* The first sync of a COLO secondary: a guest that never ran (zero), a
+ * cache that starts zero without reading it, the unit's pages noted, and a
+ * commit that makes guest RAM the cache (pages not sent are zero in both). */
+static void test_empty_first_sync(void **state)
+{
+	uint8_t *zero = aligned_alloc(PG, (size_t)NPAGES * PG), pg[PG];
+	struct ram_cache *c = NULL;
+	uint64_t bytes, copied = 0;
+	uint8_t *region;
+
+	assert_non_null(zero);
+	memset(zero, 0, (size_t)NPAGES * PG);
+	assert_int_equal(ram_cache_new_empty(zero, (uint64_t)NPAGES * PG, &c), 0);
+	region = ram_cache_region(c, &bytes);
+	for (unsigned int p = 0; p < NPAGES; p++)
+		assert_int_equal(region[(size_t)p * PG + 7], 0);
+	page_of(pg, 0x5a);
+	memcpy(region + 3 * PG, pg, PG); /* the sender writes the region */
+	memcpy(region + 150 * PG, pg, PG);
+	assert_int_equal(ram_cache_note(c, 3 * PG, PG), 0);
+	assert_int_equal(ram_cache_note(c, 150 * PG, PG), 0);
+	assert_int_equal(ram_cache_commit(c, NULL, &copied), 0);
+	assert_int_equal(copied, 2);
+	assert_memory_equal(zero, region, (size_t)NPAGES * PG);
+	assert_int_equal(zero[3 * PG], 0x5a);
+	ram_cache_free(c);
+	free(zero);
+}
+
 static void test_starts_as_copy(void **state)
 {
 	struct ram_cache *c;
@@ -185,9 +214,8 @@ static void test_commit_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_starts_as_copy),
-	    cmocka_unit_test(test_bad_ranges),
-	    cmocka_unit_test(test_abort_leaves_guest),
+	    cmocka_unit_test(test_starts_as_copy), cmocka_unit_test(test_empty_first_sync),
+	    cmocka_unit_test(test_bad_ranges),	   cmocka_unit_test(test_abort_leaves_guest),
 	    cmocka_unit_test(test_commit_exact),
 	};
 

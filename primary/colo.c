@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * COLO, primary side (primary.h): the checkpoint loop that follows the
+ * first sync (migrate.c's thread with StreamStart mode COLO), its run-state
+ * moves, status and statistics.
+ *
+ *   checkpoint thread                main loop              secondary
+ *   wait: interval elapsed, a request (x-colo-checkpoint, net-compare),
+ *         a message or EOF from the secondary, a cancel
+ *   REQ_CKPT_STOP ----------------> RUNNING -> COLO (vCPUs parked)
+ *   CheckpointRequest{id, reason} -------------------------> stops its guest
+ *   dirty log sync (KVM + VMM writes)
+ *   bulk: the dirty pages, straight from guest RAM (zero-copy over RDMA),
+ *   BulkCommit{id} ----------------------------------------> into its cache
+ *   [x-colo-ram-digest: hash guest RAM]
+ *   DeviceState{id}... {last} -----------------------------> staged, checked
+ *   <----------------------------------------- CheckpointReply{id} (stopped)
+ *   <----------------------------------------- CheckpointAck{id, 0}
+ *   opts.checkpoint_acked(id): held packets may go (net-compare)
+ *   REQ_CKPT_RESUME --------------> COLO -> RUNNING        flush cache, load
+ *                                                         devices, resume
+ *
+ * The request goes out before the dirty sync so that the secondary stops
+ * while the primary collects; its reply is only checked with the ack, so
+ * the pause is: stop + sync + send + one round trip + resume.
+ *
+ * Any failure (the channel broke or timed out, the secondary refused, the
+ * main loop is gone) ends protection: dirty bits not sent go back to the
+ * log (ram_send), the channel is dropped, the VM leaves COLO for RUNNING if
+ * a checkpoint held it, and runs on alone (query-colo-status "unprotected",
+ * with the reason). An orderly end on this side (quit, guest shutdown,
+ * migrate_cancel) sends FailoverNotice{SHUTDOWN}: the secondary must not
+ * run on as a second copy.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "common/qmp/qmp.h"
+#include "common/runstate/runstate.h"
+#include "common/vmstate/vmstate.h"
+#include "hw/hw.h"
+#include "primary/internal.h"
+#include "primary/primary.h"
+#include "transport/transport.h"
+
+#define COLO_ACK_TIMEOUT_MS 20000 /* a checkpoint not acknowledged by then fails */
+
+static const char *const reason_names[COLO_REASON__MAX] = {
+    [COLO_REASON_PERIODIC] = "periodic",
+    [COLO_REASON_REQUEST] = "request",
+    [COLO_REASON_MISMATCH] = "mismatch",
+    [COLO_REASON_COMPARE_TIMEOUT] = "compare-timeout",
+};
+
+static const char *const state_names[] = {
+    [COLO_NONE] = "none",
+    [COLO_SYNC] = "sync",
+    [COLO_PROTECTED] = "protected",
+    [COLO_UNPROTECTED] = "unprotected",
+};
+
+const char *colo_reason_name(enum colo_reason r)
+{
+	return (unsigned int)r < COLO_REASON__MAX ? reason_names[r] : "unknown";
+}
+
+void colo_set_state(struct primary *m, enum colo_state st, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	m->colo_state = st;
+	m->colo_since_ns = clock_ns();
+	va_start(ap, fmt);
+	vsnprintf(m->colo_why, sizeof(m->colo_why), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void colo_wake(struct primary *m)
+{
+	uint64_t one = 1;
+
+	if (write(m->colo_evfd, &one, sizeof(one)) < 0)
+		log_err("colo: eventfd: %s", strerror(errno));
+}
+
+int primary_checkpoint_request(struct primary *m, enum colo_reason reason)
+{
+	int ret = 0;
+
+	if ((unsigned int)reason >= COLO_REASON__MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	if (m->colo_state != COLO_PROTECTED)
+		ret = -ENOTCONN;
+	else
+		m->pending |= 1u << reason;
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		colo_wake(m);
+	return ret;
+}
+
+/* ---- main loop side ------------------------------------------------------------ */
+
+int colo_main_call(struct primary *m, enum mig_req req)
+{
+	switch (req) {
+	case REQ_COLO_START: {
+		/* The first sync is acknowledged: FINISH_MIGRATE -> COLO (the
+		 * table's path for the primary), then COLO -> RUNNING. */
+		int ret = runstate_set(m->rs, RUN_STATE_COLO);
+
+		if (!ret)
+			ret = m->was_running ? runstate_vm_start(m->rs)
+					     : runstate_set(m->rs, RUN_STATE_PAUSED);
+		if (!ret)
+			log_info("COLO: the secondary holds a copy of the guest: protected, a "
+				 "checkpoint every %llu ms",
+				 (unsigned long long)m->ckpt_interval_ms);
+		return ret;
+	}
+	case REQ_CKPT_STOP:
+		/* A VM stopped by the user (QMP stop) changes nothing: skip. */
+		if (!runstate_is_running(m->rs))
+			return -EAGAIN;
+		return runstate_vm_stop_force(m->rs, RUN_STATE_COLO);
+	case REQ_CKPT_RESUME:
+		/* A "stop" during the checkpoint moved COLO -> PAUSED: stay. */
+		if (!runstate_check(m->rs, RUN_STATE_COLO))
+			return 0;
+		return runstate_vm_start(m->rs);
+	default:
+		return -EINVAL;
+	}
+}
+
+void colo_finish(struct primary *m, int ret, const char *msg)
+{
+	const char *why = msg && msg[0] ? msg : ret ? strerror(-ret) : "ended";
+
+	if (m->colo_started) {
+		/* A checkpoint held the VM: COLO -> RUNNING (the table's way
+		 * out), and on it goes alone. */
+		if (runstate_check(m->rs, RUN_STATE_COLO) && runstate_vm_start(m->rs))
+			log_err("COLO: cannot resume the VM after the checkpoint");
+		log_err("COLO: protection lost: %s; the VM runs on unprotected", why);
+	} else {
+		log_err("COLO: cannot protect the VM: %s; it runs on unprotected", why);
+	}
+	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
+	if (m->opts.colo_lost)
+		m->opts.colo_lost(m->opts.hook_opaque, why);
+}
+
+/* ---- the checkpoint thread ------------------------------------------------------ */
+
+static int send_request(struct transport_channel *ch, uint64_t id, enum colo_reason reason,
+			bool digest, struct vmstate_error *err)
+{
+	Colovm__Transport__CheckpointRequest rq = COLOVM__TRANSPORT__CHECKPOINT_REQUEST__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	int ret;
+
+	rq.id = id;
+	rq.reason = reason;
+	rq.digest = digest;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REQUEST;
+	msg.checkpoint_request = &rq;
+	ret = transport_send(ch, &msg);
+	return ret ? vmstate_seterr(err, ret, "the secondary went away: %s", strerror(-ret)) : 0;
+}
+
+/* A message outside a checkpoint, or in place of the expected one. */
+static int unexpected(transport_msg *msg, struct vmstate_error *err)
+{
+	switch (msg->body_case) {
+	case COLOVM__TRANSPORT__MSG__BODY_ERROR:
+		return vmstate_seterr(err, -ECONNRESET, "the secondary gave up: %s",
+				      msg->error->message);
+	case COLOVM__TRANSPORT__MSG__BODY_FAILOVER:
+		return vmstate_seterr(err, -ECONNRESET, "the secondary left the pair: %s",
+				      msg->failover->reason);
+	case COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK:
+		if (msg->checkpoint_ack->status)
+			return vmstate_seterr(err, -EPROTO,
+					      "the secondary refused checkpoint %llu: %s",
+					      (unsigned long long)msg->checkpoint_ack->id,
+					      msg->checkpoint_ack->message);
+		/* fall through */
+	default:
+		return vmstate_seterr(err, -EPROTO, "unexpected message from the secondary (%d)",
+				      (int)msg->body_case);
+	}
+}
+
+/* CheckpointReply{id, 0} and CheckpointAck{id, 0}, in that order. */
+static int wait_reply_ack(struct transport_channel *ch, uint64_t id, struct vmstate_error *err)
+{
+	uint64_t deadline = clock_ns() + COLO_ACK_TIMEOUT_MS * 1000000ull;
+	bool replied = false;
+
+	for (;;) {
+		transport_msg *msg = NULL;
+		int64_t left = (int64_t)(deadline - clock_ns()) / 1000000;
+		int ret = left > 0 ? transport_recv(ch, (int)left, &msg) : -EAGAIN;
+
+		if (ret == -EAGAIN)
+			return vmstate_seterr(err, -ETIMEDOUT,
+					      "the secondary did not acknowledge checkpoint %llu "
+					      "within %d s",
+					      (unsigned long long)id, COLO_ACK_TIMEOUT_MS / 1000);
+		if (ret)
+			return vmstate_seterr(err, ret, "the secondary went away: %s",
+					      strerror(-ret));
+		if (!replied && msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REPLY &&
+		    msg->checkpoint_reply->id == id) {
+			ret = msg->checkpoint_reply->status;
+			if (ret)
+				vmstate_seterr(
+				    err, ret < 0 ? ret : -EPROTO,
+				    "the secondary could not stop for checkpoint %llu: %s",
+				    (unsigned long long)id, strerror(ret < 0 ? -ret : ret));
+			replied = true;
+		} else if (replied &&
+			   msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK &&
+			   msg->checkpoint_ack->id == id && !msg->checkpoint_ack->status) {
+			transport_msg_free(msg);
+			return 0;
+		} else {
+			ret = unexpected(msg, err);
+		}
+		transport_msg_free(msg);
+		if (ret)
+			return ret < 0 ? ret : -EPROTO;
+	}
+}
+
+static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint64_t pause_ns,
+		   uint64_t pages, uint64_t bytes, bool have_digest, uint64_t digest)
+{
+	pthread_mutex_lock(&m->lock);
+	m->ckpt_id = id;
+	m->ckpt_ns = clock_ns();
+	m->ckpt_count[reason]++;
+	m->pause_us[m->npause++ % COLO_PAUSE_RING] = (uint32_t)MIN(pause_ns / 1000, UINT32_MAX);
+	m->pages_total += pages;
+	m->bytes_total += bytes;
+	m->pages_max = pages > m->pages_max ? pages : m->pages_max;
+	m->bytes_max = bytes > m->bytes_max ? bytes : m->bytes_max;
+	m->last_pages = pages;
+	m->last_bytes = bytes;
+	if (have_digest) {
+		m->digests[m->ndigest % COLO_DIGEST_RING].id = id;
+		m->digests[m->ndigest % COLO_DIGEST_RING].digest = digest;
+		m->ndigest++;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* One checkpoint. -EAGAIN: skipped (the VM is not running). */
+static int checkpoint(struct primary *m, struct transport_channel *ch, struct ram_send *p,
+		      uint64_t *bitmap, enum colo_reason reason, struct vmstate_error *err)
+{
+	uint64_t id = m->ckpt_id + 1, t0 = clock_ns(), pages, state_bytes = 0, digest = 0;
+	uint64_t npages = hw_vm_ram_pages(m->vm);
+	bool want_digest;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	want_digest = m->ram_digest;
+	pthread_mutex_unlock(&m->lock);
+	ret = mig_call(m, REQ_CKPT_STOP);
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot stop the VM for checkpoint %llu: %s",
+				      (unsigned long long)id, strerror(-ret));
+	ret = send_request(ch, id, reason, want_digest, err);
+	if (ret)
+		return ret;
+	ret = hw_dirty_log_sync(m->vm, bitmap);
+	if (ret)
+		return vmstate_seterr(err, ret, "dirty log: %s", strerror(-ret));
+	pages = ram_bitmap_count(bitmap, npages);
+	p->id = id;
+	p->bounce = NULL; /* paused: straight from guest RAM */
+	p->skip_zero = false;
+	p->limit = 0;
+	p->progress = NULL;
+	ram_send_begin(p);
+	ret = ram_send_bitmap(p, bitmap, err);
+	if (ret)
+		return ret;
+	if (want_digest)
+		digest = hw_vm_ram_digest(m->vm);
+	ret = mig_send_device_state(m, ch, id, &state_bytes, err);
+	if (!ret)
+		ret = wait_reply_ack(ch, id, err);
+	if (ret)
+		return ret;
+	/* After the ack: what this checkpoint covers is safe on the secondary. */
+	if (m->opts.checkpoint_acked)
+		m->opts.checkpoint_acked(m->opts.hook_opaque, id);
+	ret = mig_call(m, REQ_CKPT_RESUME);
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
+				      (unsigned long long)id, strerror(-ret));
+	record(m, id, reason, clock_ns() - t0, pages, p->bytes + state_bytes, want_digest, digest);
+	log_debug("COLO: checkpoint %llu (%s): %llu pages, %llu bytes of device state, pause "
+		  "%llu us",
+		  (unsigned long long)id, colo_reason_name(reason), (unsigned long long)pages,
+		  (unsigned long long)state_bytes, (unsigned long long)((clock_ns() - t0) / 1000));
+	return 0;
+}
+
+/* The most urgent reason among the pending ones. */
+static enum colo_reason pick_reason(unsigned int pending)
+{
+	static const enum colo_reason order[] = {COLO_REASON_MISMATCH, COLO_REASON_COMPARE_TIMEOUT,
+						 COLO_REASON_REQUEST, COLO_REASON_PERIODIC};
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(order); i++) {
+		if (pending & (1u << order[i]))
+			return order[i];
+	}
+	return COLO_REASON_PERIODIC;
+}
+
+static void send_shutdown(struct transport_channel *ch, const char *why)
+{
+	uint64_t deadline;
+	transport_msg *in = NULL;
+	Colovm__Transport__FailoverNotice fn = COLOVM__TRANSPORT__FAILOVER_NOTICE__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+
+	fn.kind = COLOVM__TRANSPORT__FAILOVER_NOTICE__KIND__SHUTDOWN;
+	fn.reason = (char *)why;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_FAILOVER;
+	msg.failover = &fn;
+	if (transport_send(ch, &msg))
+		return;
+	/* Let the secondary read it and close first: closing with its last
+	 * reply unread would reset the connection, and a reset may drop the
+	 * notice before the secondary reads it. */
+	deadline = clock_ns() + 2000000000ull;
+	while (clock_ns() < deadline) {
+		int r = transport_recv(ch, 100, &in);
+
+		if (r && r != -EAGAIN)
+			break; /* the secondary closed */
+		transport_msg_free(in);
+		in = NULL;
+	}
+}
+
+int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
+	     struct vmstate_error *err)
+{
+	uint64_t next, v;
+	int ret;
+
+	/* Unit 1 was the first sync; checkpoints count from 2. */
+	pthread_mutex_lock(&m->lock);
+	m->ckpt_id = p->id;
+	m->colo_started = true;
+	m->status = MIG_COLO;
+	pthread_mutex_unlock(&m->lock);
+	ret = mig_call(m, REQ_COLO_START);
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot run the VM after the first sync: %s",
+				      strerror(-ret));
+	colo_set_state(m, COLO_PROTECTED, "paired with %s", transport_peer_name(ch));
+	mig_notify(m, REQ_NONE);
+	next = clock_ns();
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = transport_fd(ch), .events = POLLIN},
+					{.fd = m->colo_evfd, .events = POLLIN}};
+		uint64_t now = clock_ns(), interval;
+		unsigned int pending;
+		transport_msg *msg = NULL;
+
+		if (atomic_load(&m->cancel)) {
+			bool shutdown;
+
+			pthread_mutex_lock(&m->lock);
+			shutdown = m->colo_shutdown;
+			pthread_mutex_unlock(&m->lock);
+			send_shutdown(ch, shutdown ? "the primary is shutting down"
+						   : "protection cancelled on the primary");
+			return vmstate_seterr(err, -ECANCELED, "%s",
+					      shutdown ? "colovm is shutting down"
+						       : "protection cancelled (migrate_cancel)");
+		}
+		pthread_mutex_lock(&m->lock);
+		interval = m->ckpt_interval_ms * 1000000ull;
+		pending = m->pending;
+		pthread_mutex_unlock(&m->lock);
+		if (next > now + interval)
+			next = now + interval; /* the period was shortened */
+		if (now >= next)
+			pending |= 1u << COLO_REASON_PERIODIC;
+		if (pending) {
+			enum colo_reason reason = pick_reason(pending);
+
+			pthread_mutex_lock(&m->lock);
+			m->pending &= ~pending;
+			pthread_mutex_unlock(&m->lock);
+			ret = checkpoint(m, ch, p, bitmap, reason, err);
+			if (ret == -EAGAIN) {
+				/* Not running: requests wait for the VM to run. */
+				pthread_mutex_lock(&m->lock);
+				m->pending |= pending & ~(1u << COLO_REASON_PERIODIC);
+				pthread_mutex_unlock(&m->lock);
+				next = clock_ns() + interval;
+				usleep(10000);
+				continue;
+			}
+			if (ret && atomic_load(&m->cancel)) {
+				/* Ended on this side in the middle of a checkpoint:
+				 * the secondary must not run on as a second copy. */
+				bool shutdown;
+
+				pthread_mutex_lock(&m->lock);
+				shutdown = m->colo_shutdown;
+				pthread_mutex_unlock(&m->lock);
+				send_shutdown(ch, shutdown ? "the primary is shutting down"
+							   : "protection cancelled on the primary");
+				return ret;
+			}
+			if (ret) {
+				char why[sizeof(err->msg)];
+
+				pthread_mutex_lock(&m->lock);
+				m->ckpt_failed++;
+				pthread_mutex_unlock(&m->lock);
+				snprintf(why, sizeof(why), "%s", err->msg);
+				if (transport_error(ch) && !strstr(why, "secondary"))
+					vmstate_seterr(err, ret,
+						       "lost the secondary at checkpoint %llu: %s",
+						       (unsigned long long)m->ckpt_id + 1, why);
+				else
+					vmstate_seterr(err, ret, "checkpoint %llu failed: %s",
+						       (unsigned long long)m->ckpt_id + 1, why);
+				return ret;
+			}
+			next = clock_ns() + interval;
+			continue;
+		}
+		ret = poll(pfd, 2, (int)((next - now + 999999) / 1000000));
+		if (ret < 0 && errno != EINTR)
+			return vmstate_seterr(err, -errno, "poll: %s", strerror(errno));
+		if (pfd[1].revents && read(m->colo_evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return vmstate_seterr(err, -errno, "eventfd: %s", strerror(errno));
+		if (!pfd[0].revents)
+			continue;
+		/* Between checkpoints the secondary says nothing: a message
+		 * is a farewell, EOF a lost secondary. */
+		ret = transport_recv(ch, 0, &msg);
+		if (ret == -EAGAIN)
+			continue;
+		if (ret)
+			return vmstate_seterr(err, ret, "the secondary went away: %s",
+					      strerror(-ret));
+		ret = unexpected(msg, err);
+		transport_msg_free(msg);
+		return ret;
+	}
+}
+
+/* ---- status (main loop) ----------------------------------------------------------- */
+
+json_t *primary_colo_status(struct primary *m)
+{
+	json_t *o;
+
+	pthread_mutex_lock(&m->lock);
+	o = json_pack(
+	    "{s:s,s:s,s:s,s:s,s:I,s:I}", "mode",
+	    m->colo_state == COLO_SYNC || m->colo_state == COLO_PROTECTED ? "primary" : "none",
+	    "last-mode", m->colo_state == COLO_NONE ? "none" : "primary", "state",
+	    state_names[m->colo_state], "reason", m->colo_why, "last-checkpoint",
+	    (json_int_t)(m->colo_started ? m->ckpt_id : 0), "last-checkpoint-age-ms",
+	    (json_int_t)(m->colo_started && m->ckpt_ns ? (clock_ns() - m->ckpt_ns) / 1000000 : 0));
+	if (o && m->uri && m->colo_state != COLO_NONE)
+		json_object_set_new(o, "peer", json_string(m->uri));
+	pthread_mutex_unlock(&m->lock);
+	return o;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median, p99 and max (ms) of the pauses kept in ring (n of them). */
+static json_t *colo_pause_stats(const uint32_t *ring, uint64_t n, uint64_t ring_size)
+{
+	uint64_t k = MIN(n, ring_size);
+	uint32_t *v = k ? malloc(k * sizeof(*v)) : NULL;
+	json_t *o;
+
+	if (!k || !v) {
+		free(v);
+		return json_pack("{s:f,s:f,s:f,s:I}", "median-ms", 0.0, "p99-ms", 0.0, "max-ms",
+				 0.0, "samples", (json_int_t)0);
+	}
+	memcpy(v, ring, k * sizeof(*v));
+	qsort(v, k, sizeof(*v), cmp_u32);
+	o = json_pack("{s:f,s:f,s:f,s:I}", "median-ms", v[k / 2] / 1000.0, "p99-ms",
+		      v[MIN(k - 1, (k * 99) / 100)] / 1000.0, "max-ms", v[k - 1] / 1000.0,
+		      "samples", (json_int_t)k);
+	free(v);
+	return o;
+}
+
+json_t *primary_colo_stats(struct primary *m)
+{
+	json_t *o, *by = json_object();
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned int r = 0; r < COLO_REASON__MAX; r++) {
+		json_object_set_new(by, reason_names[r],
+				    json_integer((json_int_t)m->ckpt_count[r]));
+		n += m->ckpt_count[r];
+	}
+	o = json_pack(
+	    "{s:s,s:I,s:o,s:I,s:o,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I}}", "mode", "primary",
+	    "checkpoints", (json_int_t)n, "by-reason", by, "failed", (json_int_t)m->ckpt_failed,
+	    "pause", colo_pause_stats(m->pause_us, m->npause, COLO_PAUSE_RING), "pages", "last",
+	    (json_int_t)m->last_pages, "mean", (json_int_t)(n ? m->pages_total / n : 0), "max",
+	    (json_int_t)m->pages_max, "total", (json_int_t)m->pages_total, "bytes", "last",
+	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
+	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
+	pthread_mutex_unlock(&m->lock);
+	return o;
+}
+
+int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64_t *digest)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&m->lock);
+	for (uint64_t i = 0; i < MIN(m->ndigest, COLO_DIGEST_RING); i++) {
+		uint64_t k = (m->ndigest - 1 - i) % COLO_DIGEST_RING;
+
+		if (!id || m->digests[k].id == id) {
+			*id_out = m->digests[k].id;
+			*digest = m->digests[k].digest;
+			ret = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+/* ---- QMP ---------------------------------------------------------------------------- */
+
+static int qmp_checkpoint(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct primary *m = opaque;
+
+	if (primary_checkpoint_request(m, COLO_REASON_REQUEST))
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "The VM is not protected (COLO)");
+	return 0;
+}
+
+int colo_register(struct primary *m)
+{
+	return m->qmp ? qmp_register(m->qmp, "x-colo-checkpoint", NULL, qmp_checkpoint, m) : 0;
+}
+
+void colo_unregister(struct primary *m)
+{
+	if (m->qmp)
+		qmp_unregister(m->qmp, "x-colo-checkpoint");
+}
