@@ -54,7 +54,11 @@
 #include "primary/primary.h"
 #include "transport/transport.h"
 
-#define MIG_MAX_ROUNDS	     64
+#define MIG_MAX_ROUNDS 64
+/* Rounds in a row whose dirty set came out no smaller than 7/8 of the
+ * smallest one so far: the guest dirties as fast as the pages are sent,
+ * more rounds only move the same pages again; stop and copy. */
+#define MIG_STALL_ROUNDS     5
 #define MIG_ACK_TIMEOUT_MS   60000
 #define MIG_CHANNEL_TIMEOUT  30000 /* ms: a stalled peer fails the migration */
 #define MIG_DEFAULT_DOWNTIME 300
@@ -329,6 +333,9 @@ static void *mig_thread(void *arg)
 	 * whose RAM reads as zero (it never ran), so its zero pages are
 	 * skipped; later rounds send every dirty page, zero or not. */
 	p.skip_zero = true;
+	uint64_t best = UINT64_MAX;
+	unsigned int stalled = 0;
+
 	for (;;) {
 		uint64_t dirty;
 
@@ -358,6 +365,15 @@ static void *mig_thread(void *arg)
 		mig_stats_round(m, dirty, b0, clock_ns() - t0, &bw);
 		if (bw && dirty * HW_PAGE_SIZE * 1000 / bw <= downtime)
 			break;
+		if (dirty < best - best / 8) {
+			best = dirty;
+			stalled = 0;
+		} else if (++stalled >= MIG_STALL_ROUNDS) {
+			log_info("migration: the dirty set stopped shrinking (%llu pages after %d "
+				 "rounds): stopping the VM",
+				 (unsigned long long)dirty, (int)m->rounds);
+			break;
+		}
 		if (m->rounds >= MIG_MAX_ROUNDS) {
 			log_info("migration: %d rounds without converging, stopping the VM",
 				 MIG_MAX_ROUNDS);

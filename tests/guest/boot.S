@@ -56,6 +56,8 @@
 #define PTE_P	  0x001
 #define PTE_RW	  0x002
 #define PTE_US	  0x004
+#define PTE_A	  0x020
+#define PTE_D	  0x040
 #define PTE_PS	  0x080
 
 #define RFLAGS_FIXED  0x0002
@@ -136,23 +138,28 @@ gdt_ptr:				/* read as limit + 32-bit base in 32-bit mode */
 	.word gdt_end - gdt - 1
 	.quad gdt
 
-/* Identity map of 0..4 GiB: 2048 2 MiB pages, present, writable, user. */
+/* Identity map of 0..4 GiB: 2048 2 MiB pages, present, writable, user.
+ * Accessed and dirty are set from the start, so the CPU's page walks never
+ * write these tables: in host VMs (nested SVM under QEMU TCG) the guest
+ * triple-faulted during live migration, with KVM's dirty log
+ * write-protecting every page, these tables included, while its walks set
+ * A/D bits; with the bits preset it did not (tests/e2e/migrate-dirty.sh). */
 	.section .data.pagetables, "aw"
 	.balign 4096
 pml4:
-	.quad pdpt + (PTE_P | PTE_RW | PTE_US)
+	.quad pdpt + (PTE_P | PTE_RW | PTE_US | PTE_A)
 	.fill 511, 8, 0
 pdpt:
 	.set i, 0
 	.rept 4
-	.quad pd + i * 4096 + (PTE_P | PTE_RW | PTE_US)
+	.quad pd + i * 4096 + (PTE_P | PTE_RW | PTE_US | PTE_A)
 	.set i, i + 1
 	.endr
 	.fill 508, 8, 0
 pd:
 	.set i, 0
 	.rept 2048
-	.quad (i << 21) + (PTE_P | PTE_RW | PTE_US | PTE_PS)
+	.quad (i << 21) + (PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_A | PTE_D)
 	.set i, i + 1
 	.endr
 
