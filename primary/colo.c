@@ -362,6 +362,20 @@ static void send_shutdown(struct transport_channel *ch, const char *why)
 	}
 }
 
+/* Protection ends on this side (quit, guest shutdown, migrate_cancel): tell
+ * the secondary why. Returns true when colovm itself is shutting down. */
+static bool end_protection(struct primary *m, struct transport_channel *ch)
+{
+	bool shutdown;
+
+	pthread_mutex_lock(&m->lock);
+	shutdown = m->colo_shutdown;
+	pthread_mutex_unlock(&m->lock);
+	send_shutdown(ch, shutdown ? "the primary is shutting down"
+				   : "protection cancelled on the primary");
+	return shutdown;
+}
+
 int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
 	     struct vmstate_error *err)
 {
@@ -389,13 +403,8 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		transport_msg *msg = NULL;
 
 		if (atomic_load(&m->cancel)) {
-			bool shutdown;
+			bool shutdown = end_protection(m, ch);
 
-			pthread_mutex_lock(&m->lock);
-			shutdown = m->colo_shutdown;
-			pthread_mutex_unlock(&m->lock);
-			send_shutdown(ch, shutdown ? "the primary is shutting down"
-						   : "protection cancelled on the primary");
 			return vmstate_seterr(err, -ECANCELED, "%s",
 					      shutdown ? "colovm is shutting down"
 						       : "protection cancelled (migrate_cancel)");
@@ -427,13 +436,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			if (ret && atomic_load(&m->cancel)) {
 				/* Ended on this side in the middle of a checkpoint:
 				 * the secondary must not run on as a second copy. */
-				bool shutdown;
-
-				pthread_mutex_lock(&m->lock);
-				shutdown = m->colo_shutdown;
-				pthread_mutex_unlock(&m->lock);
-				send_shutdown(ch, shutdown ? "the primary is shutting down"
-							   : "protection cancelled on the primary");
+				end_protection(m, ch);
 				return ret;
 			}
 			if (ret) {
