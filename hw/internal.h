@@ -134,6 +134,10 @@ struct vcpu {
 	bool started;
 	bool parked;
 	bool halted; /* last look: halted with interrupts off */
+	/* The last exit was handled here (MMIO, port I/O, ...): KVM finishes
+	 * the instruction (register written, RIP advanced) only in the next
+	 * KVM_RUN. Owned by the vCPU thread. */
+	bool exit_pending;
 	struct kvm_lapic_state lapic_power_on;
 };
 

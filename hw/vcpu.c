@@ -375,6 +375,24 @@ void *vcpu_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
+		if (vm->pause_req && vcpu->exit_pending && ok && !vm->quit) {
+			/* Before parking: let KVM finish the instruction whose
+			 * exit was just handled, without running the guest
+			 * further (immediate_exit: -EINTR right after). Its
+			 * state is otherwise not what KVM_GET_REGS shows, and a
+			 * load (COLO checkpoint, snapshot) over a pending
+			 * completion would be corrupted by it on the next run. */
+			vcpu->run->immediate_exit = 1;
+			pthread_mutex_unlock(&vm->lock);
+			if (ioctl(vcpu->fd, KVM_RUN, 0) == 0) {
+				/* Finishing needs us again (the next part of a
+				 * string I/O): handle that exit, then finish. */
+				ok = vcpu_handle_exit(vcpu);
+				continue;
+			}
+			vcpu->exit_pending = false;
+			continue;
+		}
 		while ((vm->pause_req || !ok) && !vm->quit) {
 			vcpu->parked = true;
 			vm->nparked++;
@@ -392,6 +410,7 @@ void *vcpu_thread(void *arg)
 		pthread_mutex_unlock(&vm->lock);
 
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			vcpu->exit_pending = false; /* completed before the signal check */
 			if (errno == EINTR || errno == EAGAIN) {
 				bool pausing;
 
@@ -420,6 +439,7 @@ void *vcpu_thread(void *arg)
 			pthread_mutex_unlock(&vm->lock);
 		}
 		ok = vcpu_handle_exit(vcpu);
+		vcpu->exit_pending = true;
 	}
 	return NULL;
 }

@@ -302,6 +302,7 @@ static void set_queue_ready(struct virtio_mmio *t, struct virtq *q, uint32_t val
 		virtio_mmio_fail(t, why);
 		return;
 	}
+	virtq_enable_notify_fresh(q);
 	q->s.ready = true;
 }
 

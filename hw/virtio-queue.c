@@ -88,10 +88,14 @@ int virtq_start(struct virtq *q, struct guest_mem *mem, bool event_idx, bool ind
 		return virtq_break(q, "ring outside guest RAM (desc %#llx avail %#llx used %#llx)",
 				   (unsigned long long)q->s.desc, (unsigned long long)q->s.avail,
 				   (unsigned long long)q->s.used);
-	/* Notifications start enabled (a stale NO_NOTIFY would stall the queue). */
-	if (!event_idx)
-		set_no_notify(q, false);
 	return 0;
+}
+
+void virtq_enable_notify_fresh(struct virtq *q)
+{
+	/* Notifications start enabled (a stale NO_NOTIFY would stall the queue). */
+	if (!q->event_idx && q->used)
+		set_no_notify(q, false);
 }
 
 void virtq_stop(struct virtq *q)

@@ -133,6 +133,10 @@ struct virtq_elem {
  * if the rings are misaligned, not in RAM, or num is not a power of two
  * in 1..VIRTQ_NUM_MAX. */
 int virtq_start(struct virtq *q, struct guest_mem *mem, bool event_idx, bool indirect);
+/* A queue the driver just made ready: clear a NO_NOTIFY left in its used
+ * ring. Not on restore: guest RAM is then exactly what was saved (the
+ * queue is kicked when the VM resumes, which re-arms notifications). */
+void virtq_enable_notify_fresh(struct virtq *q);
 void virtq_stop(struct virtq *q);
 /* 1: *elem holds the next chain; 0: queue empty; -EIO: the queue broke. */
 int virtq_pop(struct virtq *q, struct virtq_elem *elem);

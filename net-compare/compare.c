@@ -1149,6 +1149,14 @@ int compare_checkpoint_acked(struct compare *c, uint64_t now_ns)
 	return 0;
 }
 
+int compare_set_timeout(struct compare *c, uint64_t timeout_ns)
+{
+	if (!c)
+		return -EINVAL;
+	c->cfg.timeout_ns = timeout_ns ? timeout_ns : 10 * 1000 * 1000;
+	return 0;
+}
+
 void compare_disable(struct compare *c)
 {
 	struct nc_buf *b, *tmp;

@@ -172,6 +172,9 @@ uint64_t compare_next_deadline(const struct compare *c);
 int compare_checkpoint_begin(struct compare *c, uint64_t now_ns);
 int compare_checkpoint_acked(struct compare *c, uint64_t now_ns);
 
+/* Compare thread: a new compare-timeout (0: 10 ms), for the frames held now too. */
+int compare_set_timeout(struct compare *c, uint64_t timeout_ns);
+
 /* Failover of the secondary: release everything held, stop comparing (passthrough). */
 void compare_disable(struct compare *c);
 

@@ -16,7 +16,7 @@
  *   DeviceState{id}... {last} -----------------------------> staged, checked
  *   <----------------------------------------- CheckpointReply{id} (stopped)
  *   <----------------------------------------- CheckpointAck{id, 0}
- *   opts.checkpoint_acked(id): held packets may go (net-compare)
+ *   net.c: the packets this checkpoint covers go to the wire
  *   REQ_CKPT_RESUME --------------> COLO -> RUNNING        flush cache, load
  *                                                         devices, resume
  *
@@ -57,6 +57,7 @@ static const char *const reason_names[COLO_REASON__MAX] = {
     [COLO_REASON_REQUEST] = "request",
     [COLO_REASON_MISMATCH] = "mismatch",
     [COLO_REASON_COMPARE_TIMEOUT] = "compare-timeout",
+    [COLO_REASON_COMPARE_LIMIT] = "compare-limit",
 };
 
 static const char *const state_names[] = {
@@ -119,6 +120,10 @@ int colo_main_call(struct primary *m, enum mig_req req)
 		 * table's path for the primary), then COLO -> RUNNING. */
 		int ret = runstate_set(m->rs, RUN_STATE_COLO);
 
+		/* The VM is paused: the packet path switches over between
+		 * two frames (net.c). */
+		if (!ret && m->net)
+			ret = colo_net_start(m->net, m->colo_ch);
 		if (!ret)
 			ret = m->was_running ? runstate_vm_start(m->rs)
 					     : runstate_set(m->rs, RUN_STATE_PAUSED);
@@ -157,8 +162,13 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		log_err("COLO: cannot protect the VM: %s; it runs on unprotected", why);
 	}
 	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
-	if (m->opts.colo_lost)
-		m->opts.colo_lost(m->opts.hook_opaque, why);
+	/* Held packets go out now; from here on they pass straight. */
+	if (m->net) {
+		json_decref(m->net_last);
+		m->net_last = colo_net_stats(m->net);
+	}
+	colo_net_free(m->net);
+	m->net = NULL;
 }
 
 /* ---- the checkpoint thread ------------------------------------------------------ */
@@ -202,8 +212,10 @@ static int unexpected(transport_msg *msg, struct vmstate_error *err)
 	}
 }
 
-/* CheckpointReply{id, 0} and CheckpointAck{id, 0}, in that order. */
-static int wait_reply_ack(struct transport_channel *ch, uint64_t id, struct vmstate_error *err)
+/* CheckpointReply{id, 0} and CheckpointAck{id, 0}, in that order (the
+ * secondary's packets from before it stopped may come in between). */
+static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint64_t id,
+			  struct vmstate_error *err)
 {
 	uint64_t deadline = clock_ns() + COLO_ACK_TIMEOUT_MS * 1000000ull;
 	bool replied = false;
@@ -221,8 +233,12 @@ static int wait_reply_ack(struct transport_channel *ch, uint64_t id, struct vmst
 		if (ret)
 			return vmstate_seterr(err, ret, "the secondary went away: %s",
 					      strerror(-ret));
-		if (!replied && msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REPLY &&
-		    msg->checkpoint_reply->id == id) {
+		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_PACKET) {
+			if (m->net)
+				colo_net_secondary(m->net, msg->packet);
+		} else if (!replied &&
+			   msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REPLY &&
+			   msg->checkpoint_reply->id == id) {
 			ret = msg->checkpoint_reply->status;
 			if (ret)
 				vmstate_seterr(
@@ -284,6 +300,9 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot stop the VM for checkpoint %llu: %s",
 				      (unsigned long long)id, strerror(-ret));
+	/* Packets the guest sent until now are covered by this checkpoint. */
+	if (m->net)
+		colo_net_checkpoint_begin(m->net);
 	ret = send_request(ch, id, reason, want_digest, err);
 	if (ret)
 		return ret;
@@ -304,12 +323,12 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 		digest = hw_vm_ram_digest(m->vm);
 	ret = mig_send_device_state(m, ch, id, &state_bytes, err);
 	if (!ret)
-		ret = wait_reply_ack(ch, id, err);
+		ret = wait_reply_ack(m, ch, id, err);
 	if (ret)
 		return ret;
 	/* After the ack: what this checkpoint covers is safe on the secondary. */
-	if (m->opts.checkpoint_acked)
-		m->opts.checkpoint_acked(m->opts.hook_opaque, id);
+	if (m->net)
+		colo_net_checkpoint_acked(m->net);
 	ret = mig_call(m, REQ_CKPT_RESUME);
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
@@ -326,7 +345,8 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 static enum colo_reason pick_reason(unsigned int pending)
 {
 	static const enum colo_reason order[] = {COLO_REASON_MISMATCH, COLO_REASON_COMPARE_TIMEOUT,
-						 COLO_REASON_REQUEST, COLO_REASON_PERIODIC};
+						 COLO_REASON_COMPARE_LIMIT, COLO_REASON_REQUEST,
+						 COLO_REASON_PERIODIC};
 
 	for (unsigned int i = 0; i < ARRAY_SIZE(order); i++) {
 		if (pending & (1u << order[i]))
@@ -387,6 +407,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 	m->ckpt_id = p->id;
 	m->colo_started = true;
 	m->status = MIG_COLO;
+	m->colo_ch = ch; /* for colo_net_start, on the main loop */
 	pthread_mutex_unlock(&m->lock);
 	ret = mig_call(m, REQ_COLO_START);
 	if (ret)
@@ -465,14 +486,21 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			return vmstate_seterr(err, -errno, "eventfd: %s", strerror(errno));
 		if (!pfd[0].revents)
 			continue;
-		/* Between checkpoints the secondary says nothing: a message
-		 * is a farewell, EOF a lost secondary. */
+		/* Between checkpoints the secondary sends its guest's
+		 * packets; any other message is a farewell, EOF a lost
+		 * secondary. */
 		ret = transport_recv(ch, 0, &msg);
 		if (ret == -EAGAIN)
 			continue;
 		if (ret)
 			return vmstate_seterr(err, ret, "the secondary went away: %s",
 					      strerror(-ret));
+		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_PACKET) {
+			if (m->net)
+				colo_net_secondary(m->net, msg->packet);
+			transport_msg_free(msg);
+			continue;
+		}
 		ret = unexpected(msg, err);
 		transport_msg_free(msg);
 		return ret;
@@ -547,6 +575,11 @@ json_t *primary_colo_stats(struct primary *m)
 	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
 	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
 	pthread_mutex_unlock(&m->lock);
+	/* The packets of the pair protecting this VM, or of the last one. */
+	if (o)
+		json_object_set_new(o, "network",
+				    !m->net && m->net_last ? json_deep_copy(m->net_last)
+							   : colo_net_stats(m->net));
 	return o;
 }
 

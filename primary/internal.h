@@ -18,6 +18,7 @@ struct vmstate_error;
 struct runstate;
 struct loop;
 struct qmp;
+typedef struct json_t json_t;
 
 enum mig_status {
 	MIG_NONE,
@@ -72,6 +73,7 @@ struct primary {
 	uint64_t downtime_limit_ms;
 	uint64_t max_bw; /* bytes/s, 0: unlimited */
 	uint64_t ckpt_interval_ms;
+	uint64_t compare_timeout_ms;
 	bool ram_digest; /* x-colo-ram-digest: hash guest RAM in each pause */
 
 	/* outgoing */
@@ -96,6 +98,9 @@ struct primary {
 	bool colo_shutdown; /* primary_free: tell the secondary to shut down */
 	int colo_evfd;	    /* wakes the checkpoint thread (requests, cancel) */
 	enum colo_state colo_state;
+	struct colo_net *net; /* the packet path (net.c): main loop creates and frees */
+	struct transport_channel *colo_ch; /* the thread's channel, for REQ_COLO_START */
+	json_t *net_last;   /* the packet path's figures when protection last ended */
 	char colo_why[256]; /* reason of the last state change */
 	uint64_t colo_since_ns;
 	unsigned int pending; /* 1 << enum colo_reason, requested */
@@ -132,6 +137,29 @@ void colo_set_state(struct primary *m, enum colo_state st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int colo_register(struct primary *m);
 void colo_unregister(struct primary *m);
+
+/* net.c: COLO's packet path on the primary (see there). */
+typedef struct Colovm__Transport__Packet Colovm__Transport__Packet;
+struct colo_net;
+/* Main loop, when protection starts: a comparator per virtio-net device. */
+int colo_net_new(struct primary *m, uint64_t timeout_ms, struct colo_net **out);
+/* Main loop, the VM paused at the end of the first sync: from its resume,
+ * inbound frames are mirrored over ch and outbound frames compared. */
+int colo_net_start(struct colo_net *n, struct transport_channel *ch);
+/* Checkpoint thread, before the channel is closed: mirror no more. */
+void colo_net_detach(struct colo_net *n);
+/* Checkpoint thread: a Packet from the secondary (its guest's output). */
+void colo_net_secondary(struct colo_net *n, const Colovm__Transport__Packet *pk);
+/* Checkpoint thread: the VM is paused for a checkpoint / it was acknowledged. */
+void colo_net_checkpoint_begin(struct colo_net *n);
+void colo_net_checkpoint_acked(struct colo_net *n);
+/* Any thread: compare-timeout (ms). */
+void colo_net_set_timeout(struct colo_net *n, uint64_t timeout_ms);
+/* Main loop: protection is over: held frames are released, frames pass
+ * straight again. NULL is fine. */
+void colo_net_free(struct colo_net *n);
+/* query-colo-stats "network" (any thread; NULL: zeros). */
+json_t *colo_net_stats(struct colo_net *n);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */
 #define RAM_COMMIT_PAGES 4096u /* pages per bulk commit (16 MiB) */

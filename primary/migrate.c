@@ -66,6 +66,7 @@
 #define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
 /* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
 #define COLO_DEFAULT_INTERVAL_MS 200
+#define COLO_DEFAULT_COMPARE_MS	 3000 /* QEMU colo-compare's compare_timeout */
 
 static const char *const mig_status_name[] = {
     [MIG_NONE] = "none",	   [MIG_SETUP] = "setup",   [MIG_ACTIVE] = "active",
@@ -439,6 +440,13 @@ out:
 		vmstate_seterr(&err, -ECANCELED, "migration cancelled");
 	if (logging)
 		hw_dirty_log_stop(vm);
+	/* The packet path mirrors over ch: no more (it still holds and
+	 * compares until the main loop ends protection). */
+	if (m->net)
+		colo_net_detach(m->net);
+	pthread_mutex_lock(&m->lock);
+	m->colo_ch = NULL;
+	pthread_mutex_unlock(&m->lock);
 	transport_close(ch);
 	free(p.bounce);
 	free(bitmap);
@@ -583,6 +591,20 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	m->uri = strdup(uri);
 	if (!m->uri)
 		return -ENOMEM;
+	if (colo) {
+		uint64_t tmo;
+
+		pthread_mutex_lock(&m->lock);
+		tmo = m->compare_timeout_ms;
+		pthread_mutex_unlock(&m->lock);
+		colo_net_free(m->net);
+		m->net = NULL;
+		r = colo_net_new(m, tmo, &m->net);
+		if (r) {
+			snprintf(msg, len, "cannot set up the packet comparison: %s", strerror(-r));
+			return r;
+		}
+	}
 	pthread_mutex_lock(&m->lock);
 	m->status = MIG_SETUP;
 	m->transferred = m->remaining = m->total = m->dirty_rate = m->rounds = 0;
@@ -607,6 +629,8 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 		mig_set_status(m, MIG_FAILED);
 		if (colo)
 			colo_set_state(m, COLO_UNPROTECTED, "cannot start the COLO thread");
+		colo_net_free(m->net);
+		m->net = NULL;
 		snprintf(msg, len, "cannot start the migration thread");
 		return r;
 	}
@@ -711,7 +735,12 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 	json_t *ci = json_object_get(args, "checkpoint-interval");
 	json_t *cd = json_object_get(args, "x-checkpoint-delay");
 	json_t *dg = json_object_get(args, "x-colo-ram-digest");
+	json_t *ct = json_object_get(args, "compare-timeout");
 
+	if (ct && (json_integer_value(ct) < 1 || json_integer_value(ct) > 3600000))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Parameter 'compare-timeout' expects an integer in the "
+				     "range of 1 to 3600000 milliseconds");
 	if (!ci)
 		ci = cd; /* QEMU's name for the same period */
 	if (ci && (json_integer_value(ci) < 1 || json_integer_value(ci) > 3600000))
@@ -736,7 +765,11 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 		m->ckpt_interval_ms = (uint64_t)json_integer_value(ci);
 	if (dg)
 		m->ram_digest = json_is_true(dg);
+	if (ct)
+		m->compare_timeout_ms = (uint64_t)json_integer_value(ct);
 	pthread_mutex_unlock(&m->lock);
+	if (ct && m->net)
+		colo_net_set_timeout(m->net, (uint64_t)json_integer_value(ct));
 	/* The checkpoint thread takes the new period at once. */
 	if (ci && m->colo_evfd >= 0 && write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
 		log_err("colo: eventfd: %s", strerror(errno));
@@ -748,11 +781,11 @@ static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp
 	struct primary *m = opaque;
 
 	pthread_mutex_lock(&m->lock);
-	*ret =
-	    json_pack("{s:I,s:I,s:I,s:I,s:b}", "downtime-limit", (json_int_t)m->downtime_limit_ms,
-		      "max-bandwidth", (json_int_t)m->max_bw, "checkpoint-interval",
-		      (json_int_t)m->ckpt_interval_ms, "x-checkpoint-delay",
-		      (json_int_t)m->ckpt_interval_ms, "x-colo-ram-digest", m->ram_digest);
+	*ret = json_pack("{s:I,s:I,s:I,s:I,s:I,s:b}", "downtime-limit",
+			 (json_int_t)m->downtime_limit_ms, "max-bandwidth", (json_int_t)m->max_bw,
+			 "checkpoint-interval", (json_int_t)m->ckpt_interval_ms,
+			 "x-checkpoint-delay", (json_int_t)m->ckpt_interval_ms, "compare-timeout",
+			 (json_int_t)m->compare_timeout_ms, "x-colo-ram-digest", m->ram_digest);
 	pthread_mutex_unlock(&m->lock);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -815,9 +848,13 @@ static const struct qmp_arg migrate_args[] = {
     {NULL, 0, false},
 };
 static const struct qmp_arg params_args[] = {
-    {"downtime-limit", QMP_ARG_INT, true},	{"max-bandwidth", QMP_ARG_INT, true},
-    {"checkpoint-interval", QMP_ARG_INT, true}, {"x-checkpoint-delay", QMP_ARG_INT, true},
-    {"x-colo-ram-digest", QMP_ARG_BOOL, true},	{NULL, 0, false},
+    {"downtime-limit", QMP_ARG_INT, true},
+    {"max-bandwidth", QMP_ARG_INT, true},
+    {"checkpoint-interval", QMP_ARG_INT, true},
+    {"x-checkpoint-delay", QMP_ARG_INT, true},
+    {"x-colo-ram-digest", QMP_ARG_BOOL, true},
+    {"compare-timeout", QMP_ARG_INT, true},
+    {NULL, 0, false},
 };
 static const struct qmp_arg protect_args[] = {
     {"uri", QMP_ARG_STRING, false},
@@ -860,6 +897,7 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->loop = loop;
 	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
 	m->ckpt_interval_ms = COLO_DEFAULT_INTERVAL_MS;
+	m->compare_timeout_ms = COLO_DEFAULT_COMPARE_MS;
 	m->colo_evfd = -1;
 	if (opts && opts->key)
 		m->key = *opts->key;
@@ -921,6 +959,9 @@ void primary_free(struct primary *m)
 			log_err("colo: eventfd: %s", strerror(errno));
 		pthread_join(m->thread, NULL);
 	}
+	colo_net_free(m->net);
+	m->net = NULL;
+	json_decref(m->net_last);
 	colo_unregister(m);
 	if (m->evfd >= 0) {
 		loop_del_fd(m->loop, m->evfd);

@@ -13,7 +13,8 @@
  *   migrate {uri: tcp:HOST:PORT | rdma:HOST:PORT}   (QEMU's shape)
  *   migrate_cancel (also ends COLO protection), query-migrate,
  *   migrate-set-parameters {downtime-limit, max-bandwidth,
- *   x-checkpoint-delay | checkpoint-interval (ms), x-colo-ram-digest},
+ *   x-checkpoint-delay | checkpoint-interval (ms), compare-timeout (ms),
+ *   x-colo-ram-digest},
  *   query-migrate-parameters, snapshot-save {file}
  *   colo-protect {uri}, x-colo-checkpoint
  *   event MIGRATION {status}
@@ -50,10 +51,11 @@ enum colo_reason {
 	COLO_REASON_REQUEST,	     /* QMP x-colo-checkpoint */
 	COLO_REASON_MISMATCH,	     /* net-compare: the two outputs differ */
 	COLO_REASON_COMPARE_TIMEOUT, /* net-compare: a packet held too long */
+	COLO_REASON_COMPARE_LIMIT,   /* net-compare: it cannot hold more (frames, conns) */
 	COLO_REASON__MAX,
 };
 
-/* "periodic", "request", "mismatch", "compare-timeout". */
+/* "periodic", "request", "mismatch", "compare-timeout", "compare-limit". */
 const char *colo_reason_name(enum colo_reason r);
 
 struct primary_opts {
@@ -70,16 +72,6 @@ struct primary_opts {
 	 * differs. NULL: "" (the secondary refuses unless it has none either).
 	 */
 	const char *vm_config;
-	/*
-	 * COLO hooks (NULL: none), for net-compare. checkpoint_acked: on the
-	 * checkpoint thread, after the secondary acknowledged checkpoint id
-	 * and before the guest resumes -- the packets that checkpoint covers
-	 * may be released. colo_lost: on the main loop, protection ended (the
-	 * guest runs on unprotected): release directly from now on.
-	 */
-	void (*checkpoint_acked)(void *opaque, uint64_t id);
-	void (*colo_lost)(void *opaque, const char *why);
-	void *hook_opaque;
 };
 
 /* Register the QMP commands (qmp may be NULL: none) on loop's thread. */

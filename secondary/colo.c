@@ -53,6 +53,7 @@
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
 #include "hw/hw.h"
+#include "secondary/internal.h"
 #include "secondary/secondary.h"
 #include "transport/transport.h"
 
@@ -60,10 +61,10 @@
 #define SC_MAX_STATE_BYTES (256u << 20) /* device state of one unit */
 #define SC_PAUSE_RING	   4096
 #define SC_DIGEST_RING	   64
-#define SC_NREASON	   4 /* primary.h enum colo_reason */
+#define SC_NREASON	   5 /* primary.h enum colo_reason */
 
 static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "mismatch",
-							"compare-timeout"};
+							"compare-timeout", "compare-limit"};
 
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED };
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected"};
@@ -86,7 +87,8 @@ struct secondary_colo {
 	struct transport_key key;
 	struct transport_listener *listener;
 	struct ram_cache *cache;
-	uint64_t *dirty; /* this guest's dirty pages at a flush */
+	struct sc_net *net; /* the packet path (net.c) */
+	uint64_t *dirty;    /* this guest's dirty pages at a flush */
 	int evfd, quit;
 	pthread_t thread;
 	bool thread_live;
@@ -429,6 +431,8 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 		 (unsigned long long)pages, (unsigned long long)copied);
 	if (send_ack(ch, 1, 0, NULL))
 		return vmstate_seterr(err, -EPIPE, "cannot acknowledge the first sync");
+	/* From its first instruction the guest talks through the primary. */
+	sc_net_attach(s->net, ch);
 	ret = sc_call(s, SC_REQ_FIRST_RUN);
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot run the guest: %s", strerror(-ret));
@@ -547,6 +551,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			ret = hw_vm_devices_apply(staged, err);
 			if (ret)
 				break;
+			sc_net_checkpoint(s->net);
 			if (want_digest)
 				digest = hw_vm_ram_digest(s->vm);
 			ret = sc_call(s, SC_REQ_RESUME);
@@ -563,6 +568,16 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				  (unsigned long long)id, (unsigned long long)pages,
 				  (unsigned long long)copied,
 				  (unsigned long long)((clock_ns() - t0) / 1000));
+			break;
+		case COLOVM__TRANSPORT__MSG__BODY_PACKET:
+			/* A frame the primary's guest got: this guest gets it
+			 * too, in the same order. The primary is paused during
+			 * a checkpoint, so none come between its request and
+			 * its last device state. */
+			ret = sc_net_input(s->net, m->packet);
+			if (ret)
+				vmstate_seterr(err, ret, "a packet for port %u, direction %d",
+					       m->packet->port, (int)m->packet->dir);
 			break;
 		case COLOVM__TRANSPORT__MSG__BODY_FAILOVER:
 			log_info("COLO: the primary ends the pair: %s", m->failover->reason);
@@ -670,6 +685,8 @@ static void *sc_thread(void *arg)
 	sc_set_state(s, SC_PROTECTED, "paired with %s", transport_peer_name(ch));
 	memset(&err, 0, sizeof(err));
 	ret = checkpoints(s, ch, &stopped, &err);
+	/* No more packets over ch: the guest's go to its own wire now. */
+	sc_net_failover(s->net);
 	transport_close(ch);
 	hw_dirty_log_stop(s->vm);
 	if (!ret) {
@@ -719,6 +736,11 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 	else
 		transport_key_public(&s->key);
 	s->dirty = calloc(HW_BITMAP_WORDS(hw_vm_ram_pages(vm)), sizeof(uint64_t));
+	ret = sc_net_new(vm, &s->net);
+	if (ret) {
+		log_err("COLO: cannot set up the packet path: %s", strerror(-ret));
+		goto err;
+	}
 	ret = s->vm_config && s->dirty ? ram_cache_new_empty(ram, bytes, &s->cache) : -ENOMEM;
 	if (ret) {
 		log_err("COLO: cannot allocate the RAM cache (%llu MiB): %s",
@@ -785,6 +807,7 @@ void secondary_colo_free(struct secondary_colo *s)
 	if (s->quit >= 0)
 		close(s->quit);
 	transport_listener_close(s->listener);
+	sc_net_free(s->net);
 	ram_cache_free(s->cache);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
@@ -846,6 +869,8 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	    (json_int_t)s->pages_total, "copied-total", (json_int_t)s->copied_total, "bytes",
 	    "mean", (json_int_t)(n ? s->bytes_total / n : 0), "total", (json_int_t)s->bytes_total);
 	pthread_mutex_unlock(&s->lock);
+	if (o && s->net)
+		json_object_set_new(o, "network", sc_net_stats(s->net));
 	return o;
 }
 

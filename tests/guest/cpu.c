@@ -139,6 +139,14 @@ void exc_report(const struct exc_frame *f)
 	}
 	printf("testguest: panic: %s at rip=0x%lx (error=0x%lx)%s cpl=%lu rsp=0x%lx rflags=0x%lx\n",
 	       exc_names[f->vector & 31], f->rip, f->error, cr2, f->cs & 3, f->rsp, f->rflags);
+	/* The stack around the faulting rsp (a return into the wrong place
+	 * shows what it returned from). */
+	if (f->rsp >= 0x100020 && (f->rsp & 7) == 0) {
+		const uint64_t *sp = (const uint64_t *)f->rsp;
+
+		printf("testguest: stack at rsp-0x20: %lx %lx %lx %lx | %lx %lx %lx %lx\n", sp[-4],
+		       sp[-3], sp[-2], sp[-1], sp[0], sp[1], sp[2], sp[3]);
+	}
 	printf("testguest: exit %d\n", EXIT_PANIC);
 	outb(0xf4, EXIT_PANIC);
 	for (;;)

@@ -30,7 +30,7 @@ static const struct app apps[] = {
     {"udp-echo", "[port=7] [ip=A/N] [gw=A]", app_udp_echo},
     {"tcp-echo", "[port=7] [ip=A/N] [gw=A] [isn=fixed]", app_tcp_echo},
     {"kv", "[port=7000] [ip=A/N] [gw=A] [isn=fixed]", app_kv},
-    {"http", "[port=80] [ip=A/N] [gw=A] [isn=fixed]", app_http},
+    {"http", "[port=80] [ip=A/N] [gw=A] [isn=fixed] [stamp=1]", app_http},
     {"blk", "[mb=4]", app_blk},
     {"console", "", app_console},
     {"halt", "", app_halt},

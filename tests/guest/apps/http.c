@@ -7,6 +7,10 @@
  * "Connection: keep-alive". Request bodies are not supported: a request
  * with Content-Length or Transfer-Encoding gets 400 and the connection is
  * closed. Pipelined requests are answered in order.
+ *
+ * stamp=1: every answer carries "X-Stamp: <TSC>", the CPU's time stamp
+ * counter when it was built -- output that differs between two copies of
+ * the guest (like a Date: header), for COLO's packet comparison.
  */
 #include "../net/net.h"
 
@@ -22,6 +26,7 @@ struct client {
 
 static struct client clients[TCP_MAX_CONNS];
 static uint64_t served;
+static bool stamp;
 
 static char lower(char c)
 {
@@ -98,8 +103,12 @@ static size_t answer(const char *head, size_t n, char *out, bool *close)
 	}
 	len = (size_t)snprintf(out, RESP_MAX,
 			       "HTTP/1.1 %s\r\nServer: colovm-testguest\r\nContent-Type: %s\r\n"
-			       "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
+			       "Content-Length: %zu\r\nConnection: %s\r\n",
 			       status, type, blen, *close ? "close" : "keep-alive");
+	if (stamp)
+		len += (size_t)snprintf(out + len, RESP_MAX - len, "X-Stamp: %lu\r\n",
+					(unsigned long)rdtsc());
+	len += (size_t)snprintf(out + len, RESP_MAX - len, "\r\n");
 	if (!head_only) {
 		memcpy(out + len, body, blen);
 		len += blen;
@@ -149,6 +158,7 @@ int app_http(void)
 
 	if (!port)
 		return EXIT_USAGE;
+	stamp = cmdline_get("stamp") && !strcmp(cmdline_get("stamp"), "1");
 	if ((rc = net_init("http", port)))
 		return rc;
 	tcp_listen(port);

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * COLO, primary side: the packet path (DESIGN.md, data paths 1 and 2) and
+ * output release. One port per virtio-net device, each with its own
+ * net-compare mirror and comparator:
+ *
+ *   wire (tap) --> wire_rx --> compare_mirror: Packet{MIRRORED} --> channel
+ *                                              then the guest's RX
+ *   guest TX ----> guest_tx -> compare queue (primary side)  \
+ *   channel: Packet{REDIRECTED} (checkpoint thread) -------->  compare thread
+ *                                 (secondary side, rewritten there)    |
+ *   wire <-- release: a match, a checkpoint acknowledged, passthrough <-+
+ *   compare: a miscompare, a timeout, a limit --> primary_checkpoint_request
+ *
+ * Order with checkpoints. The hooks run on the device's I/O thread with the
+ * device's lock held, and pausing the VM takes that lock: once the VM is
+ * paused (checkpoint, first sync) no frame is in the middle of being
+ * mirrored, and none is taken from the tap until it resumes. So every
+ * Packet{MIRRORED} on the channel before a CheckpointRequest went into the
+ * guest before the pause -- the checkpoint's device state holds it (as RX
+ * ring contents or as an injected frame waiting) -- and every one after the
+ * checkpoint's last DeviceState came later. The secondary injects what it
+ * gets in channel order and the checkpoint's load replaces its queue.
+ *
+ * Threads: hooks on the I/O thread; compare_poll on this module's compare
+ * thread; redirected frames and checkpoint begin/ack on the checkpoint
+ * thread; start/stop/free on the main loop. The comparator is used under
+ * cmp_lock (so begin/ack drain the queues first and happen between two
+ * polls); the channel pointer under ch_lock.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "hw/hw.h"
+#include "net-compare/compare.h"
+#include "primary/internal.h"
+#include "transport/transport.h"
+
+struct colo_port {
+	struct colo_net *n;
+	unsigned int idx;
+	struct compare *cmp;
+	struct compare_mirror *mir;
+	_Atomic uint64_t mirrored, tx_dropped, wire_errors;
+	_Atomic uint64_t held_max;
+};
+
+struct colo_net {
+	struct primary *m;
+	struct vm *vm;
+	unsigned int nports;
+	struct colo_port *ports;
+	bool hooked; /* main loop */
+
+	pthread_mutex_t cmp_lock;
+	pthread_mutex_t ch_lock;
+	struct transport_channel *ch; /* under ch_lock; NULL: not mirrored */
+
+	pthread_t thread;
+	bool thread_live;
+	int evfd; /* wakes the compare thread */
+	_Atomic bool quit;
+	_Atomic uint64_t bad_redirected;
+};
+
+static enum colo_reason map_reason(enum compare_reason r)
+{
+	switch (r) {
+	case COMPARE_REASON_MISCOMPARE:
+		return COLO_REASON_MISMATCH;
+	case COMPARE_REASON_TIMEOUT:
+		return COLO_REASON_COMPARE_TIMEOUT;
+	default: /* the comparator cannot hold more: table, buffer, queue */
+		return COLO_REASON_COMPARE_LIMIT;
+	}
+}
+
+static void wake(struct colo_net *n)
+{
+	uint64_t one = 1;
+
+	if (write(n->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("COLO net: eventfd: %s", strerror(errno));
+}
+
+/* ---- comparator callbacks (under cmp_lock) ------------------------------------- */
+
+static void on_release(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_port *p = opaque;
+
+	if (hw_vm_net_send(p->n->vm, p->idx, frame, len) < 0)
+		atomic_fetch_add(&p->wire_errors, 1);
+}
+
+static void on_checkpoint(void *opaque, enum compare_reason reason)
+{
+	struct colo_port *p = opaque;
+
+	/* -ENOTCONN: protection is ending; the held frames go with it. */
+	primary_checkpoint_request(p->n->m, map_reason(reason));
+}
+
+static const struct compare_ops cmp_ops = {.release = on_release, .checkpoint = on_checkpoint};
+
+/* ---- mirror callbacks (I/O thread) ----------------------------------------------- */
+
+static int mirror_to_guest(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_port *p = opaque;
+
+	return hw_vm_net_inject(p->n->vm, p->idx, frame, len);
+}
+
+static int mirror_to_channel(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_port *p = opaque;
+	Colovm__Transport__Packet pk = COLOVM__TRANSPORT__PACKET__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	int ret = -ENOTCONN;
+
+	pk.dir = COLOVM__TRANSPORT__PACKET__DIR__MIRRORED;
+	pk.port = p->idx;
+	pk.time_ns = clock_ns();
+	pk.data.data = (uint8_t *)frame;
+	pk.data.len = len;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_PACKET;
+	msg.packet = &pk;
+	pthread_mutex_lock(&p->n->ch_lock);
+	if (p->n->ch)
+		ret = transport_send(p->n->ch, &msg);
+	pthread_mutex_unlock(&p->n->ch_lock);
+	if (!ret)
+		atomic_fetch_add(&p->mirrored, 1);
+	return ret;
+}
+
+/* ---- virtio-net hooks (I/O thread) ------------------------------------------------ */
+
+static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_port *p = opaque;
+
+	if (compare_enqueue(p->cmp, COMPARE_PRIMARY, frame, len, clock_ns()))
+		atomic_fetch_add(&p->tx_dropped, 1); /* queue full: a checkpoint follows */
+	wake(p->n);
+	return true;
+}
+
+static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_port *p = opaque;
+
+	/* The guest always gets it; a channel error is the checkpoint
+	 * thread's to see (the secondary is gone or going). */
+	compare_mirror_input(p->mir, frame, len);
+	return true;
+}
+
+static const struct net_hook_ops hook_ops = {.guest_tx = hook_guest_tx, .wire_rx = hook_wire_rx};
+
+/* ---- the compare thread ------------------------------------------------------------ */
+
+static void poll_all(struct colo_net *n, uint64_t now)
+{
+	for (unsigned int i = 0; i < n->nports; i++) {
+		struct colo_port *p = &n->ports[i];
+		struct compare_stats st;
+
+		compare_poll(p->cmp, now);
+		compare_stats_get(p->cmp, &st);
+		if (st.held > atomic_load(&p->held_max))
+			atomic_store(&p->held_max, st.held);
+	}
+}
+
+static void *compare_thread(void *arg)
+{
+	struct colo_net *n = arg;
+
+	while (!atomic_load(&n->quit)) {
+		struct pollfd pfd = {.fd = n->evfd, .events = POLLIN};
+		uint64_t now = clock_ns(), next = UINT64_MAX, v;
+		int timeout = -1;
+
+		pthread_mutex_lock(&n->cmp_lock);
+		poll_all(n, now);
+		for (unsigned int i = 0; i < n->nports; i++) {
+			uint64_t d = compare_next_deadline(n->ports[i].cmp);
+
+			next = d < next ? d : next;
+		}
+		pthread_mutex_unlock(&n->cmp_lock);
+		if (next != UINT64_MAX) {
+			now = clock_ns();
+			timeout = next <= now ? 0 : (int)MIN((next - now + 999999) / 1000000, 1000);
+		}
+		if (poll(&pfd, 1, timeout) > 0 && read(n->evfd, &v, sizeof(v)) < 0 &&
+		    errno != EAGAIN)
+			log_err("COLO net: eventfd: %s", strerror(errno));
+	}
+	return NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------- */
+
+int colo_net_new(struct primary *m, uint64_t timeout_ms, struct colo_net **out)
+{
+	struct compare_config cfg = {.timeout_ns = timeout_ms * 1000000ull};
+	struct colo_net *n = calloc(1, sizeof(*n));
+	int ret = -ENOMEM;
+
+	if (!n)
+		return -ENOMEM;
+	n->m = m;
+	n->vm = m->vm;
+	n->evfd = -1;
+	pthread_mutex_init(&n->cmp_lock, NULL);
+	pthread_mutex_init(&n->ch_lock, NULL);
+	n->nports = hw_vm_net_count(m->vm);
+	n->ports = calloc(n->nports ? n->nports : 1, sizeof(*n->ports));
+	if (!n->ports)
+		goto err;
+	for (unsigned int i = 0; i < n->nports; i++) {
+		struct colo_port *p = &n->ports[i];
+
+		p->n = n;
+		p->idx = i;
+		ret = compare_new(&p->cmp, &cfg, &cmp_ops, p);
+		if (!ret)
+			ret = compare_mirror_new(&p->mir, mirror_to_guest, mirror_to_channel, p);
+		if (ret)
+			goto err;
+	}
+	n->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->evfd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	ret = -pthread_create(&n->thread, NULL, compare_thread, n);
+	if (ret)
+		goto err;
+	n->thread_live = true;
+	*out = n;
+	return 0;
+err:
+	colo_net_free(n);
+	return ret;
+}
+
+int colo_net_start(struct colo_net *n, struct transport_channel *ch)
+{
+	pthread_mutex_lock(&n->ch_lock);
+	n->ch = ch;
+	pthread_mutex_unlock(&n->ch_lock);
+	for (unsigned int i = 0; i < n->nports; i++) {
+		int ret = hw_vm_net_set_hook(n->vm, i, &hook_ops, &n->ports[i]);
+
+		if (ret) {
+			while (i--)
+				hw_vm_net_set_hook(n->vm, i, NULL, NULL);
+			return ret;
+		}
+	}
+	n->hooked = true;
+	return 0;
+}
+
+void colo_net_detach(struct colo_net *n)
+{
+	pthread_mutex_lock(&n->ch_lock);
+	n->ch = NULL;
+	pthread_mutex_unlock(&n->ch_lock);
+}
+
+void colo_net_secondary(struct colo_net *n, const Colovm__Transport__Packet *pk)
+{
+	if (pk->dir != COLOVM__TRANSPORT__PACKET__DIR__REDIRECTED || pk->port >= n->nports) {
+		if (!atomic_fetch_add(&n->bad_redirected, 1))
+			log_err("COLO net: a packet from the secondary for port %u, direction "
+				"%d: dropped",
+				pk->port, (int)pk->dir);
+		return;
+	}
+	compare_enqueue(n->ports[pk->port].cmp, COMPARE_SECONDARY, pk->data.data, pk->data.len,
+			clock_ns());
+	wake(n);
+}
+
+void colo_net_checkpoint_begin(struct colo_net *n)
+{
+	uint64_t now = clock_ns();
+
+	pthread_mutex_lock(&n->cmp_lock);
+	poll_all(n, now);
+	for (unsigned int i = 0; i < n->nports; i++)
+		compare_checkpoint_begin(n->ports[i].cmp, now);
+	pthread_mutex_unlock(&n->cmp_lock);
+}
+
+void colo_net_checkpoint_acked(struct colo_net *n)
+{
+	uint64_t now = clock_ns();
+
+	pthread_mutex_lock(&n->cmp_lock);
+	/* Frames the secondary sent before it stopped: from the old state,
+	 * consumed (and discarded) before the comparison restarts. */
+	poll_all(n, now);
+	for (unsigned int i = 0; i < n->nports; i++)
+		compare_checkpoint_acked(n->ports[i].cmp, now);
+	pthread_mutex_unlock(&n->cmp_lock);
+}
+
+void colo_net_set_timeout(struct colo_net *n, uint64_t timeout_ms)
+{
+	pthread_mutex_lock(&n->cmp_lock);
+	for (unsigned int i = 0; i < n->nports; i++)
+		compare_set_timeout(n->ports[i].cmp, timeout_ms * 1000000ull);
+	pthread_mutex_unlock(&n->cmp_lock);
+	wake(n);
+}
+
+void colo_net_free(struct colo_net *n)
+{
+	if (!n)
+		return;
+	colo_net_detach(n);
+	if (n->thread_live) {
+		/* Held frames first, in order; then the hooks go (frames pass
+		 * straight from now on); then what came in between. */
+		pthread_mutex_lock(&n->cmp_lock);
+		poll_all(n, clock_ns());
+		for (unsigned int i = 0; i < n->nports; i++)
+			compare_disable(n->ports[i].cmp);
+		pthread_mutex_unlock(&n->cmp_lock);
+	}
+	if (n->hooked) {
+		for (unsigned int i = 0; i < n->nports; i++)
+			hw_vm_net_set_hook(n->vm, i, NULL, NULL);
+		n->hooked = false;
+	}
+	if (n->thread_live) {
+		atomic_store(&n->quit, true);
+		wake(n);
+		pthread_join(n->thread, NULL);
+		pthread_mutex_lock(&n->cmp_lock);
+		poll_all(n, clock_ns());
+		pthread_mutex_unlock(&n->cmp_lock);
+	}
+	for (unsigned int i = 0; n->ports && i < n->nports; i++) {
+		compare_mirror_free(n->ports[i].mir);
+		compare_free(n->ports[i].cmp);
+	}
+	free(n->ports);
+	if (n->evfd >= 0)
+		close(n->evfd);
+	pthread_mutex_destroy(&n->cmp_lock);
+	pthread_mutex_destroy(&n->ch_lock);
+	free(n);
+}
+
+json_t *colo_net_stats(struct colo_net *n)
+{
+	struct compare_stats t = {0};
+	uint64_t mirrored = 0, mirror_err = 0, dropped = 0, wire_err = 0, held_max = 0;
+
+	for (unsigned int i = 0; n && i < n->nports; i++) {
+		struct colo_port *p = &n->ports[i];
+		struct compare_stats st;
+
+		compare_stats_get(p->cmp, &st);
+		t.frames_primary += st.frames_primary;
+		t.frames_secondary += st.frames_secondary;
+		t.compared += st.compared;
+		t.released += st.released;
+		t.released_passthrough += st.released_passthrough;
+		t.released_unverified += st.released_unverified;
+		t.released_checkpoint += st.released_checkpoint;
+		t.secondary_dropped += st.secondary_dropped;
+		t.miscompares += st.miscompares;
+		t.timeouts += st.timeouts;
+		t.malformed += st.malformed;
+		t.conns += st.conns;
+		t.held += st.held;
+		mirrored += atomic_load(&p->mirrored);
+		mirror_err += compare_mirror_errors(p->mir);
+		dropped += atomic_load(&p->tx_dropped);
+		wire_err += atomic_load(&p->wire_errors);
+		held_max += atomic_load(&p->held_max);
+	}
+	return json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	    "primary-frames", (json_int_t)t.frames_primary, "secondary-frames",
+	    (json_int_t)t.frames_secondary, "compared", (json_int_t)t.compared, "miscompares",
+	    (json_int_t)t.miscompares, "timeouts", (json_int_t)t.timeouts, "released",
+	    (json_int_t)t.released, "released-checkpoint", (json_int_t)t.released_checkpoint,
+	    "released-unverified", (json_int_t)t.released_unverified, "released-passthrough",
+	    (json_int_t)t.released_passthrough, "secondary-unmatched",
+	    (json_int_t)t.secondary_dropped, "malformed", (json_int_t)t.malformed, "connections",
+	    (json_int_t)t.conns, "held", (json_int_t)t.held, "held-max", (json_int_t)held_max,
+	    "mirrored", (json_int_t)mirrored, "mirror-errors", (json_int_t)mirror_err, "dropped",
+	    (json_int_t)(dropped + wire_err));
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* secondary/ internals: the COLO packet path (net.c), for colo.c. */
+#ifndef COLOVM_SECONDARY_INTERNAL_H
+#define COLOVM_SECONDARY_INTERNAL_H
+
+struct vm;
+struct sc_net;
+struct transport_channel;
+typedef struct json_t json_t;
+typedef struct Colovm__Transport__Packet Colovm__Transport__Packet;
+
+/* Hooks on every virtio-net device of vm: until attached, the guest's
+ * frames go nowhere and its own wire's frames are dropped. */
+int sc_net_new(struct vm *vm, struct sc_net **out);
+/* Hooks removed. */
+void sc_net_free(struct sc_net *n);
+/* Paired: the guest's frames go (rewritten) to the primary over ch. */
+void sc_net_attach(struct sc_net *n, struct transport_channel *ch);
+/* The pair broke (before ch is closed): the guest's frames go to its own
+ * wire, and the wire's frames to the guest. */
+void sc_net_failover(struct sc_net *n);
+/* A Packet from the primary (a frame its guest received): rewritten, into
+ * this guest's RX. -EPROTO: not a mirrored frame of a port this VM has. */
+int sc_net_input(struct sc_net *n, Colovm__Transport__Packet *pk);
+/* A checkpoint was loaded: both guests share sequence numbers again. */
+void sc_net_checkpoint(struct sc_net *n);
+/* query-colo-stats "network" (any thread). */
+json_t *sc_net_stats(struct sc_net *n);
+
+#endif

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * COLO, secondary side: the packet path (DESIGN.md, data paths 1 and 2).
+ * One port per virtio-net device, each with a net-compare rewriter and
+ * redirector:
+ *
+ *   channel: Packet{MIRRORED} (COLO thread) -> rewrite (ack -= offset)
+ *                                           -> this guest's RX
+ *   guest TX -> rewrite (seq += offset) -> Packet{REDIRECTED} -> channel
+ *   own wire (tap) -> dropped: while paired, this guest hears the clients
+ *                     only through the primary's mirror
+ *
+ * When the pair breaks (sc_net_failover) the redirector sends the guest's
+ * frames to its own wire, the rewriter keeps the offsets of the connections
+ * it knows (their clients talk the primary's sequence numbers) and the
+ * wire's frames reach the guest again.
+ *
+ * Threads: hooks on the device's I/O thread, mirrored frames and the
+ * checkpoint's reset on the COLO thread; the rewriter and the channel
+ * pointer under one lock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "hw/hw.h"
+#include "net-compare/compare.h"
+#include "secondary/internal.h"
+#include "transport/transport.h"
+
+#define SC_NET_FRAME_MAX 65550 /* the largest frame virtio-net hands over */
+#define SC_NET_LINGER_NS (2 * 1000000000ull)
+
+struct sc_port {
+	struct sc_net *n;
+	unsigned int idx;
+	struct compare_rewrite *rw;
+	struct compare_redirect *rd;
+	uint8_t buf[SC_NET_FRAME_MAX]; /* guest TX, rewritten in place */
+};
+
+struct sc_net {
+	struct vm *vm;
+	unsigned int nports;
+	struct sc_port *ports;
+	pthread_mutex_t lock;
+	struct transport_channel *ch; /* NULL: not paired */
+	bool failed_over;	      /* under lock */
+	_Atomic uint64_t mirrored, redirected, wire_dropped, errors;
+};
+
+static int to_channel(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct sc_port *p = opaque;
+	Colovm__Transport__Packet pk = COLOVM__TRANSPORT__PACKET__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	int ret;
+
+	if (!p->n->ch)
+		return -ENOTCONN;
+	pk.dir = COLOVM__TRANSPORT__PACKET__DIR__REDIRECTED;
+	pk.port = p->idx;
+	pk.time_ns = clock_ns();
+	pk.data.data = (uint8_t *)frame;
+	pk.data.len = len;
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_PACKET;
+	msg.packet = &pk;
+	ret = transport_send(p->n->ch, &msg);
+	if (!ret)
+		atomic_fetch_add(&p->n->redirected, 1);
+	return ret;
+}
+
+static int to_wire(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct sc_port *p = opaque;
+
+	return hw_vm_net_send(p->n->vm, p->idx, frame, len);
+}
+
+static int to_guest(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct sc_port *p = opaque;
+
+	return hw_vm_net_inject(p->n->vm, p->idx, frame, len);
+}
+
+static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct sc_port *p = opaque;
+	struct sc_net *n = p->n;
+
+	if (len > sizeof(p->buf)) {
+		atomic_fetch_add(&n->errors, 1);
+		return true;
+	}
+	pthread_mutex_lock(&n->lock);
+	memcpy(p->buf, frame, len);
+	if (compare_redirect_output(p->rd, p->buf, len, 0, clock_ns()) < 0)
+		atomic_fetch_add(&n->errors, 1);
+	pthread_mutex_unlock(&n->lock);
+	return true;
+}
+
+static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct sc_port *p = opaque;
+	bool failed_over;
+
+	pthread_mutex_lock(&p->n->lock);
+	failed_over = p->n->failed_over;
+	pthread_mutex_unlock(&p->n->lock);
+	if (failed_over)
+		return false; /* the guest gets it */
+	atomic_fetch_add(&p->n->wire_dropped, 1);
+	return true;
+}
+
+static const struct net_hook_ops hook_ops = {.guest_tx = hook_guest_tx, .wire_rx = hook_wire_rx};
+
+int sc_net_new(struct vm *vm, struct sc_net **out)
+{
+	struct sc_net *n = calloc(1, sizeof(*n));
+	int ret = -ENOMEM;
+
+	if (!n)
+		return -ENOMEM;
+	n->vm = vm;
+	pthread_mutex_init(&n->lock, NULL);
+	n->nports = hw_vm_net_count(vm);
+	n->ports = calloc(n->nports ? n->nports : 1, sizeof(*n->ports));
+	if (!n->ports)
+		goto err;
+	for (unsigned int i = 0; i < n->nports; i++) {
+		struct sc_port *p = &n->ports[i];
+
+		p->n = n;
+		p->idx = i;
+		ret = compare_rewrite_new(&p->rw, 0);
+		if (!ret)
+			ret = compare_redirect_new(&p->rd, p->rw, to_channel, to_wire, to_guest, p);
+		if (ret)
+			goto err;
+	}
+	for (unsigned int i = 0; i < n->nports; i++) {
+		ret = hw_vm_net_set_hook(vm, i, &hook_ops, &n->ports[i]);
+		if (ret)
+			goto err;
+	}
+	*out = n;
+	return 0;
+err:
+	sc_net_free(n);
+	return ret;
+}
+
+void sc_net_free(struct sc_net *n)
+{
+	if (!n)
+		return;
+	for (unsigned int i = 0; n->ports && i < n->nports; i++)
+		hw_vm_net_set_hook(n->vm, i, NULL, NULL);
+	for (unsigned int i = 0; n->ports && i < n->nports; i++) {
+		compare_redirect_free(n->ports[i].rd);
+		compare_rewrite_free(n->ports[i].rw);
+	}
+	free(n->ports);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void sc_net_attach(struct sc_net *n, struct transport_channel *ch)
+{
+	pthread_mutex_lock(&n->lock);
+	n->ch = ch;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void sc_net_failover(struct sc_net *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->ch = NULL;
+	if (!n->failed_over) {
+		for (unsigned int i = 0; i < n->nports; i++) {
+			compare_redirect_failover(n->ports[i].rd);
+			compare_rewrite_failover(n->ports[i].rw);
+		}
+		n->failed_over = true;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+int sc_net_input(struct sc_net *n, Colovm__Transport__Packet *pk)
+{
+	int ret;
+
+	if (pk->dir != COLOVM__TRANSPORT__PACKET__DIR__MIRRORED || pk->port >= n->nports)
+		return -EPROTO;
+	pthread_mutex_lock(&n->lock);
+	ret = compare_redirect_input(n->ports[pk->port].rd, pk->data.data, pk->data.len, 0,
+				     clock_ns());
+	pthread_mutex_unlock(&n->lock);
+	if (ret < 0)
+		atomic_fetch_add(&n->errors, 1);
+	else
+		atomic_fetch_add(&n->mirrored, 1);
+	return 0;
+}
+
+void sc_net_checkpoint(struct sc_net *n)
+{
+	uint64_t now = clock_ns();
+
+	pthread_mutex_lock(&n->lock);
+	for (unsigned int i = 0; i < n->nports; i++) {
+		compare_rewrite_checkpoint(n->ports[i].rw);
+		compare_rewrite_gc(n->ports[i].rw, now, SC_NET_LINGER_NS);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+json_t *sc_net_stats(struct sc_net *n)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "mirrored", (json_int_t)atomic_load(&n->mirrored),
+			 "redirected", (json_int_t)atomic_load(&n->redirected), "own-wire-dropped",
+			 (json_int_t)atomic_load(&n->wire_dropped), "errors",
+			 (json_int_t)atomic_load(&n->errors));
+}
