@@ -58,7 +58,8 @@ static const char usage_text[] =
     "  colo-status           COLO protection for a person: mode, state, the reason\n"
     "                        of the last change, the last checkpoint, checkpoints\n"
     "                        by reason, pause median/p99/max, pages and bytes per\n"
-    "                        checkpoint (query-colo-status + query-colo-stats)\n"
+    "                        checkpoint, packets compared and released\n"
+    "                        (query-colo-status + query-colo-stats)\n"
     "  migrate tcp:HOST:PORT live-migrate to `colovm run --incoming tcp:HOST:PORT`\n"
     "                        with a progress bar (polls query-migrate); exit 0\n"
     "                        when it completed, 1 when it failed or was cancelled\n"
@@ -370,6 +371,28 @@ static int colo_status(struct conn *c)
 	       (long long)jint(stats, "pages", "total"));
 	printf("bytes/checkpoint: mean %lld (total %lld)\n",
 	       (long long)jint(stats, "bytes", "mean"), (long long)jint(stats, "bytes", "total"));
+	if (json_object_get(stats, "network") && json_object_get(json_object_get(stats, "network"),
+								  "compared")) {
+		printf("packets:          %lld compared, %lld miscompares, %lld timeouts\n",
+		       (long long)jint(stats, "network", "compared"),
+		       (long long)jint(stats, "network", "miscompares"),
+		       (long long)jint(stats, "network", "timeouts"));
+		printf("released:         %lld (%lld by a checkpoint, %lld bare ACKs); held %lld "
+		       "now, %lld at most\n",
+		       (long long)jint(stats, "network", "released"),
+		       (long long)jint(stats, "network", "released-checkpoint"),
+		       (long long)jint(stats, "network", "released-unverified"),
+		       (long long)jint(stats, "network", "held"),
+		       (long long)jint(stats, "network", "held-max"));
+		printf("mirrored:         %lld frames to the secondary\n",
+		       (long long)jint(stats, "network", "mirrored"));
+	} else if (json_object_get(stats, "network")) {
+		printf("packets:          %lld mirrored in, %lld sent to the primary, %lld of its "
+		       "own wire dropped\n",
+		       (long long)jint(stats, "network", "mirrored"),
+		       (long long)jint(stats, "network", "redirected"),
+		       (long long)jint(stats, "network", "own-wire-dropped"));
+	}
 	json_decref(st);
 	json_decref(stats);
 	return 0;

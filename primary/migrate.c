@@ -279,7 +279,7 @@ static void *mig_thread(void *arg)
 	    .bulk_streams = MIG_BULK_STREAMS,
 	    .send_region = ram,
 	    .send_region_len = ram_bytes,
-	    .name = "colovm migration source",
+	    .name = m->colo ? "colovm COLO primary" : "colovm migration source",
 	};
 	struct ram_send p = {
 	    .vm = vm, .id = 1, .cancel = &m->cancel, .progress = mig_progress, .opaque = m};
