@@ -487,23 +487,25 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		if (!pfd[0].revents)
 			continue;
 		/* Between checkpoints the secondary sends its guest's
-		 * packets; any other message is a farewell, EOF a lost
-		 * secondary. */
-		ret = transport_recv(ch, 0, &msg);
-		if (ret == -EAGAIN)
-			continue;
-		if (ret)
-			return vmstate_seterr(err, ret, "the secondary went away: %s",
-					      strerror(-ret));
-		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_PACKET) {
+		 * packets (all that are there, up to a bound, before the next
+		 * look at requests); any other message is a farewell, EOF a
+		 * lost secondary. */
+		for (unsigned int n = 0; n < 64; n++) {
+			ret = transport_recv(ch, 0, &msg);
+			if (ret == -EAGAIN)
+				break;
+			if (ret)
+				return vmstate_seterr(err, ret, "the secondary went away: %s",
+						      strerror(-ret));
+			if (msg->body_case != COLOVM__TRANSPORT__MSG__BODY_PACKET) {
+				ret = unexpected(msg, err);
+				transport_msg_free(msg);
+				return ret;
+			}
 			if (m->net)
 				colo_net_secondary(m->net, msg->packet);
 			transport_msg_free(msg);
-			continue;
 		}
-		ret = unexpected(msg, err);
-		transport_msg_free(msg);
-		return ret;
 	}
 }
 
