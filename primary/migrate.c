@@ -597,8 +597,7 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 		pthread_mutex_lock(&m->lock);
 		tmo = m->compare_timeout_ms;
 		pthread_mutex_unlock(&m->lock);
-		colo_net_free(m->net);
-		m->net = NULL;
+		/* m->net is NULL: the last protection's was freed when it ended. */
 		r = colo_net_new(m, tmo, &m->net);
 		if (r) {
 			snprintf(msg, len, "cannot set up the packet comparison: %s", strerror(-r));

@@ -296,28 +296,29 @@ void colo_net_secondary(struct colo_net *n, const Colovm__Transport__Packet *pk)
 	wake(n);
 }
 
-void colo_net_checkpoint_begin(struct colo_net *n)
+/* Drain both queues, then fn on every comparator: a checkpoint step
+ * happens between two polls. */
+static void checkpoint_step(struct colo_net *n, int (*fn)(struct compare *, uint64_t))
 {
 	uint64_t now = clock_ns();
 
 	pthread_mutex_lock(&n->cmp_lock);
 	poll_all(n, now);
 	for (unsigned int i = 0; i < n->nports; i++)
-		compare_checkpoint_begin(n->ports[i].cmp, now);
+		fn(n->ports[i].cmp, now);
 	pthread_mutex_unlock(&n->cmp_lock);
+}
+
+void colo_net_checkpoint_begin(struct colo_net *n)
+{
+	checkpoint_step(n, compare_checkpoint_begin);
 }
 
 void colo_net_checkpoint_acked(struct colo_net *n)
 {
-	uint64_t now = clock_ns();
-
-	pthread_mutex_lock(&n->cmp_lock);
-	/* Frames the secondary sent before it stopped: from the old state,
-	 * consumed (and discarded) before the comparison restarts. */
-	poll_all(n, now);
-	for (unsigned int i = 0; i < n->nports; i++)
-		compare_checkpoint_acked(n->ports[i].cmp, now);
-	pthread_mutex_unlock(&n->cmp_lock);
+	/* Frames the secondary sent before it stopped are from the old
+	 * state: the drain consumes (and discards) them first. */
+	checkpoint_step(n, compare_checkpoint_acked);
 }
 
 void colo_net_set_timeout(struct colo_net *n, uint64_t timeout_ms)

@@ -50,7 +50,7 @@ struct sc_net {
 	struct sc_port *ports;
 	pthread_mutex_t lock;
 	struct transport_channel *ch; /* NULL: not paired */
-	bool failed_over;	      /* under lock */
+	_Atomic bool failed_over;     /* set under lock */
 	_Atomic uint64_t mirrored, redirected, wire_dropped, errors;
 };
 
@@ -110,12 +110,8 @@ static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
 static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct sc_port *p = opaque;
-	bool failed_over;
 
-	pthread_mutex_lock(&p->n->lock);
-	failed_over = p->n->failed_over;
-	pthread_mutex_unlock(&p->n->lock);
-	if (failed_over)
+	if (atomic_load(&p->n->failed_over))
 		return false; /* the guest gets it */
 	atomic_fetch_add(&p->n->wire_dropped, 1);
 	return true;
