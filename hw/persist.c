@@ -44,6 +44,7 @@
 #define PERSIST_MAX_MSRS  96
 #define PERSIST_XSAVE_MAX 16384
 #define MSR_IA32_TSC	  0x10
+#define MSR_IA32_TSC_DEADLINE 0x6e0
 
 struct vcpu_state {
 	struct vcpu *vcpu; /* not saved */
@@ -89,6 +90,9 @@ struct persist {
 	struct clock_state clock;
 	struct irqchip_state irq;
 	bool has_xsave, has_xcrs, has_dregs;
+	int has_tsc_offset;	 /* KVM_VCPU_TSC_OFFSET: -1 not probed yet, 0 no, 1 yes */
+	bool tsc_ref_valid;	 /* tsc_ref read during this load (until the VM runs) */
+	uint64_t tsc_ref;	 /* the host TSC, as KVM scales it for the guest */
 	uint32_t xsave_size;
 	uint32_t nmsrs;
 	uint32_t msr_index[PERSIST_MAX_MSRS];
@@ -107,7 +111,7 @@ static const uint32_t msr_wanted[] = {
 	0x1a0,	    /* MISC_ENABLE */
 	0x277,	    /* PAT */
 	0x2ff,	    /* MTRR_DEF_TYPE */
-	0x6e0,	    /* TSC_DEADLINE */
+	MSR_IA32_TSC_DEADLINE,
 	0x48,	    /* SPEC_CTRL */
 	0xc0000081, /* STAR */
 	0xc0000082, /* LSTAR */
@@ -360,6 +364,47 @@ static int cpu_pre_save(void *opaque)
 	return 0;
 }
 
+/*
+ * The guest TSC after a load. KVM takes a host write of MSR_IA32_TSC that
+ * lands within a second of what it expects (its last write plus the time
+ * since) as an attempt to synchronise the vCPUs, and where the host's TSC is
+ * marked unstable (a host that is itself a VM) it then adds the time since
+ * that last write: a loaded TSC came out seconds ahead (16464117961 written,
+ * 33351578274 read back), and a COLO secondary, written every checkpoint, ran
+ * ahead of its primary. Where KVM offers the vCPU's TSC offset
+ * (KVM_VCPU_TSC_OFFSET, Linux 5.16) colovm sets it directly — guest TSC =
+ * scaled host TSC + offset — from one reading of the host TSC per load, so
+ * every vCPU continues from its saved value and the vCPUs keep the distances
+ * they were saved with. Elsewhere the MSR write stands.
+ */
+static int cpu_set_tsc(struct vcpu_state *s, uint64_t want)
+{
+	struct persist *p = s->vcpu->vm->persist;
+	uint64_t off = 0;
+	struct kvm_device_attr a = {
+	    .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET, .addr = (uintptr_t)&off};
+	int fd = s->vcpu->fd;
+
+	if (p->has_tsc_offset < 0)
+		p->has_tsc_offset = ioctl(fd, KVM_HAS_DEVICE_ATTR, &a) == 0;
+	if (!p->has_tsc_offset)
+		return 0;
+	if (!p->tsc_ref_valid) {
+		struct kvm_msr_entry e = {.index = MSR_IA32_TSC};
+
+		if (ioctl(fd, KVM_GET_DEVICE_ATTR, &a) < 0)
+			return -errno;
+		if (vcpu_msrs_io(s->vcpu, KVM_GET_MSRS, &e, 1) != 1)
+			return -EIO;
+		p->tsc_ref = e.data - off;
+		p->tsc_ref_valid = true;
+	}
+	off = want - p->tsc_ref;
+	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+		return -errno;
+	return 0;
+}
+
 static int cpu_post_load(void *opaque, uint32_t version_id)
 {
 	struct vcpu_state *s = opaque;
@@ -395,9 +440,33 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 		log_err("cpu %u: KVM refused MSR %#x", s->vcpu->id, msrs[n].index);
 	if (n < 0 || (uint32_t)n != s->nmsrs)
 		return n < 0 ? n : -EINVAL;
+	for (uint32_t i = 0; i < s->nmsrs; i++) {
+		int r;
+
+		if (s->msr_index[i] != MSR_IA32_TSC)
+			continue;
+		r = cpu_set_tsc(s, s->msr_data[i]);
+		if (r < 0) {
+			log_err("cpu %u: setting the TSC offset: %s", s->vcpu->id, strerror(-r));
+			return r;
+		}
+	}
 
 	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0 || ioctl(fd, KVM_SET_MP_STATE, &s->mp) < 0)
 		return -errno;
+	/* KVM ignores a TSC deadline written while the LAPIC timer is not in
+	 * TSC-deadline mode, which a fresh vCPU's is not: once more after the
+	 * LAPIC, or the guest's armed timer is lost (and an idle guest sleeps). */
+	for (uint32_t i = 0; i < s->nmsrs; i++) {
+		struct kvm_msr_entry e = {.index = MSR_IA32_TSC_DEADLINE, .data = s->msr_data[i]};
+
+		if (s->msr_index[i] != MSR_IA32_TSC_DEADLINE)
+			continue;
+		if (vcpu_msrs_io(s->vcpu, KVM_SET_MSRS, &e, 1) != 1) {
+			log_err("cpu %u: KVM refused the TSC deadline", s->vcpu->id);
+			return -EINVAL;
+		}
+	}
 	if (p->has_dregs && ioctl(fd, KVM_SET_DEBUGREGS, &s->dregs) < 0)
 		return -errno;
 	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
@@ -496,6 +565,7 @@ int persist_register(struct vm *vm)
 	p->xsave_size = (uint32_t)x;
 	p->has_xcrs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
 	p->has_dregs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS) > 0;
+	p->has_tsc_offset = -1;
 	ret = persist_probe_msrs(vm, p);
 	if (ret)
 		return ret;
@@ -529,6 +599,7 @@ void persist_thaw(struct vm *vm)
 	if (!p)
 		return;
 	p->clock.frozen = false;
+	p->tsc_ref_valid = false;
 	p->irq.chip_frozen = p->irq.pit_frozen = false;
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		p->cpus[i].frozen = false;

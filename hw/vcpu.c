@@ -294,6 +294,38 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 			  (unsigned long long)run->mmio.phys_addr, run->mmio.len);
 }
 
+/* Where the vCPU was, and the code bytes at RIP when it is an
+ * identity-mapped RAM address: with --verbose when the VM stops (guests that
+ * hang before they print anything), always after a triple fault or an
+ * error (level). On AMD, KVM has put the vCPU through INIT before it reports
+ * a triple fault (the VMCB is undefined after one): rip=0xfff0 there. */
+static void vcpu_log_state(struct vcpu *vcpu, enum log_level level)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	const uint8_t *code;
+	char hex[2 * 32 + 1] = "";
+
+	if (log_get_level() < level)
+		return;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
+		log_msg(level, "vCPU %u: cannot read registers: %s", vcpu->id, strerror(errno));
+		return;
+	}
+	log_msg(level,
+		"vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x cr0=%#llx cr3=%#llx "
+		"cr4=%#llx efer=%#llx",
+		vcpu->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		(unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr0,
+		(unsigned long long)s.cr3, (unsigned long long)s.cr4, (unsigned long long)s.efer);
+	code = mem_ptr(&vcpu->vm->mem, r.rip, 32);
+	if (code) {
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", code[i]);
+		log_msg(level, "vCPU %u: code at rip: %s", vcpu->id, hex);
+	}
+}
+
 /* Returns false when the vCPU must stop running (guest event reported). */
 static bool vcpu_handle_exit(struct vcpu *vcpu)
 {
@@ -311,6 +343,7 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		return false;
 	case KVM_EXIT_SHUTDOWN:
 		log_info("vCPU %u: triple fault, guest reset", vcpu->id);
+		vcpu_log_state(vcpu, LOG_INFO);
 		vm_report(vcpu->vm, VM_EVENT_RESET, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
@@ -322,11 +355,13 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->id,
 			run->internal.suberror);
+		vcpu_log_state(vcpu, LOG_ERROR);
 		vm_report(vcpu->vm, VM_EVENT_INTERNAL_ERROR, (int)run->internal.suberror);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
 		log_err("vCPU %u: VM entry failed, reason %#llx", vcpu->id,
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_log_state(vcpu, LOG_ERROR);
 		vm_report(vcpu->vm, VM_EVENT_INTERNAL_ERROR, (int)run->exit_reason);
 		return false;
 	case KVM_EXIT_INTR:
@@ -338,34 +373,6 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
-/* With --verbose: where the vCPU was when the VM stopped, and the code
- * bytes around RIP when it is an identity-mapped RAM address (diagnosis of
- * guests that hang before they print anything). */
-static void vcpu_log_state(struct vcpu *vcpu)
-{
-	struct kvm_regs r;
-	struct kvm_sregs s;
-	const uint8_t *code;
-	char hex[2 * 32 + 1] = "";
-
-	if (log_get_level() < LOG_DEBUG)
-		return;
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
-		log_debug("vCPU %u: cannot read registers: %s", vcpu->id, strerror(errno));
-		return;
-	}
-	log_debug("vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x cr0=%#llx cr3=%#llx "
-		  "cr4=%#llx efer=%#llx",
-		  vcpu->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
-		  (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr0,
-		  (unsigned long long)s.cr3, (unsigned long long)s.cr4, (unsigned long long)s.efer);
-	code = mem_ptr(&vcpu->vm->mem, r.rip, 32);
-	if (code) {
-		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", code[i]);
-		log_debug("vCPU %u: code at rip: %s", vcpu->id, hex);
-	}
-}
 
 void *vcpu_thread(void *arg)
 {
@@ -403,7 +410,7 @@ void *vcpu_thread(void *arg)
 		}
 		if (vm->quit) {
 			pthread_mutex_unlock(&vm->lock);
-			vcpu_log_state(vcpu);
+			vcpu_log_state(vcpu, LOG_DEBUG);
 			break;
 		}
 		vcpu->run->immediate_exit = 0;

@@ -349,6 +349,22 @@ static int sc_recv(struct secondary_colo *s, struct transport_channel *ch, trans
 	}
 }
 
+/* Why the channel gave nothing more, for a person. */
+static const char *recv_error(int ret)
+{
+	switch (ret) {
+	case -EINTR:
+		return "colovm is shutting down";
+	case -EBADMSG:
+	case -EPROTO:
+		return "a bad frame from the primary (MAC, sequence or format)";
+	case -ETIMEDOUT:
+		return "the primary fell silent";
+	default:
+		return "the primary went away";
+	}
+}
+
 /* StreamStart and unit 1. 0: the guest runs. *pages_seen: a page arrived. */
 static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bool *pages_seen,
 		      struct vmstate_error *err)
@@ -487,9 +503,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 
 		ret = sc_recv(s, ch, &m);
 		if (ret) {
-			vmstate_seterr(err, ret, "%s",
-				       ret == -EINTR ? "colovm is shutting down"
-						     : "the primary went away");
+			vmstate_seterr(err, ret, "%s", recv_error(ret));
 			break;
 		}
 		switch (m->body_case) {

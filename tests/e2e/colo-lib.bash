@@ -1,6 +1,22 @@
 # Helpers for the COLO e2e tests (sourced after lib.sh; not a test itself).
 CTL=${COLOVMCTL:?}
 
+# A failure shows the end of each colovm's log and guest console.
+fail() {
+	local f p st
+	echo "FAIL: $*" >&2
+	for p in ${PRI_PID:-} ${SEC_PID:-}; do
+		kill -0 "$p" 2>/dev/null && continue
+		st=0
+		wait "$p" 2>/dev/null || st=$?
+		echo "== process $p has ended, status $st" >&2
+	done
+	for f in "$TMP"/*.err "$TMP"/*.out "$TMP"/*.raw "$TMP"/*/*.err "$TMP"/*/*.out; do
+		[ -e "$f" ] && echo "== $f" >&2 && tail -20 "$f" >&2
+	done
+	exit 1
+}
+
 # q SOCK ARGS...: one QMP command, its "return" as JSON on stdout.
 q() { "$CTL" --qmp "$1" "${@:2}"; }
 # jq_ EXPR: a Python expression on the JSON object d read from stdin.
@@ -8,11 +24,10 @@ jq_() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv
 colo_state() { q "$1" query-colo-status | jq_ 'd["state"]'; }
 # wait_state SOCK STATE SECONDS
 wait_state() {
-	local t=0
+	local end=$((SECONDS + $3))
 	while [ "$(colo_state "$1" 2>/dev/null)" != "$2" ]; do
 		sleep 0.5
-		t=$((t + 1))
-		[ $t -ge $(($3 * 2)) ] && return 1
+		[ $SECONDS -ge $end ] && return 1
 	done
 	return 0
 }

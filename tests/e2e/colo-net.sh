@@ -18,12 +18,6 @@ source "$(dirname "$0")/colo-lib.bash"
 need_kvm
 need_netns
 NSP=colovm-cp-$$ NSS=colovm-cs-$$
-# A failure shows the end of each colovm's log and guest console.
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$TMP"/*.err "$TMP"/*.out; do echo "== $f" >&2 && tail -20 "$f" >&2; done
-	exit 1
-}
 port=$((48100 + RANDOM % 800))
 d=$TMP
 head -c32 /dev/urandom >"$d/key"

@@ -145,15 +145,16 @@ lg_up_and_prompt() {
 		END { exit !ok }' "$TMP/$1.out" 2>/dev/null
 }
 lg_wait_up() {
-	local name=$1 secs=${2:-120} nth=${3:-1} t=0
+	# (a deadline in seconds, not a count of polls: under TCG each poll's
+	# processes take longer than its sleep)
+	local name=$1 secs=${2:-120} nth=${3:-1} end=$((SECONDS + ${2:-120}))
 	while ! lg_up_and_prompt "$name" "$nth"; do
 		if ! lg_alive "$name"; then
 			tail -40 "$TMP/$name.out" >&2
 			fail "$name: the VMM ended before the guest was up"
 		fi
 		sleep 0.2
-		t=$((t + 1))
-		if [ $t -ge $((secs * 5)) ]; then
+		if [ $SECONDS -ge $end ]; then
 			tail -40 "$TMP/$name.out" >&2
 			fail "$name: no 'linuxguest: up' (#$nth) and prompt within ${secs}s"
 		fi
@@ -164,14 +165,13 @@ lg_wait_up() {
 # typed as $((N)) so the terminal's echo of the command line never matches.
 lg_seq=0
 lg_sh() {
-	local name=$1 cmd=$2 secs=${3:-30} n t=0
+	local name=$1 cmd=$2 secs=${3:-30} n end=$((SECONDS + ${3:-30}))
 	lg_seq=$((lg_seq + 1))
 	n=$((lg_seq * 1000 + RANDOM % 1000))
 	printf 'echo @@$((%d))B; %s; echo @@$((%d))E\n' "$n" "$cmd" "$n" >&"${lg_fd[$name]}"
 	while lg_out "$name" && ! grep -q "^@@${n}E\$" "$TMP/$name.out"; do
 		sleep 0.1
-		t=$((t + 1))
-		if [ $t -ge $((secs * 10)) ] || ! lg_alive "$name"; then
+		if [ $SECONDS -ge $end ] || ! lg_alive "$name"; then
 			tail -20 "$TMP/$name.out" >&2
 			fail "$name: no answer from the serial shell to '$cmd' within ${secs}s"
 		fi

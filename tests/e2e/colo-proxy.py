@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""A TCP proxy between a COLO primary and its secondary that breaks the
+channel once, on demand, in the middle of a checkpoint (for
+tests/e2e/colo-faults.sh; not a test itself).
+
+    colo-proxy.py LISTEN_PORT TARGET_PORT ARMFILE
+
+Every connection the primary opens to LISTEN_PORT (the control connection
+first, then the bulk streams: transport/transport.h) is forwarded to
+127.0.0.1:TARGET_PORT. Once ARMFILE exists, its one word says what to do:
+
+  corrupt  flip one bit in the middle of the next bulk data the primary
+           sends (a checkpoint's pages: the bulk MAC must catch it)
+  cut      forward half of the next bulk data, then close every connection
+           (a stream truncated mid-checkpoint, a peer gone)
+  replay   after the next CheckpointRequest frame, send an earlier
+           CheckpointRequest frame again, unchanged (its MAC is valid, its
+           sequence number old)
+
+and prints one line saying what it did (after "listening on PORT").
+"""
+import os
+import socket
+import struct
+import sys
+import threading
+
+HDR = 24  # magic, version, type, length, flags, seq (transport.h)
+MAC = 32
+CHECKPOINT_REQUEST = 8
+
+listen_port, target_port, armfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+socks = []
+state = {"mode": None, "done": False, "old": None}
+
+
+def mode():
+    """The armed mode, or None (not yet armed, or already done)."""
+    with lock:
+        if state["done"]:
+            return None
+        if state["mode"] is None and os.path.exists(armfile):
+            with open(armfile) as f:
+                state["mode"] = f.read().strip()
+        return state["mode"]
+
+
+def done(what):
+    with lock:
+        state["done"] = True
+    print(what, flush=True)
+
+
+def close_all():
+    with lock:
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def plain(src, dst):
+    while True:
+        try:
+            b = src.recv(65536)
+        except OSError:
+            b = b""
+        if not b:
+            break
+        try:
+            dst.sendall(b)
+        except OSError:
+            break
+    close_all()
+
+
+def bulk_c2s(src, dst):
+    """Primary -> secondary on a bulk stream."""
+    while True:
+        try:
+            b = bytearray(src.recv(65536))
+        except OSError:
+            b = b""
+        if not b:
+            break
+        m = mode() if len(b) >= 1024 else None
+        try:
+            if m == "corrupt":
+                b[len(b) // 2] ^= 0x20
+                dst.sendall(b)
+                done("corrupt: flipped a bit in %d bytes of bulk data" % len(b))
+                continue
+            if m == "cut":
+                dst.sendall(b[: len(b) // 2])
+                done("cut: %d of %d bytes of bulk data forwarded, then every "
+                     "connection closed" % (len(b) // 2, len(b)))
+                break
+            dst.sendall(b)
+        except OSError:
+            break
+    close_all()
+
+
+def control_c2s(src, dst):
+    """Primary -> secondary on the control connection, frame by frame."""
+    buf = b""
+    while True:
+        try:
+            b = src.recv(65536)
+        except OSError:
+            b = b""
+        if not b:
+            break
+        buf += b
+        out = b""
+        while len(buf) >= HDR:
+            ftype, length = struct.unpack_from("<HI", buf, 6)
+            n = HDR + length + MAC
+            if len(buf) < n:
+                break
+            frame, buf = buf[:n], buf[n:]
+            out += frame
+            if ftype != CHECKPOINT_REQUEST:
+                continue
+            if mode() == "replay" and state["old"] is not None:
+                out += state["old"]
+                seq = struct.unpack_from("<Q", state["old"], 16)[0]
+                now = struct.unpack_from("<Q", frame, 16)[0]
+                done("replay: CheckpointRequest frame seq %d sent again after seq %d"
+                     % (seq, now))
+            elif state["old"] is None:
+                state["old"] = frame
+        try:
+            dst.sendall(out)
+        except OSError:
+            break
+    close_all()
+
+
+def main():
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", listen_port))
+    ls.listen(8)
+    print("listening on %d" % listen_port, flush=True)
+    first = True
+    while True:
+        c, _ = ls.accept()
+        t = socket.create_connection(("127.0.0.1", target_port))
+        for s in (c, t):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with lock:
+            socks.extend((c, t))
+        up = control_c2s if first else bulk_c2s
+        first = False
+        threading.Thread(target=up, args=(c, t), daemon=True).start()
+        threading.Thread(target=plain, args=(t, c), daemon=True).start()
+
+
+main()
