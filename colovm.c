@@ -95,7 +95,14 @@ static const char usage_text[] =
 	"                        secondary sent the same or a checkpoint covers it\n"
 	"                        (compare-timeout ms, default 3000). If the\n"
 	"                        secondary refuses or goes away the guest runs on\n"
-	"                        unprotected (QMP query-colo-status says why). QMP\n"
+	"                        unprotected (QMP query-colo-status says why).\n"
+	"                        Both sides send a heartbeat every\n"
+	"                        heartbeat-interval ms (default 100) and give the\n"
+	"                        other up after heartbeat-misses intervals without\n"
+	"                        a byte from it (default 5: 500 ms); the primary's\n"
+	"                        values, set before the pair forms, rule both. QMP\n"
+	"                        x-colo-lost-heartbeat gives the secondary up now\n"
+	"                        (it is told to stand down). QMP\n"
 	"                        colo-protect {uri} protects a plain running VM the\n"
 	"                        same way. Not yet: a VM with --disk (disks are not\n"
 	"                        replicated)\n"
@@ -107,7 +114,11 @@ static const char usage_text[] =
 	"                        awaited), then keep running a copy of its guest,\n"
 	"                        checkpoint by checkpoint; its --net devices stay\n"
 	"                        silent while paired (the guest talks through the\n"
-	"                        primary). Ends when the primary shuts down\n"
+	"                        primary). Ends when the primary shuts down;\n"
+	"                        takes over (runs on from the last checkpoint, its\n"
+	"                        packets to its own wire) when the primary goes\n"
+	"                        away or falls silent (heartbeat), or at once on\n"
+	"                        QMP x-colo-lost-heartbeat\n"
 	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
 	"                        authenticating the migration or COLO channel; give\n"
 	"                        the same key to both ends (source: for QMP migrate).\n"
@@ -379,6 +390,21 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* The secondary takes over, the primary gives its secondary up (which is
+ * told to stand down): failover drills, or a person's decision. */
+static int qmp_colo_lost_heartbeat(void *opaque, json_t *args, json_t **ret,
+				   struct qmp_error *err)
+{
+	struct colovm *c = opaque;
+	int r = c->colo_secondary ? secondary_colo_lost_heartbeat(c->colo_secondary)
+		: c->primary	  ? primary_colo_lost_heartbeat(c->primary)
+				  : -ENOTCONN;
+
+	if (r)
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "The VM is not in a COLO pair");
+	return 0;
+}
+
 static int register_colo_qmp(struct colovm *c)
 {
 	static const struct qmp_arg digest_args[] = {
@@ -394,6 +420,9 @@ static int register_colo_qmp(struct colovm *c)
 		ret = qmp_register(c->qmp, "query-colo-stats", NULL, qmp_colo_stats, c);
 	if (!ret)
 		ret = qmp_register(c->qmp, "x-colo-ram-digest", digest_args, qmp_colo_digest, c);
+	if (!ret)
+		ret = qmp_register(c->qmp, "x-colo-lost-heartbeat", NULL, qmp_colo_lost_heartbeat,
+				   c);
 	return ret;
 }
 

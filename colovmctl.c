@@ -60,6 +60,8 @@ static const char usage_text[] =
     "                        by reason, pause median/p99/max, pages and bytes per\n"
     "                        checkpoint, packets compared and released\n"
     "                        (query-colo-status + query-colo-stats)\n"
+    "  x-colo-lost-heartbeat failover now: a secondary takes over, a primary\n"
+    "                        gives its secondary up (a drill, or a person's call)\n"
     "  migrate tcp:HOST:PORT live-migrate to `colovm run --incoming tcp:HOST:PORT`\n"
     "                        with a progress bar (polls query-migrate); exit 0\n"
     "                        when it completed, 1 when it failed or was cancelled\n"

@@ -236,6 +236,8 @@ static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint6
 		if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_PACKET) {
 			if (m->net)
 				colo_net_secondary(m->net, msg->packet);
+		} else if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
+			/* its liveness is the heartbeat thread's business */
 		} else if (!replied &&
 			   msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REPLY &&
 			   msg->checkpoint_reply->id == id) {
@@ -396,10 +398,35 @@ static bool end_protection(struct primary *m, struct transport_channel *ch)
 	return shutdown;
 }
 
+/* The heartbeat thread gives the secondary up (the channel fails right
+ * after: the checkpoint thread's next call returns -ETIMEDOUT). */
+static void hb_lost(void *opaque, unsigned int silent_ms)
+{
+	struct primary *m = opaque;
+
+	atomic_store(&m->hb_silent_ms, silent_ms ? silent_ms : 1);
+	log_err("COLO: heartbeat: nothing from the secondary for %u ms: it is given up",
+		silent_ms);
+	colo_wake(m);
+}
+
+/* Why the secondary is lost, in buf: the heartbeat, or the error. */
+static const char *lost_why(struct primary *m, int ret, char *buf, size_t len)
+{
+	unsigned int silent = atomic_load(&m->hb_silent_ms);
+
+	if (silent)
+		snprintf(buf, len, "the secondary fell silent: no heartbeat for %u ms", silent);
+	else
+		snprintf(buf, len, "the secondary went away: %s", strerror(-ret));
+	return buf;
+}
+
 int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
 	     struct vmstate_error *err)
 {
 	uint64_t next, v;
+	unsigned int hb_ms, hb_misses;
 	int ret;
 
 	/* Unit 1 was the first sync; checkpoints count from 2. */
@@ -413,7 +440,18 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot run the VM after the first sync: %s",
 				      strerror(-ret));
+	pthread_mutex_lock(&m->lock);
+	hb_ms = (unsigned int)m->hb_interval_ms;
+	hb_misses = (unsigned int)m->hb_misses;
+	pthread_mutex_unlock(&m->lock);
+	atomic_store(&m->hb_silent_ms, 0);
+	atomic_store(&m->hb_drill, false);
+	ret = transport_heartbeat_start(ch, hb_ms, hb_misses, hb_lost, m);
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot start the heartbeat: %s", strerror(-ret));
 	colo_set_state(m, COLO_PROTECTED, "paired with %s", transport_peer_name(ch));
+	log_info("COLO: heartbeat every %u ms, the secondary given up after %u ms of silence",
+		 hb_ms, hb_ms * hb_misses);
 	mig_notify(m, REQ_NONE);
 	next = clock_ns();
 	for (;;) {
@@ -424,11 +462,13 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		transport_msg *msg = NULL;
 
 		if (atomic_load(&m->cancel)) {
-			bool shutdown = end_protection(m, ch);
+			const char *why = "protection cancelled (migrate_cancel)";
 
-			return vmstate_seterr(err, -ECANCELED, "%s",
-					      shutdown ? "colovm is shutting down"
-						       : "protection cancelled (migrate_cancel)");
+			if (end_protection(m, ch))
+				why = "colovm is shutting down";
+			else if (atomic_load(&m->hb_drill))
+				why = "x-colo-lost-heartbeat (a drill): the secondary is given up";
+			return vmstate_seterr(err, -ECANCELED, "%s", why);
 		}
 		pthread_mutex_lock(&m->lock);
 		interval = m->ckpt_interval_ms * 1000000ull;
@@ -467,6 +507,8 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 				m->ckpt_failed++;
 				pthread_mutex_unlock(&m->lock);
 				snprintf(why, sizeof(why), "%s", err->msg);
+				if (atomic_load(&m->hb_silent_ms))
+					lost_why(m, ret, why, sizeof(why));
 				if (transport_error(ch) && !strstr(why, "secondary"))
 					vmstate_seterr(err, ret,
 						       "lost the secondary at checkpoint %llu: %s",
@@ -486,6 +528,8 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			return vmstate_seterr(err, -errno, "eventfd: %s", strerror(errno));
 		if (!pfd[0].revents)
 			continue;
+		char why[160];
+
 		/* Between checkpoints the secondary sends its guest's
 		 * packets (all that are there, up to a bound, before the next
 		 * look at requests); any other message is a farewell, EOF a
@@ -495,8 +539,11 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			if (ret == -EAGAIN)
 				break;
 			if (ret)
-				return vmstate_seterr(err, ret, "the secondary went away: %s",
-						      strerror(-ret));
+				return vmstate_seterr(err, ret, "%s", lost_why(m, ret, why, sizeof(why)));
+			if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
+				transport_msg_free(msg);
+				continue;
+			}
 			if (msg->body_case != COLOVM__TRANSPORT__MSG__BODY_PACKET) {
 				ret = unexpected(msg, err);
 				transport_msg_free(msg);
@@ -601,6 +648,25 @@ int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int primary_colo_lost_heartbeat(struct primary *m)
+{
+	int ret = -ENOTCONN;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->colo_ch && m->colo_state == COLO_PROTECTED) {
+		/* As if the secondary were gone, but it is not: it is told to
+		 * stand down (never a second copy), as migrate_cancel does. */
+		atomic_store(&m->hb_drill, true);
+		atomic_store(&m->cancel, true);
+		log_info("COLO: x-colo-lost-heartbeat: giving the secondary up (a drill)");
+		ret = 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		colo_wake(m);
 	return ret;
 }
 

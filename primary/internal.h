@@ -74,6 +74,7 @@ struct primary {
 	uint64_t max_bw; /* bytes/s, 0: unlimited */
 	uint64_t ckpt_interval_ms;
 	uint64_t compare_timeout_ms;
+	uint64_t hb_interval_ms, hb_misses; /* the next pair's heartbeat */
 	bool ram_digest; /* x-colo-ram-digest: hash guest RAM in each pause */
 
 	/* outgoing */
@@ -101,6 +102,8 @@ struct primary {
 	struct colo_net *net; /* the packet path (net.c): main loop creates and frees */
 	struct transport_channel *colo_ch; /* the thread's channel, for REQ_COLO_START */
 	json_t *net_last;   /* the packet path's figures when protection last ended */
+	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the secondary up */
+	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
 	char colo_why[256]; /* reason of the last state change */
 	uint64_t colo_since_ns;
 	unsigned int pending; /* 1 << enum colo_reason, requested */

@@ -66,6 +66,8 @@
 #define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
 /* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
 #define COLO_DEFAULT_INTERVAL_MS 200
+#define COLO_DEFAULT_HB_MS	 100 /* heartbeat: a beat every 100 ms, */
+#define COLO_DEFAULT_HB_MISSES	 5   /* the peer given up after 500 ms of silence */
 #define COLO_DEFAULT_COMPARE_MS	 3000 /* QEMU colo-compare's compare_timeout */
 
 static const char *const mig_status_name[] = {
@@ -163,6 +165,12 @@ static int send_stream_start(struct primary *m, struct transport_channel *ch, ui
 	st.ram_bytes = ram_bytes;
 	st.page_size = HW_PAGE_SIZE;
 	st.vm_config = m->colo && m->vm_config ? m->vm_config : "";
+	if (m->colo) {
+		pthread_mutex_lock(&m->lock);
+		st.heartbeat_interval_ms = (uint32_t)m->hb_interval_ms;
+		st.heartbeat_misses = (uint32_t)m->hb_misses;
+		pthread_mutex_unlock(&m->lock);
+	}
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_STREAM_START;
 	msg.stream_start = &st;
 	ret = transport_send(ch, &msg);
@@ -735,11 +743,21 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 	json_t *cd = json_object_get(args, "x-checkpoint-delay");
 	json_t *dg = json_object_get(args, "x-colo-ram-digest");
 	json_t *ct = json_object_get(args, "compare-timeout");
+	json_t *hi = json_object_get(args, "heartbeat-interval");
+	json_t *hm = json_object_get(args, "heartbeat-misses");
 
 	if (ct && (json_integer_value(ct) < 1 || json_integer_value(ct) > 3600000))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'compare-timeout' expects an integer in the "
 				     "range of 1 to 3600000 milliseconds");
+	if (hi && (json_integer_value(hi) < 10 || json_integer_value(hi) > 60000))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Parameter 'heartbeat-interval' expects an integer in the "
+				     "range of 10 to 60000 milliseconds");
+	if (hm && (json_integer_value(hm) < 2 || json_integer_value(hm) > 1000))
+		return qmp_error_set(err, QMP_ERROR_GENERIC,
+				     "Parameter 'heartbeat-misses' expects an integer in the "
+				     "range of 2 to 1000");
 	if (!ci)
 		ci = cd; /* QEMU's name for the same period */
 	if (ci && (json_integer_value(ci) < 1 || json_integer_value(ci) > 3600000))
@@ -766,6 +784,10 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 		m->ram_digest = json_is_true(dg);
 	if (ct)
 		m->compare_timeout_ms = (uint64_t)json_integer_value(ct);
+	if (hi)
+		m->hb_interval_ms = (uint64_t)json_integer_value(hi);
+	if (hm)
+		m->hb_misses = (uint64_t)json_integer_value(hm);
 	pthread_mutex_unlock(&m->lock);
 	if (ct && m->net)
 		colo_net_set_timeout(m->net, (uint64_t)json_integer_value(ct));
@@ -780,11 +802,13 @@ static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp
 	struct primary *m = opaque;
 
 	pthread_mutex_lock(&m->lock);
-	*ret = json_pack("{s:I,s:I,s:I,s:I,s:I,s:b}", "downtime-limit",
+	*ret = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "downtime-limit",
 			 (json_int_t)m->downtime_limit_ms, "max-bandwidth", (json_int_t)m->max_bw,
 			 "checkpoint-interval", (json_int_t)m->ckpt_interval_ms,
 			 "x-checkpoint-delay", (json_int_t)m->ckpt_interval_ms, "compare-timeout",
-			 (json_int_t)m->compare_timeout_ms, "x-colo-ram-digest", m->ram_digest);
+			 (json_int_t)m->compare_timeout_ms, "heartbeat-interval",
+			 (json_int_t)m->hb_interval_ms, "heartbeat-misses", (json_int_t)m->hb_misses,
+			 "x-colo-ram-digest", m->ram_digest);
 	pthread_mutex_unlock(&m->lock);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -853,6 +877,8 @@ static const struct qmp_arg params_args[] = {
     {"x-checkpoint-delay", QMP_ARG_INT, true},
     {"x-colo-ram-digest", QMP_ARG_BOOL, true},
     {"compare-timeout", QMP_ARG_INT, true},
+    {"heartbeat-interval", QMP_ARG_INT, true},
+    {"heartbeat-misses", QMP_ARG_INT, true},
     {NULL, 0, false},
 };
 static const struct qmp_arg protect_args[] = {
@@ -897,6 +923,8 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
 	m->ckpt_interval_ms = COLO_DEFAULT_INTERVAL_MS;
 	m->compare_timeout_ms = COLO_DEFAULT_COMPARE_MS;
+	m->hb_interval_ms = COLO_DEFAULT_HB_MS;
+	m->hb_misses = COLO_DEFAULT_HB_MISSES;
 	m->colo_evfd = -1;
 	if (opts && opts->key)
 		m->key = *opts->key;

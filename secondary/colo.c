@@ -41,6 +41,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,9 @@ static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "
 							"compare-timeout", "compare-limit"};
 
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED };
+#define SC_DEFAULT_HB_MS     100 /* a primary that does not say (primary/migrate.c) */
+#define SC_DEFAULT_HB_MISSES 5
+
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected"};
 
 enum sc_req {
@@ -89,6 +93,10 @@ struct secondary_colo {
 	struct ram_cache *cache;
 	struct sc_net *net; /* the packet path (net.c) */
 	uint64_t *dirty;    /* this guest's dirty pages at a flush */
+	unsigned int hb_ms, hb_misses;	   /* the pair's heartbeat (StreamStart) */
+	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the primary up */
+	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
+	struct transport_channel *ch;	   /* while paired, under lock (the drill) */
 	int evfd, quit;
 	pthread_t thread;
 	bool thread_live;
@@ -298,6 +306,8 @@ static int check_start(struct secondary_colo *s, const Colovm__Transport__Stream
 				      (unsigned long long)(bytes >> 20));
 	if (config_diff(st->vm_config ? st->vm_config : "", s->vm_config, diff, sizeof(diff)))
 		return vmstate_seterr(err, -EINVAL, "%s (the VM flags must match)", diff);
+	s->hb_ms = st->heartbeat_interval_ms ? st->heartbeat_interval_ms : SC_DEFAULT_HB_MS;
+	s->hb_misses = st->heartbeat_misses ? st->heartbeat_misses : SC_DEFAULT_HB_MISSES;
 	return 0;
 }
 
@@ -349,9 +359,17 @@ static int sc_recv(struct secondary_colo *s, struct transport_channel *ch, trans
 	}
 }
 
-/* Why the channel gave nothing more, for a person. */
-static const char *recv_error(int ret)
+/* Why the channel gave nothing more, for a person, in buf. */
+static const char *recv_error(struct secondary_colo *s, int ret, char *buf, size_t len)
 {
+	unsigned int silent = atomic_load(&s->hb_silent_ms);
+
+	if (atomic_load(&s->hb_drill))
+		return "x-colo-lost-heartbeat: taking over";
+	if (silent) {
+		snprintf(buf, len, "the primary fell silent: no heartbeat for %u ms", silent);
+		return buf;
+	}
 	switch (ret) {
 	case -EINTR:
 		return "colovm is shutting down";
@@ -363,6 +381,16 @@ static const char *recv_error(int ret)
 	default:
 		return "the primary went away";
 	}
+}
+
+/* The heartbeat thread gives the primary up: the channel fails right after,
+ * and the checkpoint loop's next receive (within 200 ms) takes over. */
+static void hb_lost(void *opaque, unsigned int silent_ms)
+{
+	struct secondary_colo *s = opaque;
+
+	atomic_store(&s->hb_silent_ms, silent_ms ? silent_ms : 1);
+	log_err("COLO: heartbeat: nothing from the primary for %u ms: taking over", silent_ms);
 }
 
 /* StreamStart and unit 1. 0: the guest runs. *pages_seen: a page arrived. */
@@ -503,10 +531,14 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 
 		ret = sc_recv(s, ch, &m);
 		if (ret) {
-			vmstate_seterr(err, ret, "%s", recv_error(ret));
+			char why[128];
+
+			vmstate_seterr(err, ret, "%s", recv_error(s, ret, why, sizeof(why)));
 			break;
 		}
 		switch (m->body_case) {
+		case COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT:
+			break; /* its liveness is the heartbeat thread's business */
 		case COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REQUEST:
 			if (in_ckpt || m->checkpoint_request->id != s->ckpt_id + 1) {
 				ret = vmstate_seterr(err, -EPROTO, "checkpoint %llu out of order",
@@ -630,20 +662,6 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 	return ret ? ret : -EPIPE;
 }
 
-static const char *accept_error(int ret)
-{
-	switch (ret) {
-	case -EACCES:
-		return "the primary's key differs from ours (--peer-key)";
-	case -EPROTO:
-	case -EPROTONOSUPPORT:
-	case -EBADMSG:
-		return "not a colovm primary (handshake refused)";
-	default:
-		return strerror(-ret);
-	}
-}
-
 static void *sc_thread(void *arg)
 {
 	struct secondary_colo *s = arg;
@@ -668,8 +686,11 @@ static void *sc_thread(void *arg)
 			return NULL;
 		ret = transport_accept(s->listener, &ch);
 		if (ret) {
-			log_err("COLO: refused a primary: %s", accept_error(ret));
-			sc_set_state(s, SC_WAITING, "refused a primary: %s", accept_error(ret));
+			char why[128];
+
+			sc_accept_error(ret, "the primary", "a colovm primary", why, sizeof(why));
+			log_err("COLO: refused a primary: %s", why);
+			sc_set_state(s, SC_WAITING, "refused a primary: %s", why);
 			continue;
 		}
 		log_info("COLO: primary %s connected", transport_peer_name(ch));
@@ -698,7 +719,21 @@ static void *sc_thread(void *arg)
 	}
 	sc_set_state(s, SC_PROTECTED, "paired with %s", transport_peer_name(ch));
 	memset(&err, 0, sizeof(err));
+	atomic_store(&s->hb_silent_ms, 0);
+	atomic_store(&s->hb_drill, false);
+	ret = transport_heartbeat_start(ch, s->hb_ms, s->hb_misses, hb_lost, s);
+	if (ret)
+		log_err("COLO: cannot start the heartbeat: %s", strerror(-ret));
+	else
+		log_info("COLO: heartbeat every %u ms, the primary given up after %u ms of silence",
+			 s->hb_ms, s->hb_ms * s->hb_misses);
+	pthread_mutex_lock(&s->lock);
+	s->ch = ch;
+	pthread_mutex_unlock(&s->lock);
 	ret = checkpoints(s, ch, &stopped, &err);
+	pthread_mutex_lock(&s->lock);
+	s->ch = NULL;
+	pthread_mutex_unlock(&s->lock);
 	/* No more packets over ch: the guest's go to its own wire now. */
 	sc_net_failover(s->net);
 	transport_close(ch);
@@ -718,6 +753,21 @@ static void *sc_thread(void *arg)
 	if (stopped && sc_call(s, SC_REQ_RESUME))
 		log_err("COLO: cannot resume the guest");
 	return NULL;
+}
+
+int secondary_colo_lost_heartbeat(struct secondary_colo *s)
+{
+	int ret = -ENOTCONN;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->ch && s->state == SC_PROTECTED) {
+		atomic_store(&s->hb_drill, true);
+		log_info("COLO: x-colo-lost-heartbeat: taking over from the primary");
+		transport_abort(s->ch, -ETIMEDOUT);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 /* ---- set-up, status -------------------------------------------------------------------- */

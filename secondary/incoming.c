@@ -33,6 +33,7 @@
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
 #include "hw/hw.h"
+#include "secondary/internal.h"
 #include "secondary/secondary.h"
 #include "transport/transport.h"
 
@@ -200,18 +201,22 @@ static int in_receive(struct secondary *s, struct transport_channel *ch, struct 
 	return 0;
 }
 
-static const char *accept_error(int ret)
+const char *sc_accept_error(int ret, const char *who, const char *what, char *buf, size_t len)
 {
 	switch (ret) {
 	case -EACCES:
-		return "the source's key differs from ours (--peer-key)";
+		snprintf(buf, len, "%s's key differs from ours (--peer-key)", who);
+		break;
 	case -EPROTO:
 	case -EPROTONOSUPPORT:
 	case -EBADMSG:
-		return "not a colovm migration (handshake refused)";
+		snprintf(buf, len, "not %s (handshake refused)", what);
+		break;
 	default:
-		return strerror(-ret);
+		snprintf(buf, len, "%s", strerror(-ret));
+		break;
 	}
+	return buf;
 }
 
 static void *in_thread(void *arg)
@@ -236,7 +241,11 @@ static void *in_thread(void *arg)
 	}
 	ret = transport_accept(s->listener, &ch);
 	if (ret) {
-		vmstate_seterr(&err, ret, "%s", accept_error(ret));
+		char why[128];
+
+		vmstate_seterr(&err, ret, "%s",
+			       sc_accept_error(ret, "the source", "a colovm migration", why,
+					       sizeof(why)));
 		goto out;
 	}
 	log_info("incoming migration: connection accepted, loading");

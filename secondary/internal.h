@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* secondary/ internals: the COLO packet path (net.c), for colo.c. */
+/* secondary/ internals: the COLO packet path (net.c), for colo.c, and what
+ * colo.c shares with incoming.c. */
 #ifndef COLOVM_SECONDARY_INTERNAL_H
 #define COLOVM_SECONDARY_INTERNAL_H
+
+#include <stddef.h>
 
 struct vm;
 struct sc_net;
@@ -26,5 +29,10 @@ int sc_net_input(struct sc_net *n, Colovm__Transport__Packet *pk);
 void sc_net_checkpoint(struct sc_net *n);
 /* query-colo-stats "network" (any thread). */
 json_t *sc_net_stats(struct sc_net *n);
+
+/* incoming.c: why transport_accept() refused a peer, for a person, in buf
+ * (returned): its key (who: "the source", "the primary"), its handshake
+ * (what it is not: "a colovm migration"), or errno. */
+const char *sc_accept_error(int ret, const char *who, const char *what, char *buf, size_t len);
 
 #endif

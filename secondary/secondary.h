@@ -79,6 +79,10 @@ typedef struct json_t json_t;
 int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, const char *uri,
 		       const struct secondary_opts *opts, struct secondary_colo **out);
 void secondary_colo_free(struct secondary_colo *s);
+/* x-colo-lost-heartbeat: take over now, as when the primary's heartbeat is
+ * lost (the pair breaks, the guest runs on from the last checkpoint, its
+ * packets to its own wire). -ENOTCONN: not paired. Main loop. */
+int secondary_colo_lost_heartbeat(struct secondary_colo *s);
 /* QMP query-colo-status / query-colo-stats bodies (new references). */
 json_t *secondary_colo_status(struct secondary_colo *s);
 json_t *secondary_colo_stats(struct secondary_colo *s);

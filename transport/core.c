@@ -5,9 +5,13 @@
  * and bytes; everything about trust lives here and in frame.c.
  */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "transport/internal.h"
 
@@ -166,8 +170,10 @@ static void channel_free(struct transport_channel *ch)
 
 void transport_close(struct transport_channel *ch)
 {
-	if (ch)
-		channel_free(ch);
+	if (!ch)
+		return;
+	transport_heartbeat_stop(ch);
+	channel_free(ch);
 }
 
 /* ---- frames -------------------------------------------------------------- */
@@ -832,6 +838,116 @@ out:
 int transport_error(const struct transport_channel *ch)
 {
 	return tp_get_err(ch);
+}
+
+/* ---- heartbeats ---------------------------------------------------------- */
+
+struct tp_heartbeat {
+	pthread_t thread;
+	int stop; /* eventfd */
+	unsigned int interval_ms, misses;
+	void (*lost)(void *opaque, unsigned int silent_ms);
+	void *opaque;
+};
+
+void transport_abort(struct transport_channel *ch, int err)
+{
+	tp_fail(ch, err < 0 ? err : -EIO);
+	if (ch->ops->abort)
+		ch->ops->abort(ch);
+}
+
+/* One beat, unless another thread is sending on the control path (it
+ * feeds the peer as well): never wait behind a send to a dead peer. */
+static void beat(struct transport_channel *ch, uint64_t seq)
+{
+	Colovm__Transport__Heartbeat h = COLOVM__TRANSPORT__HEARTBEAT__INIT;
+	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
+
+	h.seq = seq;
+	h.time_ns = clock_ns();
+	m.body_case = COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT;
+	m.heartbeat = &h;
+	if (pthread_mutex_trylock(&ch->send_lock))
+		return;
+	if (!tp_get_err(ch) && send_msg(ch, &m, ch->k_send, TRANSPORT_WIRE_VERSION))
+		tp_fail(ch, -EPIPE);
+	pthread_mutex_unlock(&ch->send_lock);
+}
+
+static void *hb_thread(void *arg)
+{
+	struct transport_channel *ch = arg;
+	struct tp_heartbeat *hb = ch->hb;
+	uint64_t seq = 0, limit = (uint64_t)hb->interval_ms * hb->misses;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		struct pollfd p = {.fd = hb->stop, .events = POLLIN};
+		unsigned int idle;
+
+		if (poll(&p, 1, (int)hb->interval_ms) > 0 || tp_get_err(ch))
+			break;
+		if (ch->ops->rx_idle_ms && !ch->ops->rx_idle_ms(ch, &idle) && idle > limit) {
+			/* first the why, then the failure its readers will see */
+			if (hb->lost)
+				hb->lost(hb->opaque, idle);
+			transport_abort(ch, -ETIMEDOUT);
+			break;
+		}
+		beat(ch, ++seq);
+	}
+	return NULL;
+}
+
+int transport_heartbeat_start(struct transport_channel *ch, unsigned int interval_ms,
+			      unsigned int misses, void (*lost)(void *opaque, unsigned int silent_ms),
+			      void *opaque)
+{
+	struct tp_heartbeat *hb;
+	int ret;
+
+	if (!ch || ch->hb || !interval_ms || !misses)
+		return -EINVAL;
+	hb = calloc(1, sizeof(*hb));
+	if (!hb)
+		return -ENOMEM;
+	hb->stop = eventfd(0, EFD_CLOEXEC);
+	if (hb->stop < 0) {
+		ret = -errno;
+		free(hb);
+		return ret;
+	}
+	hb->interval_ms = interval_ms;
+	hb->misses = misses;
+	hb->lost = lost;
+	hb->opaque = opaque;
+	ch->hb = hb;
+	ret = -pthread_create(&hb->thread, NULL, hb_thread, ch);
+	if (ret) {
+		close(hb->stop);
+		free(hb);
+		ch->hb = NULL;
+	}
+	return ret;
+}
+
+void transport_heartbeat_stop(struct transport_channel *ch)
+{
+	struct tp_heartbeat *hb = ch ? ch->hb : NULL;
+	uint64_t one = 1;
+
+	if (!hb)
+		return;
+	if (write(hb->stop, &one, sizeof(one)) < 0)
+		log_warn("transport: heartbeat: eventfd: %s", strerror(errno));
+	pthread_join(hb->thread, NULL);
+	close(hb->stop);
+	free(hb);
+	ch->hb = NULL;
 }
 
 const char *transport_backend(const struct transport_channel *ch)

@@ -123,6 +123,12 @@ struct transport_ops {
 	int (*bulk_verify)(struct transport_channel *ch, const Colovm__Transport__BulkCommit *c,
 			   int timeout_ms);
 	int (*fd)(const struct transport_channel *ch);
+	/* Milliseconds since any byte arrived from the peer on any socket
+	 * (NULL: not known on this medium). */
+	int (*rx_idle_ms)(const struct transport_channel *ch, unsigned int *ms);
+	/* Shut the medium down under the callers (transport_abort); NULL:
+	 * nothing to do. */
+	void (*abort)(struct transport_channel *ch);
 	void (*close)(struct transport_channel *ch);
 	void (*listener_close)(struct transport_listener *l);
 };
@@ -139,6 +145,7 @@ struct transport_listener {
 	char uri[128];
 	int fd; /* readable when a peer waits (set by the backend) */
 	void *be;
+	struct tp_heartbeat *hb; /* transport_heartbeat_start */
 };
 
 struct transport_channel {
@@ -170,6 +177,7 @@ struct transport_channel {
 	uint64_t recv_epoch;
 
 	void *be;
+	struct tp_heartbeat *hb; /* transport_heartbeat_start */
 };
 
 static inline int tp_get_err(const struct transport_channel *ch)

@@ -724,6 +724,40 @@ static int tcp_fd(const struct transport_channel *ch)
 	return tc(ch)->fd;
 }
 
+/* The kernel's count (TCP_INFO), on the control socket and every bulk one:
+ * a peer that sent anything anywhere is not silent. */
+static int tcp_rx_idle_ms(const struct transport_channel *ch, unsigned int *ms)
+{
+	const struct tcp_chan *t = tc(ch);
+	unsigned int best = UINT32_MAX;
+
+	for (unsigned int k = 0; k <= t->n && k <= TRANSPORT_MAX_STREAMS; k++) {
+		int fd = k == 0 ? t->fd : t->s[k - 1].fd;
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (fd >= 0 && !getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+			best = MIN(best, ti.tcpi_last_data_recv);
+	}
+	if (best == UINT32_MAX)
+		return -EIO;
+	*ms = best;
+	return 0;
+}
+
+/* transport_abort: every socket shut down (closed by tcp_close), so a send or
+ * recv blocked on a dead peer returns now. */
+static void tcp_abort(struct transport_channel *ch)
+{
+	struct tcp_chan *t = tc(ch);
+
+	if (t->fd >= 0)
+		shutdown(t->fd, SHUT_RDWR);
+	for (unsigned int k = 0; k < t->n && k < TRANSPORT_MAX_STREAMS; k++)
+		if (t->s[k].fd >= 0)
+			shutdown(t->s[k].fd, SHUT_RDWR);
+}
+
 static int chan_alloc(struct transport_channel *ch)
 {
 	struct tcp_chan *t = calloc(1, sizeof(*t));
@@ -895,6 +929,8 @@ const struct transport_ops transport_tcp_ops = {
     .bulk_flush = tcp_bulk_flush,
     .bulk_verify = tcp_bulk_verify,
     .fd = tcp_fd,
+    .rx_idle_ms = tcp_rx_idle_ms,
+    .abort = tcp_abort,
     .close = tcp_close,
     .listener_close = tcp_listener_close,
 };

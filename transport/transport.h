@@ -272,6 +272,29 @@ int transport_bulk_commit(struct transport_channel *ch, uint64_t id);
 
 /* Sticky channel error (0 if healthy). */
 int transport_error(const struct transport_channel *ch);
+
+/*
+ * Heartbeats, once two roles are paired. A thread sends Heartbeat{seq,
+ * time_ns} every interval_ms (skipping a beat while another thread is
+ * sending on the control path: that feeds the peer too; the receiver's
+ * roles drop Heartbeat messages) and watches how long the peer has sent
+ * nothing at all: any byte on any of the channel's sockets, counted when the
+ * kernel received it (TCP_INFO), so a receiver busy with a checkpoint does
+ * not take its peer for silent. After `misses` intervals of silence the
+ * channel fails with -ETIMEDOUT (its sockets shut down: a call blocked on
+ * the dead peer returns at once, every later call returns -ETIMEDOUT), right
+ * after lost(opaque, silent_ms) is called, once, from that thread (so the
+ * callers that see the failure find the reason recorded). On rdma: beats
+ * are sent, silence is not watched (the transport's own timeouts apply).
+ * Stopped by transport_heartbeat_stop() (idempotent) or transport_close().
+ */
+int transport_heartbeat_start(struct transport_channel *ch, unsigned int interval_ms,
+			      unsigned int misses, void (*lost)(void *opaque, unsigned int silent_ms),
+			      void *opaque);
+void transport_heartbeat_stop(struct transport_channel *ch);
+/* Fail the channel now with err (< 0), as a lost heartbeat does: sockets
+ * shut down, blocked and later calls return err. Any thread. */
+void transport_abort(struct transport_channel *ch, int err);
 /* "tcp" or "rdma". */
 const char *transport_backend(const struct transport_channel *ch);
 /* Peer's name from the handshake. */

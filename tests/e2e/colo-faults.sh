@@ -21,9 +21,11 @@ head -c32 /dev/urandom >"$TMP/key"
 args=(--kernel "$TESTGUEST" --mem 32 --cmdline "app=dirty mb=8 rate=2" --peer-key "$TMP/key")
 port=$((45000 + RANDOM % 400 * 4))
 
-# lines FILE: the distinct dirty lines
-lines() { grep '^dirty: t=' "$1" | sort -u; }
-last_t() { { grep -o '^dirty: t=[0-9]*' "$1" || echo "t=0"; } | tail -n1 | grep -o '[0-9]*$'; }
+# lines FILE: the distinct whole dirty lines (not the one the guest may be
+# printing at this very moment); last_t FILE: the t of the last one
+full="^dirty: t=[0-9]+ written=[0-9]+ checksum=[0-9a-f]{16}"$'\r'"?\$"
+lines() { grep -E "$full" "$1" | sort -u; }
+last_t() { { grep -E "$full" "$1" || echo "dirty: t=0 "; } | tail -n1 | sed 's/^dirty: t=\([0-9]*\) .*/\1/'; }
 
 scenario() { # NAME SECONDARY-LOG-REGEX
 	local n=$1 re=$2 d=$TMP/$1 sp=$port pp=$((port + 1)) n0 end pid

@@ -1,5 +1,7 @@
 # Helpers for the COLO e2e tests (sourced after lib.sh; not a test itself).
 CTL=${COLOVMCTL:?}
+# The pair's channel: scheme and host (the port is per test).
+CHAN=${CHAN:-tcp:127.0.0.1}
 
 # A failure shows the end of each colovm's log and guest console.
 fail() {
@@ -35,7 +37,7 @@ wait_state() {
 start_secondary() {
 	local d=$1 port=$2
 	shift 2
-	"$COLOVM" run "$@" --colo secondary --listen tcp:127.0.0.1:$port \
+	"$COLOVM" run "$@" --colo secondary --listen $CHAN:$port \
 		--serial file:"$d/sec.out" --qmp unix:"$d/sec.sock",server 2>"$d/sec.err" &
 	SEC_PID=$!
 	on_exit "kill -9 $SEC_PID 2>/dev/null"
@@ -46,7 +48,7 @@ start_secondary() {
 start_primary() {
 	local d=$1 n=$2 port=$3
 	shift 3
-	"$COLOVM" run "$@" --colo primary --peer tcp:127.0.0.1:$port \
+	"$COLOVM" run "$@" --colo primary --peer $CHAN:$port \
 		--serial file:"$d/$n.out" --qmp unix:"$d/$n.sock",server 2>"$d/$n.err" &
 	PRI_PID=$!
 	on_exit "kill -9 $PRI_PID 2>/dev/null"
@@ -57,4 +59,81 @@ start_primary() {
 no_crash() { # FILE...
 	! grep -qE 'AddressSanitizer|runtime error|Segmentation|core dumped' "$@" ||
 		fail "a sanitizer report or crash in $*"
+}
+
+# two_hosts NSP NSS: two "hosts", network namespaces with a tap0
+# (10.0.0.1/24, the client's side of its guest's tap) each, joined by a veth
+# (192.168.77.1 in NSP, .2 in NSS) that carries the pair's channel.
+two_hosts() {
+	local ns
+	for ns in "$1" "$2"; do
+		ip netns add "$ns"
+		on_exit "ip netns del $ns"
+		ip -n "$ns" link set lo up
+		ip -n "$ns" tuntap add dev tap0 mode tap
+		ip -n "$ns" addr add 10.0.0.1/24 dev tap0
+		ip -n "$ns" link set tap0 up
+	done
+	ip link add vp-$$ netns "$1" type veth peer name vs-$$ netns "$2"
+	ip -n "$1" addr add 192.168.77.1/24 dev vp-$$
+	ip -n "$2" addr add 192.168.77.2/24 dev vs-$$
+	ip -n "$1" link set vp-$$ up
+	ip -n "$2" link set vs-$$ up
+}
+
+# compare_digests DIR N SECS [EVERY]: with x-colo-ram-digest on, for N
+# checkpoints the secondary's guest RAM right after it applied checkpoint K
+# hashes like the primary's in the pause of K (DIR/pri.sock, DIR/sec.sock);
+# every EVERY-th one is asked for (x-colo-checkpoint), the others periodic.
+# Sets LAST to the last checkpoint compared.
+compare_digests() {
+	local d=$1 n=$2 end=$((SECONDS + $3)) every=${4:-0} compared=0 r id pd sd t
+	LAST=0
+	while [ $compared -lt "$n" ]; do
+		[ $SECONDS -lt $end ] || fail "only $compared checkpoints compared in $3 s"
+		[ "$every" -gt 0 ] && [ $((compared % every)) = 1 ] &&
+			q "$d/pri.sock" x-colo-checkpoint >/dev/null
+		r=$(q "$d/pri.sock" x-colo-ram-digest 2>/dev/null) || { sleep 0.2; continue; }
+		# (grep, not python: this loop runs under TCG and must keep up)
+		id=$(echo "$r" | grep -oE '"id": [0-9]+' | grep -oE '[0-9]+$')
+		[ "$id" -gt "$LAST" ] || { sleep 0.1; continue; }
+		pd=$(echo "$r" | grep -oE '"digest": "[0-9a-f]+"')
+		sd="" t=0
+		while [ -z "$sd" ] && [ $t -lt 100 ]; do
+			sd=$(q "$d/sec.sock" x-colo-ram-digest id="$id" 2>/dev/null |
+				grep -oE '"digest": "[0-9a-f]+"') || sd=""
+			[ -n "$sd" ] || sleep 0.1
+			t=$((t + 1))
+		done
+		[ -n "$sd" ] || fail "the secondary has no digest for checkpoint $id: $(tail -5 "$d/sec.err")"
+		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary RAM $pd, secondary RAM $sd"
+		compared=$((compared + 1))
+		LAST=$id
+	done
+}
+
+# net_pair NAME CMDLINE: on two_hosts $NSP $NSS, a secondary in NSS, then its
+# primary in NSP, app CMDLINE with a NIC on each host's tap0, over the veth
+# (port: $port + 1, and up); waits for protection and the guest's network.
+# Files $TMP/NAME-{pri,sec}.{sock,err,out}; PIDs PRI_PID, SEC_PID.
+net_pair() {
+	local n=$1 args=(--kernel "$TESTGUEST" --mem 32 --cmdline "$2" --net tap=tap0
+		--peer-key "$TMP/key")
+	port=$((port + 1))
+	ip netns exec $NSS "$COLOVM" run "${args[@]}" --colo secondary \
+		--listen tcp:192.168.77.2:$port --serial file:"$TMP/$n-sec.out" \
+		--qmp unix:"$TMP/$n-sec.sock",server 2>"$TMP/$n-sec.err" &
+	SEC_PID=$!
+	on_exit "kill -9 $SEC_PID 2>/dev/null"
+	wait_for_line "$TMP/$n-sec.err" 'waiting for a primary' 20 ||
+		fail "$n: the secondary does not listen: $(cat "$TMP/$n-sec.err")"
+	ip netns exec $NSP "$COLOVM" run "${args[@]}" --colo primary \
+		--peer tcp:192.168.77.2:$port --serial file:"$TMP/$n-pri.out" \
+		--qmp unix:"$TMP/$n-pri.sock",server 2>"$TMP/$n-pri.err" &
+	PRI_PID=$!
+	on_exit "kill -9 $PRI_PID 2>/dev/null"
+	wait_for_line "$TMP/$n-pri.out" '^net: up ' 30 || fail "$n: no 'net: up' from the primary's guest"
+	wait_state "$TMP/$n-pri.sock" protected 180 ||
+		fail "$n: no pair: $(q "$TMP/$n-pri.sock" query-colo-status) $(cat "$TMP/$n-pri.err" "$TMP/$n-sec.err")"
+	note "$n: paired"
 }

@@ -22,21 +22,7 @@ port=$((49100 + RANDOM % 800))
 d=$TMP
 head -c32 /dev/urandom >"$d/key"
 
-host_setup() { # NS
-	ip netns add "$1"
-	on_exit "ip netns del $1"
-	ip -n "$1" link set lo up
-	ip -n "$1" tuntap add dev tap0 mode tap
-	ip -n "$1" addr add 10.0.0.1/24 dev tap0
-	ip -n "$1" link set tap0 up
-}
-host_setup $NSP
-host_setup $NSS
-ip link add vp-$$ netns $NSP type veth peer name vs-$$ netns $NSS
-ip -n $NSP addr add 192.168.77.1/24 dev vp-$$
-ip -n $NSS addr add 192.168.77.2/24 dev vs-$$
-ip -n $NSP link set vp-$$ up
-ip -n $NSS link set vs-$$ up
+two_hosts $NSP $NSS
 LG_NSX="ip netns exec $NSP"
 
 lg_start sec colovm ns=$NSS tap=tap0 -- --peer-key "$d/key" \

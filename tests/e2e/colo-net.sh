@@ -22,45 +22,7 @@ port=$((48100 + RANDOM % 800))
 d=$TMP
 head -c32 /dev/urandom >"$d/key"
 
-host_setup() { # NS VETH ADDR
-	ip netns add "$1"
-	on_exit "ip netns del $1"
-	ip -n "$1" link set lo up
-	ip -n "$1" tuntap add dev tap0 mode tap
-	ip -n "$1" addr add 10.0.0.1/24 dev tap0
-	ip -n "$1" link set tap0 up
-}
-host_setup $NSP
-host_setup $NSS
-ip link add vp-$$ netns $NSP type veth peer name vs-$$ netns $NSS
-ip -n $NSP addr add 192.168.77.1/24 dev vp-$$
-ip -n $NSS addr add 192.168.77.2/24 dev vs-$$
-ip -n $NSP link set vp-$$ up
-ip -n $NSS link set vs-$$ up
-
-# pair NAME CMDLINE: a secondary in NSS, then its primary in NSP; waits
-# for protection and the guest's network.
-pair() {
-	local n=$1 args=(--kernel "$TESTGUEST" --mem 32 --cmdline "$2" --net tap=tap0
-		--peer-key "$d/key")
-	port=$((port + 1))
-	ip netns exec $NSS "$COLOVM" run "${args[@]}" --colo secondary \
-		--listen tcp:192.168.77.2:$port --serial file:"$d/$n-sec.out" \
-		--qmp unix:"$d/$n-sec.sock",server 2>"$d/$n-sec.err" &
-	SEC_PID=$!
-	on_exit "kill -9 $SEC_PID 2>/dev/null"
-	wait_for_line "$d/$n-sec.err" 'waiting for a primary' 20 ||
-		fail "$n: the secondary does not listen: $(cat "$d/$n-sec.err")"
-	ip netns exec $NSP "$COLOVM" run "${args[@]}" --colo primary \
-		--peer tcp:192.168.77.2:$port --serial file:"$d/$n-pri.out" \
-		--qmp unix:"$d/$n-pri.sock",server 2>"$d/$n-pri.err" &
-	PRI_PID=$!
-	on_exit "kill -9 $PRI_PID 2>/dev/null"
-	wait_for_line "$d/$n-pri.out" '^net: up ' 30 || fail "$n: no 'net: up' from the primary's guest"
-	wait_state "$d/$n-pri.sock" protected 180 ||
-		fail "$n: no pair: $(q "$d/$n-pri.sock" query-colo-status) $(cat "$d/$n-pri.err" "$d/$n-sec.err")"
-	note "$n: paired"
-}
+two_hosts $NSP $NSS
 
 # end NAME: the secondary's own tap got nothing from its guest; quit the
 # primary (the secondary follows); no crash.
@@ -78,7 +40,7 @@ end() {
 stat() { q "$1" query-colo-stats | jq_ "$2"; }
 
 # ---- 1. app=kv: outputs agree ------------------------------------------------
-pair kv "app=kv"
+net_pair kv "app=kv"
 # Under TCG a checkpoint's pause is long: fewer periodic ones, so that
 # released frames are mostly verified ones.
 q "$d/kv-pri.sock" migrate-set-parameters checkpoint-interval=1000 >/dev/null
@@ -107,7 +69,7 @@ q "$d/kv-pri.sock" query-colo-status | grep -q '"protected"' || fail "kv: no lon
 end kv
 
 # ---- 2. app=http stamp=1: outputs differ, checkpoints follow -----------------
-pair http "app=http stamp=1"
+net_pair http "app=http stamp=1"
 ip netns exec $NSP python3 - <<'PY' || fail "http: the client saw an inconsistent history"
 import re, socket
 s = socket.create_connection(("10.0.0.2", 80), timeout=20)

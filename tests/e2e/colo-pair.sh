@@ -32,28 +32,8 @@ q "$d/pri.sock" query-migrate-parameters | grep -q '"checkpoint-interval": 300' 
 	fail "checkpoint-interval not set"
 lines0=$(grep -c '^dirty: t=' "$d/pri.out" || true)
 
-compared=0 last=0 t0=$SECONDS
-while [ $compared -lt 20 ]; do
-	[ $((SECONDS - t0)) -lt 450 ] || fail "only $compared checkpoints compared in 450 s"
-	[ $((compared % 4)) = 1 ] && q "$d/pri.sock" x-colo-checkpoint >/dev/null
-	r=$(q "$d/pri.sock" x-colo-ram-digest 2>/dev/null) || { sleep 0.2; continue; }
-	# (grep, not python: this loop runs under TCG and must keep up)
-	id=$(echo "$r" | grep -oE '"id": [0-9]+' | grep -oE '[0-9]+$')
-	[ "$id" -gt "$last" ] || { sleep 0.1; continue; }
-	pd=$(echo "$r" | grep -oE '"digest": "[0-9a-f]+"')
-	sd="" t=0
-	while [ -z "$sd" ] && [ $t -lt 100 ]; do
-		sd=$(q "$d/sec.sock" x-colo-ram-digest id="$id" 2>/dev/null |
-			grep -oE '"digest": "[0-9a-f]+"') || sd=""
-		[ -n "$sd" ] || sleep 0.1
-		t=$((t + 1))
-	done
-	[ -n "$sd" ] || fail "the secondary has no digest for checkpoint $id: $(tail -5 "$d/sec.err")"
-	[ "$pd" = "$sd" ] || fail "checkpoint $id: primary RAM $pd, secondary RAM $sd"
-	compared=$((compared + 1))
-	last=$id
-done
-note "$compared checkpoints compared, the last $last"
+compare_digests "$d" 20 450 4
+note "20 checkpoints compared, the last $LAST"
 stats=$(q "$d/pri.sock" query-colo-stats)
 note "primary stats: $stats"
 note "secondary stats: $(q "$d/sec.sock" query-colo-stats)"

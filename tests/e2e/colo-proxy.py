@@ -62,12 +62,17 @@ def close_all():
                 pass
 
 
+def read(src):
+    """The next bytes from src; b"" at its end or on an error."""
+    try:
+        return src.recv(65536)
+    except OSError:
+        return b""
+
+
 def plain(src, dst):
     while True:
-        try:
-            b = src.recv(65536)
-        except OSError:
-            b = b""
+        b = read(src)
         if not b:
             break
         try:
@@ -80,10 +85,7 @@ def plain(src, dst):
 def bulk_c2s(src, dst):
     """Primary -> secondary on a bulk stream."""
     while True:
-        try:
-            b = bytearray(src.recv(65536))
-        except OSError:
-            b = b""
+        b = bytearray(read(src))
         if not b:
             break
         m = mode() if len(b) >= 1024 else None
@@ -108,10 +110,7 @@ def control_c2s(src, dst):
     """Primary -> secondary on the control connection, frame by frame."""
     buf = b""
     while True:
-        try:
-            b = src.recv(65536)
-        except OSError:
-            b = b""
+        b = read(src)
         if not b:
             break
         buf += b

@@ -118,3 +118,43 @@ run_bad() {
 		fail "$name: crashed"
 	echo "ok: $name: $(head -1 "$TMP/err")"
 }
+
+# bridge_ns NS TAP...: network namespace NS (removed at exit) holding bridge
+# br0 (10.0.0.1/24, the client's address) with the taps TAP... as its
+# ports: one guest's link, moved between VMs by a migration's announce.
+bridge_ns() {
+	local ns=$1 t
+	shift
+	ip netns add "$ns"
+	on_exit "ip netns del $ns"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link add br0 type bridge
+	ip -n "$ns" addr add 10.0.0.1/24 dev br0
+	for t in "$@"; do
+		ip -n "$ns" tuntap add dev "$t" mode tap
+		ip -n "$ns" link set "$t" master br0
+		ip -n "$ns" link set "$t" up
+	done
+	ip -n "$ns" link set br0 up
+}
+
+# migration_pair NS MAC PORT ARGS...: in NS (bridge_ns NS tap0 tap1), a
+# target on tap1 listening on tcp:127.0.0.1:PORT (QMP $TMP/t.sock, output
+# $TMP/t.out) and a source on tap0 (QMP $TMP/s.sock, output $TMP/s.out),
+# both colovm run ARGS; returns once the source's guest has its network and
+# the target listens. Their PIDs: TPID, SPID.
+migration_pair() {
+	local ns=$1 mac=$2 port=$3
+	shift 3
+	ip netns exec "$ns" "$COLOVM" run "$@" --net tap=tap1,mac="$mac" \
+		--incoming tcp:127.0.0.1:"$port" --qmp unix:"$TMP/t.sock",server \
+		</dev/null >"$TMP/t.out" 2>&1 &
+	TPID=$!
+	on_exit "kill $TPID 2>/dev/null"
+	ip netns exec "$ns" "$COLOVM" run "$@" --net tap=tap0,mac="$mac" \
+		--qmp unix:"$TMP/s.sock",server </dev/null >"$TMP/s.out" 2>&1 &
+	SPID=$!
+	on_exit "kill $SPID 2>/dev/null"
+	wait_for_line "$TMP/s.out" '^net: up ' 30 || fail "source guest not up: $(cat "$TMP/s.out")"
+	wait_for_line "$TMP/t.out" 'waiting for an incoming' 10 || fail "target not listening"
+}

@@ -15,29 +15,10 @@ MAC=52:54:00:12:34:57
 port=$((47000 + RANDOM % 800))
 nsx() { ip netns exec "$NS" "$@"; }
 
-ip netns add "$NS"
-on_exit "ip netns del $NS"
-nsx ip link set lo up
-nsx ip link add br0 type bridge
-nsx ip addr add 10.0.0.1/24 dev br0
-for t in tap0 tap1; do
-	nsx ip tuntap add dev $t mode tap
-	nsx ip link set $t master br0
-	nsx ip link set $t up
-done
-nsx ip link set br0 up
+bridge_ns "$NS" tap0 tap1
 
 ARGS=(--kernel "$TESTGUEST" --mem 64 --cmdline "app=http stamp=1")
-nsx "$COLOVM" run "${ARGS[@]}" --net tap=tap1,mac=$MAC --incoming tcp:127.0.0.1:$port \
-	--qmp unix:"$TMP/t.sock",server </dev/null >"$TMP/t.out" 2>&1 &
-tpid=$!
-on_exit "kill $tpid 2>/dev/null"
-nsx "$COLOVM" run "${ARGS[@]}" --net tap=tap0,mac=$MAC --qmp unix:"$TMP/s.sock",server \
-	</dev/null >"$TMP/s.out" 2>&1 &
-spid=$!
-on_exit "kill $spid 2>/dev/null"
-wait_for_line "$TMP/s.out" '^net: up ' 30 || fail "source guest not up: $(cat "$TMP/s.out")"
-wait_for_line "$TMP/t.out" 'waiting for an incoming' 10 || fail "target not listening"
+migration_pair "$NS" $MAC $port "${ARGS[@]}"
 khz=$(sed -n 's/^testguest: tsc \([0-9]*\)\.\([0-9]*\) MHz.*/\1\2/p' "$TMP/s.out")
 [ -n "$khz" ] && [ "$khz" -gt 0 ] || fail "no TSC frequency on the console: $(head "$TMP/s.out")"
 

@@ -1,0 +1,118 @@
+#!/bin/bash
+# Heartbeats and failover on a COLO pair. Two "hosts" (network namespaces
+# joined by a veth that carries the pair's channel), each with a tap for its
+# guest (app=kv); the client is the primary host's side of its tap.
+#
+# 1. A client SETs 20 keys through the pair (each answer released only once
+#    the secondary agreed or a checkpoint covered it), then the link between
+#    the hosts is cut: both veth ends down, so no FIN, no RST, silence. Both
+#    sides give the other up within a few heartbeats (100 ms x 5), not the
+#    channel's 30 s timeout, and say so. The secondary takes over: from its
+#    own host's side of its tap, a client reads the 20 keys back from its
+#    guest (nothing acknowledged was lost); the primary's guest serves its
+#    client on.
+# 2. x-colo-lost-heartbeat on a secondary: it takes over at once.
+# 3. x-colo-lost-heartbeat on a primary: it gives its secondary up, which
+#    is told to stand down and ends (never a second copy); the primary's
+#    guest serves on.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/colo-lib.bash"
+need_kvm
+need_netns
+NSP=colovm-hp-$$ NSS=colovm-hs-$$
+port=$((46100 + RANDOM % 800))
+head -c32 /dev/urandom >"$TMP/key"
+two_hosts $NSP $NSS
+
+kv() { # NS OP...: each "SET k v" / "GET k" on one connection, the answers
+	ip netns exec "$1" python3 - "${@:2}" <<'PY'
+import socket, sys
+s = socket.create_connection(("10.0.0.2", 7000), timeout=20)
+f = s.makefile("rwb")
+for op in sys.argv[1:]:
+    f.write((op + "\n").encode()); f.flush()
+    print(f.readline().decode().rstrip("\n"))
+PY
+}
+# ---- 1. the link is cut ------------------------------------------------------
+net_pair cut "app=kv"
+q "$TMP/cut-pri.sock" query-migrate-parameters |
+	grep -q '"heartbeat-interval": 100, "heartbeat-misses": 5' ||
+	fail "heartbeat parameters: $(q "$TMP/cut-pri.sock" query-migrate-parameters)"
+sets=() gets=() want=()
+for i in $(seq 20); do
+	sets+=("SET key$i v$i-$RANDOM")
+	gets+=("GET key$i")
+	want+=("${sets[-1]##* }")
+done
+[ "$(kv $NSP "${sets[@]}" | sort -u)" = OK ] || fail "SETs through the pair"
+t0=$(date +%s%N)
+ip -n $NSP link set vp-$$ down
+ip -n $NSS link set vs-$$ down
+wait_state "$TMP/cut-sec.sock" unprotected 20 ||
+	fail "the secondary did not take over within 20 s: $(q "$TMP/cut-sec.sock" query-colo-status)"
+wait_state "$TMP/cut-pri.sock" unprotected 20 ||
+	fail "the primary did not give its secondary up: $(q "$TMP/cut-pri.sock" query-colo-status)"
+note "primary: $(q "$TMP/cut-pri.sock" query-colo-status | jq_ 'd["reason"]')"
+note "secondary: $(q "$TMP/cut-sec.sock" query-colo-status | jq_ 'd["reason"]')"
+silent=$(sed -n 's/.*heartbeat: nothing from the primary for \([0-9]*\) ms: taking over.*/\1/p' \
+	"$TMP/cut-sec.err")
+[ -n "$silent" ] || fail "the secondary does not say the heartbeat was lost: $(tail -5 "$TMP/cut-sec.err")"
+# the silence it acted on: a few beats (500 ms and the beat that saw it),
+# not the channel's 30 s timeout
+note "the secondary took over after $silent ms without a byte from the primary"
+[ "$silent" -lt 3000 ] || fail "the secondary waited $silent ms: that is no heartbeat"
+q "$TMP/cut-pri.sock" query-colo-status | grep -q 'the secondary fell silent: no heartbeat for' ||
+	fail "the primary's reason does not name the heartbeat"
+grep -q 'the pair broke: the primary fell silent: no heartbeat for' "$TMP/cut-sec.err" ||
+	fail "the secondary does not say why the pair broke: $(tail -5 "$TMP/cut-sec.err")"
+grep -q 'heartbeat: nothing from the secondary for [0-9]* ms' "$TMP/cut-pri.err" ||
+	fail "the primary does not say the heartbeat was lost: $(tail -5 "$TMP/cut-pri.err")"
+got=$(kv $NSS "${gets[@]}") || fail "the secondary's guest does not answer on its own wire"
+[ "$got" = "$(printf '%s\n' "${want[@]}")" ] ||
+	fail "the secondary's guest lost acknowledged writes: $(echo $got)"
+note "the secondary's guest answers on its own wire with all 20 keys"
+[ "$(kv $NSP "GET key20" "SET after cut")" = "$(printf '%s\nOK' "${want[19]}")" ] ||
+	fail "the primary's guest does not serve on"
+q "$TMP/cut-pri.sock" quit >/dev/null || true
+q "$TMP/cut-sec.sock" quit >/dev/null || true
+wait_exit $PRI_PID 30 || true
+wait_exit $SEC_PID 30 || true
+no_crash "$TMP/cut-pri.err" "$TMP/cut-sec.err"
+ip -n $NSP link set vp-$$ up
+ip -n $NSS link set vs-$$ up
+
+# ---- 2. x-colo-lost-heartbeat on the secondary -------------------------------
+net_pair dsec "app=kv"
+q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat >/dev/null || fail "x-colo-lost-heartbeat refused"
+wait_state "$TMP/dsec-sec.sock" unprotected 10 ||
+	fail "the secondary did not take over: $(q "$TMP/dsec-sec.sock" query-colo-status)"
+q "$TMP/dsec-sec.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
+	fail "the secondary's reason: $(q "$TMP/dsec-sec.sock" query-colo-status)"
+wait_state "$TMP/dsec-pri.sock" unprotected 20 ||
+	fail "the primary did not notice: $(q "$TMP/dsec-pri.sock" query-colo-status)"
+[ "$(kv $NSP "SET a 1" "GET a")" = "$(printf 'OK\n1')" ] || fail "the primary's guest"
+! q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat 2>"$TMP/again.err" ||
+	fail "x-colo-lost-heartbeat taken outside a pair"
+grep -q 'not in a COLO pair' "$TMP/again.err" || fail "outside a pair: $(cat "$TMP/again.err")"
+q "$TMP/dsec-pri.sock" quit >/dev/null || true
+q "$TMP/dsec-sec.sock" quit >/dev/null || true
+wait_exit $PRI_PID 30 || true
+wait_exit $SEC_PID 30 || true
+no_crash "$TMP/dsec-pri.err" "$TMP/dsec-sec.err"
+
+# ---- 3. x-colo-lost-heartbeat on the primary ---------------------------------
+net_pair dpri "app=kv"
+q "$TMP/dpri-pri.sock" x-colo-lost-heartbeat >/dev/null || fail "x-colo-lost-heartbeat refused"
+wait_state "$TMP/dpri-pri.sock" unprotected 10 ||
+	fail "the primary still protects: $(q "$TMP/dpri-pri.sock" query-colo-status)"
+q "$TMP/dpri-pri.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
+	fail "the primary's reason: $(q "$TMP/dpri-pri.sock" query-colo-status)"
+wait_exit $SEC_PID 30 || fail "the secondary did not stand down"
+grep -q 'the primary ends the pair' "$TMP/dpri-sec.err" ||
+	fail "the secondary does not say why it ended: $(tail -3 "$TMP/dpri-sec.err")"
+[ "$(kv $NSP "SET b 2" "GET b")" = "$(printf 'OK\n2')" ] || fail "the primary's guest"
+q "$TMP/dpri-pri.sock" quit >/dev/null || true
+wait_exit $PRI_PID 30 || true
+no_crash "$TMP/dpri-pri.err" "$TMP/dpri-sec.err"
+echo PASS
