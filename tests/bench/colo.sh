@@ -1,0 +1,301 @@
+# COLO: what protection costs, beside QEMU's own COLO. Two "hosts" (network
+# namespaces joined by a veth; the pair's channel on it), each with a tap
+# for its guest; the client is the primary host's side of its tap. Same
+# test guest (app=http), same load, same run:
+#
+#   1. wrk (1 thread, 4 connections, SECS s): requests/s and p99 latency for
+#      one colovm (unprotected), a colovm pair (protected), and QEMU 7.2's
+#      COLO (primary: filter-mirror, filter-redirector, colo-compare;
+#      secondary -incoming with filter-redirector and filter-rewriter;
+#      migrate with x-colo; QEMU microvm, the same guest ELF); checkpoints
+#      per second, and the pause per checkpoint measured alike for both
+#      VMMs from the primary's QMP events: STOP to RESUME.
+#      checkpoint-interval / x-checkpoint-delay 200 ms on both.
+#   2. app=dirty at 1, 4 and 16 MiB/s (no network) on a colovm pair: pause
+#      per checkpoint (median, p99) against dirty pages per checkpoint.
+#
+# Median of RUNS runs (default 3) for each figure.
+set -euo pipefail
+: "${COLOVM:?}" "${TESTGUEST:?}"
+COLOVMCTL=${COLOVMCTL:-$(dirname "$COLOVM")/colovmctl}
+RUNS=${RUNS:-3}
+SECS=${SECS:-8}
+tmp=$(mktemp -d)
+NSP=colovm-bp-$$ NSS=colovm-bs-$$
+port=$((47000 + RANDOM % 500))
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	ip netns del $NSP 2>/dev/null || true
+	ip netns del $NSS 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+for ns in $NSP $NSS; do
+	ip netns add $ns
+	ip -n $ns link set lo up
+	ip -n $ns tuntap add dev tap0 mode tap
+	ip -n $ns addr add 10.0.0.1/24 dev tap0
+	ip -n $ns link set tap0 up
+done
+ip link add vp-$$ netns $NSP type veth peer name vs-$$ netns $NSS
+ip -n $NSP addr add 192.168.77.1/24 dev vp-$$
+ip -n $NSS addr add 192.168.77.2/24 dev vs-$$
+ip -n $NSP link set vp-$$ up
+ip -n $NSS link set vs-$$ up
+head -c32 /dev/urandom >"$tmp/key"
+
+q() { "$COLOVMCTL" --qmp "$1" "${@:2}"; }
+jq_() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+wait_line() { # FILE REGEX SECS
+	local end=$((SECONDS + $3))
+	until grep -qE "$2" "$1" 2>/dev/null; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.1
+	done
+}
+wait_protected() { # SOCK
+	local end=$((SECONDS + 120))
+	until q "$1" query-colo-status 2>/dev/null | grep -q '"protected"'; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+
+# start MODE CMDLINE [NET]: MODE plain (one colovm) or pair; leaves the
+# primary's (or plain VM's) QMP socket at $tmp/p.sock
+start() {
+	local mode=$1 cmdline=$2 net=(${3:+--net tap=tap0})
+	local args=(--kernel "$TESTGUEST" --mem 64 --cmdline "$cmdline" "${net[@]}"
+		--peer-key "$tmp/key")
+	rm -f "$tmp"/*.sock "$tmp"/*.out
+	port=$((port + 1))
+	if [ "$mode" = pair ]; then
+		ip netns exec $NSS "$COLOVM" run "${args[@]}" --colo secondary \
+			--listen tcp:192.168.77.2:$port --serial file:"$tmp/s.out" \
+			--qmp unix:"$tmp/s.sock",server 2>"$tmp/s.err" &
+		pids+=($!)
+		wait_line "$tmp/s.err" 'waiting for a primary' 20 || { cat "$tmp/s.err" >&2; return 1; }
+		ip netns exec $NSP "$COLOVM" run "${args[@]}" --colo primary \
+			--peer tcp:192.168.77.2:$port --serial file:"$tmp/p.out" \
+			--qmp unix:"$tmp/p.sock",server 2>"$tmp/p.err" &
+		pids+=($!)
+		wait_protected "$tmp/p.sock" || { cat "$tmp/p.err" >&2; return 1; }
+		q "$tmp/p.sock" migrate-set-parameters checkpoint-interval=200 >/dev/null
+	else
+		ip netns exec $NSP "$COLOVM" run "${args[@]}" --serial file:"$tmp/p.out" \
+			--qmp unix:"$tmp/p.sock",server 2>"$tmp/p.err" &
+		pids+=($!)
+	fi
+	[ -z "${3:-}" ] || wait_line "$tmp/p.out" '^net: up ' 30 || return 1
+}
+stop() {
+	q "$tmp/p.sock" quit >/dev/null 2>&1 || true
+	q "$tmp/s.sock" quit >/dev/null 2>&1 || true
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+# stats: "checkpoints/s periodic/s mismatch/s pause-median pause-p99 pages-mean bytes-mean"
+# over the last N checkpoints; RESET before the load with a first sample
+colo_sample() { q "$tmp/p.sock" query-colo-stats; }
+colo_row() { # BEFORE-JSON AFTER-JSON SECONDS
+	python3 - "$@" <<'PY'
+import json, sys
+a, b, secs = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+n = b["checkpoints"] - a["checkpoints"]
+r = {k: (b["by-reason"][k] - a["by-reason"][k]) / secs for k in b["by-reason"]}
+print("%.2f %.2f %.2f %.1f %.1f %d %d" % (n / secs, r["periodic"] + r["request"],
+      r["mismatch"] + r["compare-timeout"] + r["compare-limit"],
+      b["pause"]["median-ms"], b["pause"]["p99-ms"], b["pages"]["mean"], b["bytes"]["mean"]))
+PY
+}
+
+# wrk's requests/s and p99 (ms)
+wrk_run() {
+	ip netns exec $NSP wrk -t1 -c4 -d"${SECS}s" --latency http://10.0.0.2/ >"$tmp/wrk.out" 2>&1
+	python3 - "$tmp/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+print("%.0f %.2f" % (rps, p99))
+PY
+}
+
+# Pauses from a primary's QMP events (either VMM), STOP to RESUME, within
+# [T0, T1] (µs): "count median-ms p99-ms"
+pauses() { # EVENTS-FILE T0 T1
+	python3 - "$@" <<'PY'
+import json, sys
+t0, t1 = int(sys.argv[2]), int(sys.argv[3])
+stop, p = None, []
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    ts = e.get("timestamp", {})
+    t = ts.get("seconds", 0) * 1000000 + ts.get("microseconds", 0)
+    if not t0 <= t <= t1:
+        continue
+    if e.get("event") == "STOP":
+        stop = t
+    elif e.get("event") == "RESUME" and stop is not None:
+        p.append((t - stop) / 1000.0)
+        stop = None
+p.sort()
+if not p:
+    print("0 0 0")
+else:
+    print("%d %.1f %.1f" % (len(p), p[len(p) // 2], p[min(len(p) - 1, int(len(p) * 0.99))]))
+PY
+}
+now_us() { echo $(($(date +%s%N) / 1000)); }
+watch_events() { # SOCK FILE
+	"$COLOVMCTL" --qmp "$1" --watch >"$2" 2>/dev/null &
+	pids+=($!)
+	sleep 0.5
+}
+
+# QEMU 7.2's COLO, as its docs/COLO-FT.txt sets it up (no disk: no block
+# replication), on QEMU microvm with the same guest.
+QEMU=(qemu-system-x86_64 -M microvm -accel kvm -cpu host -m 64 -nodefaults -no-user-config
+	-nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$TESTGUEST"
+	-append app=http)
+qmp() { # SOCK JSON...: each command in turn; fails on an error reply
+	python3 - "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+json.loads(f.readline())
+for c in [{"execute": "qmp_capabilities"}] + [json.loads(a) for a in sys.argv[2:]]:
+    f.write(json.dumps(c) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "event" not in r:
+            break
+    if "error" in r:
+        sys.exit("%s: %s" % (c["execute"], r["error"]))
+    if c["execute"] != "qmp_capabilities":
+        print(json.dumps(r.get("return")))
+PY
+}
+qemu_colo_start() {
+	local p=$((port + 10)) net=(-netdev tap,id=hn0,ifname=tap0,script=no,downscript=no,vhost=off
+		-device virtio-net-device,netdev=hn0,mac=52:54:00:12:34:56)
+	port=$((port + 20))
+	rm -f "$tmp"/*.sock "$tmp"/*.out
+	ip netns exec $NSP "${QEMU[@]}" "${net[@]}" -serial file:"$tmp/p.out" \
+		-qmp unix:"$tmp/p.sock",server=on,wait=off -qmp unix:"$tmp/pw.sock",server=on,wait=off \
+		-chardev socket,id=mirror0,host=192.168.77.1,port=$((p + 3)),server=on,wait=off \
+		-chardev socket,id=compare1,host=192.168.77.1,port=$((p + 4)),server=on,wait=on \
+		-chardev socket,id=compare0,host=127.0.0.1,port=$((p + 1)),server=on,wait=off \
+		-chardev socket,id=compare0-0,host=127.0.0.1,port=$((p + 1)) \
+		-chardev socket,id=compare_out,host=127.0.0.1,port=$((p + 5)),server=on,wait=off \
+		-chardev socket,id=compare_out0,host=127.0.0.1,port=$((p + 5)) \
+		-object filter-mirror,id=m0,netdev=hn0,queue=tx,outdev=mirror0 \
+		-object filter-redirector,netdev=hn0,id=redire0,queue=rx,indev=compare_out \
+		-object filter-redirector,netdev=hn0,id=redire1,queue=rx,outdev=compare0 \
+		-object iothread,id=iothread1 \
+		-object colo-compare,id=comp0,primary_in=compare0-0,secondary_in=compare1,outdev=compare_out0,iothread=iothread1 \
+		2>"$tmp/p.err" &
+	pids+=($!)
+	sleep 1
+	ip netns exec $NSS "${QEMU[@]}" "${net[@]}" -serial file:"$tmp/s.out" \
+		-qmp unix:"$tmp/s.sock",server=on,wait=off \
+		-chardev socket,id=red0,host=192.168.77.1,port=$((p + 3)),reconnect=1 \
+		-chardev socket,id=red1,host=192.168.77.1,port=$((p + 4)),reconnect=1 \
+		-object filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0 \
+		-object filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1 \
+		-object filter-rewriter,id=rew0,netdev=hn0,queue=all \
+		-incoming tcp:192.168.77.2:$((p + 8)) 2>"$tmp/s.err" &
+	pids+=($!)
+	wait_line "$tmp/p.out" '^net: up ' 60 || { cat "$tmp/p.err" >&2; return 1; }
+	local end=$((SECONDS + 20))
+	until [ -S "$tmp/s.sock" ]; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
+	qmp "$tmp/s.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' >/dev/null
+	qmp "$tmp/p.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' \
+		'{"execute": "migrate-set-parameters", "arguments": {"x-checkpoint-delay": 200}}' \
+		'{"execute": "migrate", "arguments": {"uri": "tcp:192.168.77.2:'$((p + 8))'"}}' >/dev/null
+	end=$((SECONDS + 120))
+	until qmp "$tmp/p.sock" '{"execute": "query-migrate"}' | grep -q '"status": "colo"'; do
+		[ $SECONDS -lt $end ] || { qmp "$tmp/p.sock" '{"execute": "query-migrate"}' >&2; return 1; }
+		sleep 0.5
+	done
+}
+qemu_stop() {
+	qmp "$tmp/p.sock" '{"execute": "quit"}' >/dev/null 2>&1 || true
+	qmp "$tmp/s.sock" '{"execute": "quit"}' >/dev/null 2>&1 || true
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+
+: >"$tmp/plain.res"
+: >"$tmp/pair.res"
+: >"$tmp/qemu.res"
+for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
+	start plain "app=http" net || { echo "plain VM did not start" >&2; exit 1; }
+	wrk_run >>"$tmp/plain.res"
+	stop
+	start pair "app=http" net || { echo "no pair" >&2; exit 1; }
+	watch_events "$tmp/p.sock" "$tmp/ev.log"
+	a=$(colo_sample) t0=$(now_us)
+	w=$(wrk_run)
+	b=$(colo_sample) t1=$(now_us)
+	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair.res"
+	stop
+	if qemu_colo_start; then
+		watch_events "$tmp/pw.sock" "$tmp/qev.log"
+		t0=$(now_us)
+		w=$(wrk_run)
+		t1=$(now_us)
+		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu.res"
+	else
+		echo "QEMU COLO did not form (run $r): $(tail -3 "$tmp/p.err" "$tmp/s.err")" >&2
+	fi
+	qemu_stop
+done
+col() { cut -d' ' -f"$2" "$tmp/$1.res" | median; }
+per_s() { awk -v n="$1" -v s="$SECS" 'BEGIN { printf "%.1f", n / s }'; }
+if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
+	echo "app=http under wrk (1 thread, 4 connections, ${SECS} s), checkpoint every 200 ms, median of $RUNS:"
+	echo
+	echo "| | requests/s | p99 ms | checkpoints/s | pause median ms | pause p99 ms |"
+	echo "|---|---|---|---|---|---|"
+	echo "| colovm, unprotected | $(col plain 1) | $(col plain 2) | - | - | - |"
+	echo "| colovm COLO pair | $(col pair 1) | $(col pair 2) | $(per_s "$(col pair 10)") | $(col pair 11) | $(col pair 12) |"
+	if [ -s "$tmp/qemu.res" ]; then
+		echo "| QEMU 7.2 COLO | $(col qemu 1) | $(col qemu 2) | $(per_s "$(col qemu 3)") | $(col qemu 4) | $(col qemu 5) |"
+		echo "| colovm pair / QEMU COLO | $(ratio "$(col pair 1)" "$(col qemu 1)") | $(ratio "$(col pair 2)" "$(col qemu 2)") | | $(ratio "$(col pair 11)" "$(col qemu 4)") | $(ratio "$(col pair 12)" "$(col qemu 5)") |"
+	fi
+	echo "| colovm pair / unprotected | $(ratio "$(col pair 1)" "$(col plain 1)") | $(ratio "$(col pair 2)" "$(col plain 2)") | | | |"
+	echo
+	echo "colovm's own figures for the pair (query-colo-stats): checkpoints/s $(col pair 3)" \
+		"(periodic $(col pair 4), by the comparator $(col pair 5)), pause median $(col pair 6) ms," \
+		"p99 $(col pair 7) ms, $(col pair 8) pages and $(col pair 9) bytes per checkpoint."
+	echo
+fi
+
+echo "app=dirty on a colovm pair (no network), checkpoint-interval 200 ms, ${SECS} s, median of $RUNS:"
+echo
+echo "| dirty rate | pages/checkpoint | bytes/checkpoint | pause median ms | pause p99 ms |"
+echo "|---|---|---|---|---|"
+for rate in ${RATES:-1 4 16}; do
+	: >"$tmp/d.res"
+	for ((r = 0, tries = 0; r < RUNS && tries < RUNS + 2; tries++)); do
+		# a run whose pair breaks (a guest's triple fault in a host VM,
+		# see the README) is said and run again
+		if start pair "app=dirty mb=32 rate=$rate" && a=$(colo_sample) && sleep "$SECS" &&
+			b=$(colo_sample); then
+			colo_row "$a" "$b" "$SECS" >>"$tmp/d.res"
+			r=$((r + 1))
+		else
+			echo "rate $rate: a run failed, run again: $(tail -2 "$tmp/p.err" "$tmp/s.err" 2>/dev/null)" >&2
+		fi
+		stop
+	done
+	c() { cut -d' ' -f"$1" "$tmp/d.res" | median; }
+	echo "| $rate MiB/s | $(c 6) | $(c 7) | $(c 4) | $(c 5) |"
+done
