@@ -99,7 +99,7 @@ static const char usage_text[] =
 	"                        Both sides send a heartbeat every\n"
 	"                        heartbeat-interval ms (default 100) and give the\n"
 	"                        other up after heartbeat-misses intervals without\n"
-	"                        a byte from it (default 5: 500 ms); the primary's\n"
+	"                        a byte from it (default 8: 800 ms); the primary's\n"
 	"                        values, set before the pair forms, rule both. QMP\n"
 	"                        x-colo-lost-heartbeat gives the secondary up now\n"
 	"                        (it is told to stand down). QMP\n"
@@ -658,7 +658,8 @@ static int cmd_run(int argc, char **argv)
 		struct secondary_opts so = {.key = key_file ? &key : NULL,
 					    .done = on_colo_first_sync,
 					    .opaque = &c,
-					    .vm_config = vm_config};
+					    .vm_config = vm_config,
+					    .qmp = c.qmp};
 
 		if (secondary_colo_new(c.vm, c.rs, c.loop, listen_uri, &so, &c.colo_secondary)) {
 			c.status = EXIT_SETUP_FAILED;

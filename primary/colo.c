@@ -162,6 +162,16 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		log_err("COLO: cannot protect the VM: %s; it runs on unprotected", why);
 	}
 	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
+	if (m->colo_started && m->qmp) {
+		/* QEMU's COLO_EXIT (mode, reason: request or error), and why */
+		unsigned int silent = atomic_load(&m->hb_silent_ms);
+		json_t *d = json_pack("{s:s,s:s,s:s}", "mode", "primary", "reason",
+				      ret == -ECANCELED ? "request" : "error", "message", why);
+
+		if (d && silent)
+			json_object_set_new(d, "silent-ms", json_integer(silent));
+		qmp_event(m->qmp, "COLO_EXIT", d);
+	}
 	/* Held packets go out now; from here on they pass straight. */
 	if (m->net) {
 		json_decref(m->net_last);

@@ -67,7 +67,7 @@
 /* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
 #define COLO_DEFAULT_INTERVAL_MS 200
 #define COLO_DEFAULT_HB_MS	 100 /* heartbeat: a beat every 100 ms, */
-#define COLO_DEFAULT_HB_MISSES	 5   /* the peer given up after 500 ms of silence */
+#define COLO_DEFAULT_HB_MISSES	 8   /* the peer given up after 800 ms of silence */
 #define COLO_DEFAULT_COMPARE_MS	 3000 /* QEMU colo-compare's compare_timeout */
 
 static const char *const mig_status_name[] = {

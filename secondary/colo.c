@@ -51,6 +51,7 @@
 #include <jansson.h>
 
 #include "common/common.h"
+#include "common/qmp/qmp.h"
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
 #include "hw/hw.h"
@@ -69,7 +70,7 @@ static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "
 
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED };
 #define SC_DEFAULT_HB_MS     100 /* a primary that does not say (primary/migrate.c) */
-#define SC_DEFAULT_HB_MISSES 5
+#define SC_DEFAULT_HB_MISSES 8
 
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected"};
 
@@ -79,7 +80,8 @@ enum sc_req {
 	SC_REQ_STOP,
 	SC_REQ_RESUME,
 	SC_REQ_SHUTDOWN,
-	SC_REQ_FAILED
+	SC_REQ_FAILED,
+	SC_REQ_EXIT /* took over: the COLO_EXIT event */
 };
 
 struct secondary_colo {
@@ -165,6 +167,22 @@ static int sc_main(struct secondary_colo *s, enum sc_req req)
 	case SC_REQ_FAILED:
 		if (s->opts.done)
 			s->opts.done(s->opts.opaque, s->fail_ret, s->fail_msg);
+		return 0;
+	case SC_REQ_EXIT:
+		if (s->opts.qmp) {
+			/* QEMU's COLO_EXIT (mode, reason: request or error), and why */
+			unsigned int silent = atomic_load(&s->hb_silent_ms);
+			json_t *d;
+
+			pthread_mutex_lock(&s->lock);
+			d = json_pack("{s:s,s:s,s:s}", "mode", "secondary", "reason",
+				      atomic_load(&s->hb_drill) ? "request" : "error", "message",
+				      s->why);
+			pthread_mutex_unlock(&s->lock);
+			if (d && silent)
+				json_object_set_new(d, "silent-ms", json_integer(silent));
+			qmp_event(s->opts.qmp, "COLO_EXIT", d);
+		}
 		return 0;
 	default:
 		return 0;
@@ -749,9 +767,12 @@ static void *sc_thread(void *arg)
 	}
 	log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, unprotected",
 		err.msg, (unsigned long long)s->ckpt_id);
+	/* This copy serves now: the switches learn where its MACs are. */
+	hw_vm_announce(s->vm);
 	sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 	if (stopped && sc_call(s, SC_REQ_RESUME))
 		log_err("COLO: cannot resume the guest");
+	sc_call(s, SC_REQ_EXIT);
 	return NULL;
 }
 

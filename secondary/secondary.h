@@ -29,6 +29,8 @@ struct runstate;
 struct transport_key;
 struct secondary;
 
+struct qmp;
+
 struct secondary_opts {
 	/* --peer-key; NULL: the public key (primary.h says what that means). */
 	const struct transport_key *key;
@@ -41,6 +43,9 @@ struct secondary_opts {
 	/* COLO: this VM's configuration ("key=value ...", colovm.c builds
 	 * it); a primary whose StreamStart.vm_config differs is refused. */
 	const char *vm_config;
+	/* COLO: where the COLO_EXIT event goes when this copy takes over
+	 * (NULL: nowhere). */
+	struct qmp *qmp;
 };
 
 /*

@@ -3,7 +3,9 @@
 # for its guest; the client is the primary host's side of its tap. Same
 # test guest (app=http), same load, same run:
 #
-#   1. wrk (1 thread, 4 connections, SECS s): requests/s and p99 latency for
+#   1. wrk (1 thread, 4 connections, SECS s; then 1 connection, whose
+#      answers the two copies cannot order differently, so outputs match):
+#      requests/s and p99 latency for
 #      one colovm (unprotected), a colovm pair (protected), and QEMU 7.2's
 #      COLO (primary: filter-mirror, filter-redirector, colo-compare;
 #      secondary -incoming with filter-redirector and filter-rewriter;
@@ -113,8 +115,8 @@ PY
 }
 
 # wrk's requests/s and p99 (ms)
-wrk_run() {
-	ip netns exec $NSP wrk -t1 -c4 -d"${SECS}s" --latency http://10.0.0.2/ >"$tmp/wrk.out" 2>&1
+wrk_run() { # [CONNECTIONS]
+	ip netns exec $NSP wrk -t1 -c"${1:-4}" -d"${SECS}s" --latency http://10.0.0.2/ >"$tmp/wrk.out" 2>&1
 	python3 - "$tmp/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -238,6 +240,7 @@ qemu_stop() {
 for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 	start plain "app=http" net || { echo "plain VM did not start" >&2; exit 1; }
 	wrk_run >>"$tmp/plain.res"
+	wrk_run 1 >>"$tmp/plain1.res"
 	stop
 	start pair "app=http" net || { echo "no pair" >&2; exit 1; }
 	watch_events "$tmp/p.sock" "$tmp/ev.log"
@@ -245,6 +248,10 @@ for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 	w=$(wrk_run)
 	b=$(colo_sample) t1=$(now_us)
 	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair.res"
+	a=$(colo_sample) t0=$(now_us)
+	w=$(wrk_run 1)
+	b=$(colo_sample) t1=$(now_us)
+	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair1.res"
 	stop
 	if qemu_colo_start; then
 		watch_events "$tmp/pw.sock" "$tmp/qev.log"
@@ -252,6 +259,10 @@ for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 		w=$(wrk_run)
 		t1=$(now_us)
 		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu.res"
+		t0=$(now_us)
+		w=$(wrk_run 1)
+		t1=$(now_us)
+		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu1.res"
 	else
 		echo "QEMU COLO did not form (run $r): $(tail -3 "$tmp/p.err" "$tmp/s.err")" >&2
 	fi
@@ -259,23 +270,32 @@ for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 done
 col() { cut -d' ' -f"$2" "$tmp/$1.res" | median; }
 per_s() { awk -v n="$1" -v s="$SECS" 'BEGIN { printf "%.1f", n / s }'; }
-if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
-	echo "app=http under wrk (1 thread, 4 connections, ${SECS} s), checkpoint every 200 ms, median of $RUNS:"
+# http_table SUFFIX CONNECTIONS: the table for wrk -cCONNECTIONS
+http_table() {
+	local x=$1
+	echo "app=http under wrk (1 thread, $2 connection(s), ${SECS} s), checkpoint every 200 ms, median of $RUNS:"
 	echo
 	echo "| | requests/s | p99 ms | checkpoints/s | pause median ms | pause p99 ms |"
 	echo "|---|---|---|---|---|---|"
-	echo "| colovm, unprotected | $(col plain 1) | $(col plain 2) | - | - | - |"
-	echo "| colovm COLO pair | $(col pair 1) | $(col pair 2) | $(per_s "$(col pair 10)") | $(col pair 11) | $(col pair 12) |"
-	if [ -s "$tmp/qemu.res" ]; then
-		echo "| QEMU 7.2 COLO | $(col qemu 1) | $(col qemu 2) | $(per_s "$(col qemu 3)") | $(col qemu 4) | $(col qemu 5) |"
-		echo "| colovm pair / QEMU COLO | $(ratio "$(col pair 1)" "$(col qemu 1)") | $(ratio "$(col pair 2)" "$(col qemu 2)") | | $(ratio "$(col pair 11)" "$(col qemu 4)") | $(ratio "$(col pair 12)" "$(col qemu 5)") |"
+	echo "| colovm, unprotected | $(col plain$x 1) | $(col plain$x 2) | - | - | - |"
+	echo "| colovm COLO pair | $(col pair$x 1) | $(col pair$x 2) | $(per_s "$(col pair$x 10)") | $(col pair$x 11) | $(col pair$x 12) |"
+	if [ -s "$tmp/qemu$x.res" ]; then
+		echo "| QEMU 7.2 COLO | $(col qemu$x 1) | $(col qemu$x 2) | $(per_s "$(col qemu$x 3)") | $(col qemu$x 4) | $(col qemu$x 5) |"
+		echo "| colovm pair / QEMU COLO | $(ratio "$(col pair$x 1)" "$(col qemu$x 1)") | $(ratio "$(col pair$x 2)" "$(col qemu$x 2)") | | $(ratio "$(col pair$x 11)" "$(col qemu$x 4)") | $(ratio "$(col pair$x 12)" "$(col qemu$x 5)") |"
 	fi
-	echo "| colovm pair / unprotected | $(ratio "$(col pair 1)" "$(col plain 1)") | $(ratio "$(col pair 2)" "$(col plain 2)") | | | |"
+	echo "| colovm pair / unprotected | $(ratio "$(col pair$x 1)" "$(col plain$x 1)") | $(ratio "$(col pair$x 2)" "$(col plain$x 2)") | | | |"
 	echo
-	echo "colovm's own figures for the pair (query-colo-stats): checkpoints/s $(col pair 3)" \
-		"(periodic $(col pair 4), by the comparator $(col pair 5)), pause median $(col pair 6) ms," \
-		"p99 $(col pair 7) ms, $(col pair 8) pages and $(col pair 9) bytes per checkpoint."
+	echo "colovm's own figures for the pair (query-colo-stats): checkpoints/s $(col pair$x 3)" \
+		"(periodic $(col pair$x 4), by the comparator $(col pair$x 5)), pause median $(col pair$x 6) ms," \
+		"p99 $(col pair$x 7) ms, $(col pair$x 8) pages and $(col pair$x 9) bytes per checkpoint."
 	echo
+}
+if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
+	# 4 connections: the page counts the requests served, and the two
+	# copies take the connections' requests in their own order now and
+	# then: outputs that differ. One connection: outputs that match.
+	http_table "" 4
+	http_table 1 1
 fi
 
 echo "app=dirty on a colovm pair (no network), checkpoint-interval 200 ms, ${SECS} s, median of $RUNS:"

@@ -6,12 +6,16 @@
 # 1. A client SETs 20 keys through the pair (each answer released only once
 #    the secondary agreed or a checkpoint covered it), then the link between
 #    the hosts is cut: both veth ends down, so no FIN, no RST, silence. Both
-#    sides give the other up within a few heartbeats (100 ms x 5), not the
-#    channel's 30 s timeout, and say so. The secondary takes over: from its
-#    own host's side of its tap, a client reads the 20 keys back from its
+#    sides give the other up within a few heartbeats (100 ms x 8), not the
+#    channel's 30 s timeout, and say so. The secondary takes over and
+#    announces its guest's MAC (RARP) on its own wire; from its own host's
+#    side of its tap, a client reads the 20 keys back from its
 #    guest (nothing acknowledged was lost); the primary's guest serves its
 #    client on.
-# 2. x-colo-lost-heartbeat on a secondary: it takes over at once.
+#    Each side sends a COLO_EXIT event (mode, reason "error", why, and the
+#    silence it acted on).
+# 2. x-colo-lost-heartbeat on a secondary: it takes over at once (COLO_EXIT
+#    reason "request").
 # 3. x-colo-lost-heartbeat on a primary: it gives its secondary up, which
 #    is told to stand down and ends (never a second copy); the primary's
 #    guest serves on.
@@ -34,10 +38,31 @@ for op in sys.argv[1:]:
     print(f.readline().decode().rstrip("\n"))
 PY
 }
+# watch_events NAME: record the QMP events of NAME's pair in $TMP/NAME-{pri,sec}.ev
+watch_events() {
+	local side
+	for side in pri sec; do
+		"$CTL" --qmp "$TMP/$1-$side.sock" --watch >"$TMP/$1-$side.ev" 2>/dev/null &
+		on_exit "kill $! 2>/dev/null"
+	done
+	sleep 0.5
+}
+# colo_exit NAME SIDE MODE REASON: SIDE sent one COLO_EXIT with MODE and REASON
+colo_exit() {
+	local f=$TMP/$1-$2.ev end=$((SECONDS + 10))
+	until grep -q '"COLO_EXIT"' "$f"; do
+		[ $SECONDS -lt $end ] || fail "$1: no COLO_EXIT event from the $2 side"
+		sleep 0.2
+	done
+	grep -m1 '"COLO_EXIT"' "$f" | jq_ '(d["data"]["mode"], d["data"]["reason"])' |
+		grep -qxF "('$3', '$4')" || fail "$1: the $2 side's COLO_EXIT: $(grep COLO_EXIT "$f")"
+}
+
 # ---- 1. the link is cut ------------------------------------------------------
 net_pair cut "app=kv"
+watch_events cut
 q "$TMP/cut-pri.sock" query-migrate-parameters |
-	grep -q '"heartbeat-interval": 100, "heartbeat-misses": 5' ||
+	grep -q '"heartbeat-interval": 100, "heartbeat-misses": 8' ||
 	fail "heartbeat parameters: $(q "$TMP/cut-pri.sock" query-migrate-parameters)"
 sets=() gets=() want=()
 for i in $(seq 20); do
@@ -58,7 +83,7 @@ note "secondary: $(q "$TMP/cut-sec.sock" query-colo-status | jq_ 'd["reason"]')"
 silent=$(sed -n 's/.*heartbeat: nothing from the primary for \([0-9]*\) ms: taking over.*/\1/p' \
 	"$TMP/cut-sec.err")
 [ -n "$silent" ] || fail "the secondary does not say the heartbeat was lost: $(tail -5 "$TMP/cut-sec.err")"
-# the silence it acted on: a few beats (500 ms and the beat that saw it),
+# the silence it acted on: a few beats (800 ms and the beat that saw it),
 # not the channel's 30 s timeout
 note "the secondary took over after $silent ms without a byte from the primary"
 [ "$silent" -lt 3000 ] || fail "the secondary waited $silent ms: that is no heartbeat"
@@ -68,6 +93,15 @@ grep -q 'the pair broke: the primary fell silent: no heartbeat for' "$TMP/cut-se
 	fail "the secondary does not say why the pair broke: $(tail -5 "$TMP/cut-sec.err")"
 grep -q 'heartbeat: nothing from the secondary for [0-9]* ms' "$TMP/cut-pri.err" ||
 	fail "the primary does not say the heartbeat was lost: $(tail -5 "$TMP/cut-pri.err")"
+colo_exit cut sec secondary error
+colo_exit cut pri primary error
+grep '"COLO_EXIT"' "$TMP/cut-sec.ev" | grep -q '"silent-ms": [0-9]' ||
+	fail "the secondary's COLO_EXIT does not give the silence: $(grep COLO_EXIT "$TMP/cut-sec.ev")"
+note "secondary's event: $(grep COLO_EXIT "$TMP/cut-sec.ev")"
+# its announce (RARP) before any client spoke to it on its own wire
+rarp=$(ip netns exec $NSS cat /sys/class/net/tap0/statistics/rx_packets)
+[ "$rarp" -ge 1 ] || fail "the secondary announced nothing on its own wire after the takeover"
+grep -q 'announced .* (RARP)' "$TMP/cut-sec.err" || fail "no announce in the secondary's log"
 got=$(kv $NSS "${gets[@]}") || fail "the secondary's guest does not answer on its own wire"
 [ "$got" = "$(printf '%s\n' "${want[@]}")" ] ||
 	fail "the secondary's guest lost acknowledged writes: $(echo $got)"
@@ -84,6 +118,7 @@ ip -n $NSS link set vs-$$ up
 
 # ---- 2. x-colo-lost-heartbeat on the secondary -------------------------------
 net_pair dsec "app=kv"
+watch_events dsec
 q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat >/dev/null || fail "x-colo-lost-heartbeat refused"
 wait_state "$TMP/dsec-sec.sock" unprotected 10 ||
 	fail "the secondary did not take over: $(q "$TMP/dsec-sec.sock" query-colo-status)"
@@ -91,6 +126,7 @@ q "$TMP/dsec-sec.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
 	fail "the secondary's reason: $(q "$TMP/dsec-sec.sock" query-colo-status)"
 wait_state "$TMP/dsec-pri.sock" unprotected 20 ||
 	fail "the primary did not notice: $(q "$TMP/dsec-pri.sock" query-colo-status)"
+colo_exit dsec sec secondary request
 [ "$(kv $NSP "SET a 1" "GET a")" = "$(printf 'OK\n1')" ] || fail "the primary's guest"
 ! q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat 2>"$TMP/again.err" ||
 	fail "x-colo-lost-heartbeat taken outside a pair"
@@ -103,11 +139,13 @@ no_crash "$TMP/dsec-pri.err" "$TMP/dsec-sec.err"
 
 # ---- 3. x-colo-lost-heartbeat on the primary ---------------------------------
 net_pair dpri "app=kv"
+watch_events dpri
 q "$TMP/dpri-pri.sock" x-colo-lost-heartbeat >/dev/null || fail "x-colo-lost-heartbeat refused"
 wait_state "$TMP/dpri-pri.sock" unprotected 10 ||
 	fail "the primary still protects: $(q "$TMP/dpri-pri.sock" query-colo-status)"
 q "$TMP/dpri-pri.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
 	fail "the primary's reason: $(q "$TMP/dpri-pri.sock" query-colo-status)"
+colo_exit dpri pri primary request
 wait_exit $SEC_PID 30 || fail "the secondary did not stand down"
 grep -q 'the primary ends the pair' "$TMP/dpri-sec.err" ||
 	fail "the secondary does not say why it ended: $(tail -3 "$TMP/dpri-sec.err")"
