@@ -405,6 +405,17 @@ static int cpu_set_tsc(struct vcpu_state *s, uint64_t want)
 	return 0;
 }
 
+/* The saved value of MSR index in s; false when it was not saved. */
+static bool saved_msr(const struct vcpu_state *s, uint32_t index, uint64_t *val)
+{
+	for (uint32_t i = 0; i < s->nmsrs; i++)
+		if (s->msr_index[i] == index) {
+			*val = s->msr_data[i];
+			return true;
+		}
+	return false;
+}
+
 static int cpu_post_load(void *opaque, uint32_t version_id)
 {
 	struct vcpu_state *s = opaque;
@@ -412,6 +423,7 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 	int fd = s->vcpu->fd;
 	struct kvm_vcpu_events ev = s->events;
 	struct kvm_msr_entry msrs[PERSIST_MAX_MSRS];
+	uint64_t val;
 	int n;
 
 	if (s->xsave_len && (!p->has_xsave || s->xsave_len > p->xsave_size)) {
@@ -440,12 +452,9 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 		log_err("cpu %u: KVM refused MSR %#x", s->vcpu->id, msrs[n].index);
 	if (n < 0 || (uint32_t)n != s->nmsrs)
 		return n < 0 ? n : -EINVAL;
-	for (uint32_t i = 0; i < s->nmsrs; i++) {
-		int r;
+	if (saved_msr(s, MSR_IA32_TSC, &val)) {
+		int r = cpu_set_tsc(s, val);
 
-		if (s->msr_index[i] != MSR_IA32_TSC)
-			continue;
-		r = cpu_set_tsc(s, s->msr_data[i]);
 		if (r < 0) {
 			log_err("cpu %u: setting the TSC offset: %s", s->vcpu->id, strerror(-r));
 			return r;
@@ -457,11 +466,9 @@ static int cpu_post_load(void *opaque, uint32_t version_id)
 	/* KVM ignores a TSC deadline written while the LAPIC timer is not in
 	 * TSC-deadline mode, which a fresh vCPU's is not: once more after the
 	 * LAPIC, or the guest's armed timer is lost (and an idle guest sleeps). */
-	for (uint32_t i = 0; i < s->nmsrs; i++) {
-		struct kvm_msr_entry e = {.index = MSR_IA32_TSC_DEADLINE, .data = s->msr_data[i]};
+	if (saved_msr(s, MSR_IA32_TSC_DEADLINE, &val)) {
+		struct kvm_msr_entry e = {.index = MSR_IA32_TSC_DEADLINE, .data = val};
 
-		if (s->msr_index[i] != MSR_IA32_TSC_DEADLINE)
-			continue;
 		if (vcpu_msrs_io(s->vcpu, KVM_SET_MSRS, &e, 1) != 1) {
 			log_err("cpu %u: KVM refused the TSC deadline", s->vcpu->id);
 			return -EINVAL;

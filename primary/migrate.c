@@ -66,8 +66,6 @@
 #define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
 /* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
 #define COLO_DEFAULT_INTERVAL_MS 200
-#define COLO_DEFAULT_HB_MS	 100 /* heartbeat: a beat every 100 ms, */
-#define COLO_DEFAULT_HB_MISSES	 8   /* the peer given up after 800 ms of silence */
 #define COLO_DEFAULT_COMPARE_MS	 3000 /* QEMU colo-compare's compare_timeout */
 
 static const char *const mig_status_name[] = {
@@ -923,8 +921,8 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
 	m->ckpt_interval_ms = COLO_DEFAULT_INTERVAL_MS;
 	m->compare_timeout_ms = COLO_DEFAULT_COMPARE_MS;
-	m->hb_interval_ms = COLO_DEFAULT_HB_MS;
-	m->hb_misses = COLO_DEFAULT_HB_MISSES;
+	m->hb_interval_ms = TRANSPORT_HEARTBEAT_MS;
+	m->hb_misses = TRANSPORT_HEARTBEAT_MISSES;
 	m->colo_evfd = -1;
 	if (opts && opts->key)
 		m->key = *opts->key;

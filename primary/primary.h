@@ -94,9 +94,9 @@ int primary_colo_protect(struct primary *p, const char *uri, char *msg, size_t l
  * one starts are merged into it. -ENOTCONN when not protected.
  */
 int primary_checkpoint_request(struct primary *p, enum colo_reason reason);
-/* x-colo-lost-heartbeat: give the secondary up now, as a lost heartbeat
- * does (the pair breaks, the VM runs on unprotected). -ENOTCONN: not
- * protected. Main loop. */
+/* x-colo-lost-heartbeat: give the secondary up now (the VM runs on
+ * unprotected); the secondary, alive in a drill, is told to stand down, as
+ * migrate_cancel does. -ENOTCONN: not protected. Main loop. */
 int primary_colo_lost_heartbeat(struct primary *p);
 /* QMP query-colo-status / query-colo-stats bodies (main loop; new refs). */
 json_t *primary_colo_status(struct primary *p);

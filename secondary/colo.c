@@ -69,9 +69,6 @@ static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "
 							"compare-timeout", "compare-limit"};
 
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED };
-#define SC_DEFAULT_HB_MS     100 /* a primary that does not say (primary/migrate.c) */
-#define SC_DEFAULT_HB_MISSES 8
-
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected"};
 
 enum sc_req {
@@ -324,8 +321,8 @@ static int check_start(struct secondary_colo *s, const Colovm__Transport__Stream
 				      (unsigned long long)(bytes >> 20));
 	if (config_diff(st->vm_config ? st->vm_config : "", s->vm_config, diff, sizeof(diff)))
 		return vmstate_seterr(err, -EINVAL, "%s (the VM flags must match)", diff);
-	s->hb_ms = st->heartbeat_interval_ms ? st->heartbeat_interval_ms : SC_DEFAULT_HB_MS;
-	s->hb_misses = st->heartbeat_misses ? st->heartbeat_misses : SC_DEFAULT_HB_MISSES;
+	s->hb_ms = st->heartbeat_interval_ms ? st->heartbeat_interval_ms : TRANSPORT_HEARTBEAT_MS;
+	s->hb_misses = st->heartbeat_misses ? st->heartbeat_misses : TRANSPORT_HEARTBEAT_MISSES;
 	return 0;
 }
 

@@ -288,6 +288,8 @@ int transport_error(const struct transport_channel *ch);
  * are sent, silence is not watched (the transport's own timeouts apply).
  * Stopped by transport_heartbeat_stop() (idempotent) or transport_close().
  */
+#define TRANSPORT_HEARTBEAT_MS	   100 /* defaults: a beat every 100 ms, */
+#define TRANSPORT_HEARTBEAT_MISSES 8   /* the peer given up after 800 ms of silence */
 int transport_heartbeat_start(struct transport_channel *ch, unsigned int interval_ms,
 			      unsigned int misses, void (*lost)(void *opaque, unsigned int silent_ms),
 			      void *opaque);

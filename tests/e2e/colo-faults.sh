@@ -78,11 +78,7 @@ scenario() { # NAME SECONDARY-LOG-REGEX
 	[ ! -s "$d/extra" ] || fail "$n: the secondary's guest printed lines the primary's did not: $(head -3 "$d/extra")"
 	q "$d/pri.sock" query-colo-status | grep -q '"unprotected"' || fail "$n: primary state"
 	q "$d/sec.sock" query-colo-status | grep -q '"unprotected"' || fail "$n: secondary state"
-	q "$d/pri.sock" quit >/dev/null || true
-	q "$d/sec.sock" quit >/dev/null || true
-	wait_exit $PRI_PID 30 || true
-	wait_exit $SEC_PID 30 || true
-	no_crash "$d/pri.err" "$d/sec.err"
+	quit_split "$d/pri" "$d/sec"
 }
 
 scenario corrupt 'bad MAC|bad frame'

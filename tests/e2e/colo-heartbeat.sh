@@ -108,11 +108,7 @@ got=$(kv $NSS "${gets[@]}") || fail "the secondary's guest does not answer on it
 note "the secondary's guest answers on its own wire with all 20 keys"
 [ "$(kv $NSP "GET key20" "SET after cut")" = "$(printf '%s\nOK' "${want[19]}")" ] ||
 	fail "the primary's guest does not serve on"
-q "$TMP/cut-pri.sock" quit >/dev/null || true
-q "$TMP/cut-sec.sock" quit >/dev/null || true
-wait_exit $PRI_PID 30 || true
-wait_exit $SEC_PID 30 || true
-no_crash "$TMP/cut-pri.err" "$TMP/cut-sec.err"
+quit_split "$TMP/cut-pri" "$TMP/cut-sec"
 ip -n $NSP link set vp-$$ up
 ip -n $NSS link set vs-$$ up
 
@@ -131,11 +127,7 @@ colo_exit dsec sec secondary request
 ! q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat 2>"$TMP/again.err" ||
 	fail "x-colo-lost-heartbeat taken outside a pair"
 grep -q 'not in a COLO pair' "$TMP/again.err" || fail "outside a pair: $(cat "$TMP/again.err")"
-q "$TMP/dsec-pri.sock" quit >/dev/null || true
-q "$TMP/dsec-sec.sock" quit >/dev/null || true
-wait_exit $PRI_PID 30 || true
-wait_exit $SEC_PID 30 || true
-no_crash "$TMP/dsec-pri.err" "$TMP/dsec-sec.err"
+quit_split "$TMP/dsec-pri" "$TMP/dsec-sec"
 
 # ---- 3. x-colo-lost-heartbeat on the primary ---------------------------------
 net_pair dpri "app=kv"

@@ -56,6 +56,15 @@ start_primary() {
 	while [ ! -S "$d/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 	[ -S "$d/$n.sock" ] || fail "$n: no QMP socket: $(cat "$d/$n.err")"
 }
+# quit_split PRI SEC: after a pair broke, both sides run alone: quit each
+# (PRI.sock, SEC.sock), wait for PRI_PID and SEC_PID, no crash in their logs.
+quit_split() {
+	q "$1.sock" quit >/dev/null || true
+	q "$2.sock" quit >/dev/null || true
+	wait_exit $PRI_PID 30 || true
+	wait_exit $SEC_PID 30 || true
+	no_crash "$1.err" "$2.err"
+}
 no_crash() { # FILE...
 	! grep -qE 'AddressSanitizer|runtime error|Segmentation|core dumped' "$@" ||
 		fail "a sanitizer report or crash in $*"
