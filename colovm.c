@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@
 
 static const char usage_text[] =
 	"Usage: colovm run --kernel FILE [OPTIONS]\n"
+	"       colovm witness --listen tcp:HOST:PORT [--peer-key FILE] [--state FILE]\n"
 	"       colovm --help | --version\n"
 	"\n"
 	"colovm is a KVM virtual machine monitor that keeps a guest serving through\n"
@@ -119,6 +122,21 @@ static const char usage_text[] =
 	"                        packets to its own wire) when the primary goes\n"
 	"                        away or falls silent (heartbeat), or at once on\n"
 	"                        QMP x-colo-lost-heartbeat\n"
+	"      --witness tcp:HOST:PORT\n"
+	"                        (both sides of a pair) the `colovm witness` that\n"
+	"                        decides who serves when the pair breaks: a side\n"
+	"                        that would serve alone (the secondary taking over,\n"
+	"                        the primary running on unprotected) asks it first;\n"
+	"                        per pairing it grants the first side that asks\n"
+	"                        and refuses the other, so a cut link never leaves\n"
+	"                        two copies serving. A side refused, or that cannot\n"
+	"                        reach it, stops its guest (query-colo-status\n"
+	"                        \"fenced\", run state paused). The secondary asks two\n"
+	"                        heartbeats later than the primary would: on a cut\n"
+	"                        link the primary serves on. Both sides have one or\n"
+	"                        neither (a pair with one is refused)\n"
+	"      --witness-key FILE\n"
+	"                        the witness's key (default: --peer-key)\n"
 	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
 	"                        authenticating the migration or COLO channel; give\n"
 	"                        the same key to both ends (source: for QMP migrate).\n"
@@ -156,6 +174,12 @@ static const char usage_text[] =
 	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130):\n"
 	"             at once, or --shutdown-timeout after SIGTERM pressed the\n"
 	"             power button of a guest that then did not power off\n"
+	"\n"
+	"Witness: `colovm witness` serves claims on --listen (same key scheme as\n"
+	"the pair's channel: --peer-key; many pairs may share one witness when\n"
+	"they share its key). --state FILE keeps its grants across restarts (each\n"
+	"is fsync'd there before it is answered; without it a restarted witness\n"
+	"could grant a pairing twice). SIGTERM or SIGINT end it (status 0).\n"
 	"\n"
 	"Examples:\n"
 	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
@@ -440,6 +464,107 @@ static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, ui
 	return v;
 }
 
+/* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
+static int cmd_witness(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'L'},
+		{"peer-key", required_argument, NULL, 'K'},
+		{"state", required_argument, NULL, 'S'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *listen_uri = NULL, *key_file = NULL, *state = NULL;
+	struct transport_witness *w = NULL;
+	struct transport_key key;
+	sigset_t set;
+	int opt, ret, sigfd;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'L':
+			listen_uri = optarg;
+			break;
+		case 'K':
+			key_file = optarg;
+			break;
+		case 'S':
+			state = optarg;
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'q':
+			log_set_level(LOG_ERROR);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case ':':
+			usage_error("option '%s' needs an argument", argv[optind - 1]);
+			break;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!listen_uri || strncmp(listen_uri, "tcp:", 4))
+		usage_error("%s", "witness: --listen tcp:HOST:PORT is required");
+	if (key_file) {
+		ret = transport_key_load(key_file, &key);
+		if (ret) {
+			log_err("--peer-key %s: %s", key_file,
+				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
+					       : strerror(-ret));
+			return EXIT_SETUP_FAILED;
+		}
+	} else {
+		transport_key_public(&key);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return EXIT_SETUP_FAILED;
+	sigdelset(&set, SIGPIPE);
+	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	ret = sigfd < 0 ? -errno : transport_witness_new(listen_uri, &key, state, &w);
+	if (ret) {
+		/* (the state file's errors are logged where they are found) */
+		if (ret != -EBADMSG && (!state || ret == -EINVAL || ret == -EADDRINUSE))
+			log_err("witness: --listen %s: %s", listen_uri,
+				ret == -EINVAL ? "expected tcp:HOST:PORT" : strerror(-ret));
+		if (sigfd >= 0)
+			close(sigfd);
+		return EXIT_SETUP_FAILED;
+	}
+	log_info("witness: serving claims on %s%s%s%s", transport_witness_uri(w),
+		 state ? ", grants kept in " : "", state ? state : "",
+		 key_file ? "" : " (no --peer-key: anyone who reaches it may claim)");
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = transport_witness_fd(w), .events = POLLIN},
+					{.fd = sigfd, .events = POLLIN}};
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents)
+			transport_witness_serve_one(w);
+	}
+	log_info("witness: stopping");
+	transport_witness_free(w);
+	close(sigfd);
+	memset(&key, 0, sizeof(key));
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -464,9 +589,12 @@ static int cmd_run(int argc, char **argv)
 		{"colo", required_argument, NULL, 'C'},
 		{"peer", required_argument, NULL, 'E'},
 		{"listen", required_argument, NULL, 'L'},
+		{"witness", required_argument, NULL, 'W'},
+		{"witness-key", required_argument, NULL, 'X'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *nets[16], *disks[16];
+	const char *nets[16], *disks[16], *witness = NULL, *witness_key_file = NULL;
+	struct transport_key witness_key;
 	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
 	const char *colo = NULL, *peer = NULL, *listen_uri = NULL;
 	char vm_config[256];
@@ -528,6 +656,12 @@ static int cmd_run(int argc, char **argv)
 		case 'L':
 			listen_uri = optarg;
 			break;
+		case 'W':
+			witness = optarg;
+			break;
+		case 'X':
+			witness_key_file = optarg;
+			break;
 		case 'N':
 			if (cfg.nnet == ARRAY_SIZE(nets))
 				usage_error("%s", "too many --net options");
@@ -573,6 +707,10 @@ static int cmd_run(int argc, char **argv)
 			    "run: --peer goes with --colo primary, --listen with --colo secondary");
 	if (colo && (restore || incoming))
 		usage_error("%s", "run: --colo excludes --restore and --incoming");
+	if (witness_key_file && !witness)
+		usage_error("%s", "run: --witness-key goes with --witness");
+	if (witness && strncmp(witness, "tcp:", 4))
+		usage_error("--witness %s: expected tcp:HOST:PORT", witness);
 
 	ret = loop_new(&c.loop);
 	if (ret) {
@@ -585,6 +723,16 @@ static int cmd_run(int argc, char **argv)
 		ret = transport_key_load(key_file, &key);
 		if (ret) {
 			log_err("--peer-key %s: %s", key_file,
+				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
+					       : strerror(-ret));
+			c.status = EXIT_SETUP_FAILED;
+			goto out;
+		}
+	}
+	if (witness_key_file) {
+		ret = transport_key_load(witness_key_file, &witness_key);
+		if (ret) {
+			log_err("--witness-key %s: %s", witness_key_file,
 				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
 					       : strerror(-ret));
 			c.status = EXIT_SETUP_FAILED;
@@ -631,7 +779,10 @@ static int cmd_run(int argc, char **argv)
 	if (!ret)
 		ret = primary_new(
 		    c.vm, c.rs, c.loop, c.qmp,
-		    &(struct primary_opts){.key = key_file ? &key : NULL, .vm_config = vm_config},
+		    &(struct primary_opts){.key = key_file ? &key : NULL,
+					   .vm_config = vm_config,
+					   .witness = witness,
+					   .witness_key = witness_key_file ? &witness_key : NULL},
 		    &c.primary);
 	if (!ret)
 		ret = register_colo_qmp(&c);
@@ -659,7 +810,9 @@ static int cmd_run(int argc, char **argv)
 					    .done = on_colo_first_sync,
 					    .opaque = &c,
 					    .vm_config = vm_config,
-					    .qmp = c.qmp};
+					    .qmp = c.qmp,
+					    .witness = witness,
+					    .witness_key = witness_key_file ? &witness_key : NULL};
 
 		if (secondary_colo_new(c.vm, c.rs, c.loop, listen_uri, &so, &c.colo_secondary)) {
 			c.status = EXIT_SETUP_FAILED;
@@ -726,6 +879,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
-	usage_error("unknown command '%s' (expected: run)", argv[1]);
+	if (!strcmp(argv[1], "witness"))
+		return cmd_witness(argc - 1, argv + 1);
+	usage_error("unknown command '%s' (expected: run, witness)", argv[1]);
 	return EXIT_SETUP_FAILED;
 }

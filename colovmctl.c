@@ -352,6 +352,8 @@ static int colo_status(struct conn *c)
 	printf("reason:           %s\n", json_string_value(json_object_get(st, "reason")) ?: "");
 	if (json_object_get(st, "peer"))
 		printf("peer:             %s\n", json_string_value(json_object_get(st, "peer")));
+	if (json_object_get(st, "witness"))
+		printf("witness:          %s\n", json_string_value(json_object_get(st, "witness")));
 	printf("last checkpoint:  %lld (%lld ms ago)\n",
 	       (long long)jint(st, "last-checkpoint", NULL),
 	       (long long)jint(st, "last-checkpoint-age-ms", NULL));

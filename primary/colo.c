@@ -61,10 +61,9 @@ static const char *const reason_names[COLO_REASON__MAX] = {
 };
 
 static const char *const state_names[] = {
-    [COLO_NONE] = "none",
-    [COLO_SYNC] = "sync",
-    [COLO_PROTECTED] = "protected",
-    [COLO_UNPROTECTED] = "unprotected",
+    [COLO_NONE] = "none",	    [COLO_SYNC] = "sync",
+    [COLO_PROTECTED] = "protected", [COLO_UNPROTECTED] = "unprotected",
+    [COLO_FENCED] = "fenced",
 };
 
 const char *colo_reason_name(enum colo_reason r)
@@ -148,10 +147,73 @@ int colo_main_call(struct primary *m, enum mig_req req)
 	}
 }
 
+/* The pair broke and this side would run on alone: only with the witness's
+ * grant (transport.h, no split brain). Migration thread, the channel
+ * closed; the guest's output stays held meanwhile. colo_finish reads the
+ * verdict. */
+void colo_claim(struct primary *m)
+{
+	char why[sizeof(m->fence_why)];
+	uint64_t t0 = clock_ns();
+	bool shutdown;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	shutdown = m->colo_shutdown;
+	m->fence = 1;
+	m->fence_why[0] = 0;
+	pthread_mutex_unlock(&m->lock);
+	if (!m->witness || !m->colo_started || shutdown)
+		return;
+	r = transport_witness_claim(m->witness, &m->witness_key, m->pair, TRANSPORT_SIDE_PRIMARY,
+				    m->ckpt_id, m->uri, why, sizeof(why));
+	if (r == 1)
+		log_info("COLO: %s in %llu ms: the VM runs on", why,
+			 (unsigned long long)((clock_ns() - t0) / 1000000));
+	else
+		log_err("COLO: %s: the VM stops (no split brain)", why);
+	pthread_mutex_lock(&m->lock);
+	m->fence = r == 1;
+	snprintf(m->fence_why, sizeof(m->fence_why), "%s", why);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Refused by the witness: the guest stops (RUNNING -> PAUSED; stopped by
+ * a checkpoint it stays in COLO, which the run-state table leaves only for
+ * RUNNING or SHUTDOWN) and what it sent since the last acknowledged
+ * checkpoint never reaches the wire. */
+static void colo_fence(struct primary *m, const char *why)
+{
+	if (runstate_is_running(m->rs) && runstate_vm_stop(m->rs, RUN_STATE_PAUSED))
+		log_err("COLO: cannot stop the VM");
+	log_err("COLO: fenced: %s; the VM stays stopped (an operator may 'cont')", why);
+	colo_set_state(m, COLO_FENCED, "%s", why);
+	if (m->net) {
+		colo_net_fence(m->net);
+		json_decref(m->net_last);
+		m->net_last = colo_net_stats(m->net);
+	}
+	colo_net_free(m->net);
+	m->net = NULL;
+}
+
 void colo_finish(struct primary *m, int ret, const char *msg)
 {
 	const char *why = msg && msg[0] ? msg : ret ? strerror(-ret) : "ended";
+	char fenced[512] = "";
 
+	pthread_mutex_lock(&m->lock);
+	if (m->colo_started && !m->fence)
+		snprintf(fenced, sizeof(fenced), "%s; %s", why, m->fence_why);
+	pthread_mutex_unlock(&m->lock);
+	if (fenced[0]) {
+		if (m->qmp)
+			qmp_event(m->qmp, "COLO_EXIT",
+				  json_pack("{s:s,s:s,s:s,s:b}", "mode", "primary", "reason",
+					    "error", "message", fenced, "fenced", 1));
+		colo_fence(m, fenced);
+		return;
+	}
 	if (m->colo_started) {
 		/* A checkpoint held the VM: COLO -> RUNNING (the table's way
 		 * out), and on it goes alone. */
@@ -415,8 +477,7 @@ static void hb_lost(void *opaque, unsigned int silent_ms)
 	struct primary *m = opaque;
 
 	atomic_store(&m->hb_silent_ms, silent_ms ? silent_ms : 1);
-	log_err("COLO: heartbeat: nothing from the secondary for %u ms: it is given up",
-		silent_ms);
+	log_err("COLO: heartbeat: nothing from the secondary for %u ms: it is given up", silent_ms);
 	colo_wake(m);
 }
 
@@ -549,7 +610,8 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			if (ret == -EAGAIN)
 				break;
 			if (ret)
-				return vmstate_seterr(err, ret, "%s", lost_why(m, ret, why, sizeof(why)));
+				return vmstate_seterr(err, ret, "%s",
+						      lost_why(m, ret, why, sizeof(why)));
 			if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
 				transport_msg_free(msg);
 				continue;
@@ -582,6 +644,8 @@ json_t *primary_colo_status(struct primary *m)
 	    (json_int_t)(m->colo_started && m->ckpt_ns ? (clock_ns() - m->ckpt_ns) / 1000000 : 0));
 	if (o && m->uri && m->colo_state != COLO_NONE)
 		json_object_set_new(o, "peer", json_string(m->uri));
+	if (o && m->witness)
+		json_object_set_new(o, "witness", json_string(m->witness));
 	pthread_mutex_unlock(&m->lock);
 	return o;
 }

@@ -46,6 +46,7 @@ enum colo_state {
 	COLO_SYNC,	  /* first sync (live migration) to the secondary */
 	COLO_PROTECTED,	  /* checkpoints run */
 	COLO_UNPROTECTED, /* protection failed or ended: the VM runs alone */
+	COLO_FENCED,	  /* the pair broke, the witness did not grant: stopped */
 };
 
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
@@ -59,6 +60,8 @@ struct primary {
 	struct transport_key key;
 	struct primary_opts opts; /* hooks; vm_config copied below */
 	char *vm_config;
+	char *witness;			  /* NULL: none */
+	struct transport_key witness_key; /* (its key) */
 	int evfd;
 
 	pthread_mutex_t lock;
@@ -104,6 +107,9 @@ struct primary {
 	json_t *net_last;   /* the packet path's figures when protection last ended */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the secondary up */
 	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
+	uint8_t pair[TRANSPORT_PAIR_LEN];  /* this pairing, for the witness (thread) */
+	int fence;		/* the witness's verdict: 1 run on, 0 stop (thread, then main) */
+	char fence_why[256];	/* the verdict, for a person */
 	char colo_why[256]; /* reason of the last state change */
 	uint64_t colo_since_ns;
 	unsigned int pending; /* 1 << enum colo_reason, requested */
@@ -139,6 +145,8 @@ void colo_finish(struct primary *m, int ret, const char *msg);
 void colo_set_state(struct primary *m, enum colo_state st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int colo_register(struct primary *m);
+/* The witness's verdict once the pair broke (thread): m->fence, fence_why. */
+void colo_claim(struct primary *m);
 void colo_unregister(struct primary *m);
 
 /* net.c: COLO's packet path on the primary (see there). */
@@ -161,6 +169,8 @@ void colo_net_set_timeout(struct colo_net *n, uint64_t timeout_ms);
 /* Main loop: protection is over: held frames are released, frames pass
  * straight again. NULL is fine. */
 void colo_net_free(struct colo_net *n);
+/* Fenced: what the comparator still holds (and will release) is dropped. */
+void colo_net_fence(struct colo_net *n);
 /* query-colo-stats "network" (any thread; NULL: zeros). */
 json_t *colo_net_stats(struct colo_net *n);
 

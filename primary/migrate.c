@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -168,6 +169,11 @@ static int send_stream_start(struct primary *m, struct transport_channel *ch, ui
 		st.heartbeat_interval_ms = (uint32_t)m->hb_interval_ms;
 		st.heartbeat_misses = (uint32_t)m->hb_misses;
 		pthread_mutex_unlock(&m->lock);
+		if (getrandom(m->pair, sizeof(m->pair), 0) != (ssize_t)sizeof(m->pair))
+			return vmstate_seterr(err, -EIO, "getrandom: %s", strerror(errno));
+		st.pair.data = m->pair;
+		st.pair.len = sizeof(m->pair);
+		st.witness = m->witness != NULL;
 	}
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_STREAM_START;
 	msg.stream_start = &st;
@@ -456,6 +462,7 @@ out:
 	transport_close(ch);
 	free(p.bounce);
 	free(bitmap);
+	colo_claim(m);
 	pthread_mutex_lock(&m->lock);
 	m->result = ret;
 	m->end_ns = clock_ns();
@@ -805,8 +812,8 @@ static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp
 			 "checkpoint-interval", (json_int_t)m->ckpt_interval_ms,
 			 "x-checkpoint-delay", (json_int_t)m->ckpt_interval_ms, "compare-timeout",
 			 (json_int_t)m->compare_timeout_ms, "heartbeat-interval",
-			 (json_int_t)m->hb_interval_ms, "heartbeat-misses", (json_int_t)m->hb_misses,
-			 "x-colo-ram-digest", m->ram_digest);
+			 (json_int_t)m->hb_interval_ms, "heartbeat-misses",
+			 (json_int_t)m->hb_misses, "x-colo-ram-digest", m->ram_digest);
 	pthread_mutex_unlock(&m->lock);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -933,6 +940,8 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->opts.key = NULL;
 	m->vm_config = strdup(opts && opts->vm_config ? opts->vm_config : "");
 	m->opts.vm_config = NULL;
+	m->opts.witness = NULL;
+	m->opts.witness_key = NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->colo_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -951,6 +960,14 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 		close(m->evfd);
 		m->evfd = -1;
 		goto err;
+	}
+	if (opts && opts->witness) {
+		m->witness = strdup(opts->witness);
+		m->witness_key = opts->witness_key ? *opts->witness_key : m->key;
+		if (!m->witness) {
+			ret = -ENOMEM;
+			goto err;
+		}
 	}
 	m->qmp = qmp;
 	for (unsigned int i = 0; qmp && i < ARRAY_SIZE(cmds) && !ret; i++)
@@ -999,6 +1016,8 @@ void primary_free(struct primary *m)
 	if (m->colo_evfd >= 0)
 		close(m->colo_evfd);
 	memset(&m->key, 0, sizeof(m->key));
+	memset(&m->witness_key, 0, sizeof(m->witness_key));
+	free(m->witness);
 	free(m->vm_config);
 	free(m->uri);
 	free(m);

@@ -69,7 +69,8 @@ struct colo_net {
 	bool thread_live;
 	int evfd; /* wakes the compare thread */
 	_Atomic bool quit;
-	_Atomic uint64_t bad_redirected;
+	_Atomic bool fenced; /* releases are dropped */
+	_Atomic uint64_t bad_redirected, fenced_dropped;
 };
 
 static enum colo_reason map_reason(enum compare_reason r)
@@ -98,6 +99,10 @@ static void on_release(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct colo_port *p = opaque;
 
+	if (atomic_load(&p->n->fenced)) {
+		atomic_fetch_add(&p->n->fenced_dropped, 1);
+		return;
+	}
 	if (hw_vm_net_send(p->n->vm, p->idx, frame, len) < 0)
 		atomic_fetch_add(&p->wire_errors, 1);
 }
@@ -367,6 +372,11 @@ void colo_net_free(struct colo_net *n)
 	pthread_mutex_destroy(&n->cmp_lock);
 	pthread_mutex_destroy(&n->ch_lock);
 	free(n);
+}
+
+void colo_net_fence(struct colo_net *n)
+{
+	atomic_store(&n->fenced, true);
 }
 
 json_t *colo_net_stats(struct colo_net *n)

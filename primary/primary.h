@@ -72,6 +72,14 @@ struct primary_opts {
 	 * differs. NULL: "" (the secondary refuses unless it has none either).
 	 */
 	const char *vm_config;
+	/*
+	 * The witness (transport.h: no split brain) at this URI, or NULL:
+	 * none. With one, a primary that loses its secondary runs on only
+	 * once the witness granted it; refused or unanswered, it stops its
+	 * guest (PAUSED) and drops the output it held. witness_key NULL: key.
+	 */
+	const char *witness;
+	const struct transport_key *witness_key;
 };
 
 /* Register the QMP commands (qmp may be NULL: none) on loop's thread. */

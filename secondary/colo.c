@@ -68,8 +68,9 @@
 static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "mismatch",
 							"compare-timeout", "compare-limit"};
 
-enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED };
-static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected"};
+enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED, SC_FENCED };
+static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected",
+					     "fenced"};
 
 enum sc_req {
 	SC_REQ_NONE,
@@ -78,7 +79,8 @@ enum sc_req {
 	SC_REQ_RESUME,
 	SC_REQ_SHUTDOWN,
 	SC_REQ_FAILED,
-	SC_REQ_EXIT /* took over: the COLO_EXIT event */
+	SC_REQ_EXIT, /* took over: the COLO_EXIT event */
+	SC_REQ_FENCE /* the witness did not grant: stop, COLO_EXIT */
 };
 
 struct secondary_colo {
@@ -88,10 +90,13 @@ struct secondary_colo {
 	struct secondary_opts opts;
 	char *vm_config;
 	struct transport_key key;
+	char *witness; /* NULL: none */
+	struct transport_key witness_key;
+	uint8_t pair[TRANSPORT_PAIR_LEN]; /* this pairing (StreamStart) */
 	struct transport_listener *listener;
 	struct ram_cache *cache;
-	struct sc_net *net; /* the packet path (net.c) */
-	uint64_t *dirty;    /* this guest's dirty pages at a flush */
+	struct sc_net *net;		   /* the packet path (net.c) */
+	uint64_t *dirty;		   /* this guest's dirty pages at a flush */
 	unsigned int hb_ms, hb_misses;	   /* the pair's heartbeat (StreamStart) */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the primary up */
 	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
@@ -181,6 +186,21 @@ static int sc_main(struct secondary_colo *s, enum sc_req req)
 			qmp_event(s->opts.qmp, "COLO_EXIT", d);
 		}
 		return 0;
+	case SC_REQ_FENCE:
+		/* RUNNING -> PAUSED; stopped by a checkpoint it stays in COLO
+		 * (the run-state table leaves COLO only for RUNNING or
+		 * SHUTDOWN) */
+		ret = runstate_is_running(s->rs) ? runstate_vm_stop(s->rs, RUN_STATE_PAUSED) : 0;
+		if (s->opts.qmp) {
+			json_t *d;
+
+			pthread_mutex_lock(&s->lock);
+			d = json_pack("{s:s,s:s,s:s,s:b}", "mode", "secondary", "reason", "error",
+				      "message", s->why, "fenced", 1);
+			pthread_mutex_unlock(&s->lock);
+			qmp_event(s->opts.qmp, "COLO_EXIT", d);
+		}
+		return ret;
 	default:
 		return 0;
 	}
@@ -321,6 +341,17 @@ static int check_start(struct secondary_colo *s, const Colovm__Transport__Stream
 				      (unsigned long long)(bytes >> 20));
 	if (config_diff(st->vm_config ? st->vm_config : "", s->vm_config, diff, sizeof(diff)))
 		return vmstate_seterr(err, -EINVAL, "%s (the VM flags must match)", diff);
+	if (st->witness != (s->witness != NULL))
+		return vmstate_seterr(err, -EINVAL,
+				      "the primary %s a witness, this secondary %s (--witness on "
+				      "both or neither: with one side alone a cut link could leave "
+				      "two copies serving)",
+				      st->witness ? "has" : "has no",
+				      s->witness ? "has" : "has none");
+	if (s->witness && st->pair.len != TRANSPORT_PAIR_LEN)
+		return vmstate_seterr(err, -EPROTO, "the primary names no pairing for the witness");
+	if (s->witness)
+		memcpy(s->pair, st->pair.data, TRANSPORT_PAIR_LEN);
 	s->hb_ms = st->heartbeat_interval_ms ? st->heartbeat_interval_ms : TRANSPORT_HEARTBEAT_MS;
 	s->hb_misses = st->heartbeat_misses ? st->heartbeat_misses : TRANSPORT_HEARTBEAT_MISSES;
 	return 0;
@@ -677,6 +708,34 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 	return ret ? ret : -EPIPE;
 }
 
+/* The pair broke: with a witness, this side serves only once it granted
+ * (transport.h). It asks two heartbeat intervals after the primary would
+ * (the primary is preferred: a link that failed leaves it serving, no
+ * needless takeover). false: fenced (state, reason set). */
+static bool claim(struct secondary_colo *s, const char *broke)
+{
+	struct pollfd pfd = {.fd = s->quit, .events = POLLIN};
+	char why[200];
+	uint64_t t0;
+	int r;
+
+	if (!s->witness)
+		return true;
+	if (poll(&pfd, 1, (int)(2 * s->hb_ms)) > 0)
+		return true; /* colovm is ending: no verdict needed */
+	t0 = clock_ns();
+	r = transport_witness_claim(s->witness, &s->witness_key, s->pair, TRANSPORT_SIDE_SECONDARY,
+				    s->ckpt_id, s->vm_config, why, sizeof(why));
+	if (r == 1) {
+		log_info("COLO: %s in %llu ms: taking over", why,
+			 (unsigned long long)((clock_ns() - t0) / 1000000));
+		return true;
+	}
+	log_err("COLO: the pair broke (%s) and %s: the guest stops (no split brain)", broke, why);
+	sc_set_state(s, SC_FENCED, "%s; %s", broke, why);
+	return false;
+}
+
 static void *sc_thread(void *arg)
 {
 	struct secondary_colo *s = arg;
@@ -749,8 +808,9 @@ static void *sc_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	s->ch = NULL;
 	pthread_mutex_unlock(&s->lock);
-	/* No more packets over ch: the guest's go to its own wire now. */
-	sc_net_failover(s->net);
+	/* No more packets over ch (the guest's are dropped until this side
+	 * serves or stops). */
+	sc_net_attach(s->net, NULL);
 	transport_close(ch);
 	hw_dirty_log_stop(s->vm);
 	if (!ret) {
@@ -762,9 +822,15 @@ static void *sc_thread(void *arg)
 		sc_set_state(s, SC_UNPROTECTED, "colovm is shutting down");
 		return NULL;
 	}
+	if (!claim(s, err.msg)) {
+		sc_call(s, SC_REQ_FENCE);
+		return NULL;
+	}
 	log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, unprotected",
 		err.msg, (unsigned long long)s->ckpt_id);
-	/* This copy serves now: the switches learn where its MACs are. */
+	/* This copy serves now: its guest's packets go to its own wire, and
+	 * the switches learn where its MACs are. */
+	sc_net_failover(s->net);
 	hw_vm_announce(s->vm);
 	sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 	if (stopped && sc_call(s, SC_REQ_RESUME))
@@ -817,13 +883,21 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 		s->key = *opts->key;
 	else
 		transport_key_public(&s->key);
+	s->opts.witness = NULL;
+	s->opts.witness_key = NULL;
+	if (opts && opts->witness) {
+		s->witness = strdup(opts->witness);
+		s->witness_key = opts->witness_key ? *opts->witness_key : s->key;
+	}
 	s->dirty = calloc(HW_BITMAP_WORDS(hw_vm_ram_pages(vm)), sizeof(uint64_t));
 	ret = sc_net_new(vm, &s->net);
 	if (ret) {
 		log_err("COLO: cannot set up the packet path: %s", strerror(-ret));
 		goto err;
 	}
-	ret = s->vm_config && s->dirty ? ram_cache_new_empty(ram, bytes, &s->cache) : -ENOMEM;
+	ret = s->vm_config && s->dirty && (s->witness || !opts || !opts->witness)
+		  ? ram_cache_new_empty(ram, bytes, &s->cache)
+		  : -ENOMEM;
 	if (ret) {
 		log_err("COLO: cannot allocate the RAM cache (%llu MiB): %s",
 			(unsigned long long)(bytes >> 20), strerror(-ret));
@@ -894,6 +968,8 @@ void secondary_colo_free(struct secondary_colo *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	memset(&s->key, 0, sizeof(s->key));
+	memset(&s->witness_key, 0, sizeof(s->witness_key));
+	free(s->witness);
 	free(s->dirty);
 	free(s->vm_config);
 	free(s);
@@ -905,10 +981,12 @@ json_t *secondary_colo_status(struct secondary_colo *s)
 
 	pthread_mutex_lock(&s->lock);
 	o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "mode",
-		      s->state == SC_UNPROTECTED ? "none" : "secondary", "last-mode", "secondary",
-		      "state", sc_state_names[s->state], "reason", s->why, "last-checkpoint",
-		      (json_int_t)s->ckpt_id, "last-checkpoint-age-ms",
+		      s->state == SC_UNPROTECTED || s->state == SC_FENCED ? "none" : "secondary",
+		      "last-mode", "secondary", "state", sc_state_names[s->state], "reason", s->why,
+		      "last-checkpoint", (json_int_t)s->ckpt_id, "last-checkpoint-age-ms",
 		      (json_int_t)(s->ckpt_ns ? (clock_ns() - s->ckpt_ns) / 1000000 : 0));
+	if (o && s->witness)
+		json_object_set_new(o, "witness", json_string(s->witness));
 	pthread_mutex_unlock(&s->lock);
 	return o;
 }

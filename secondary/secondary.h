@@ -46,6 +46,12 @@ struct secondary_opts {
 	/* COLO: where the COLO_EXIT event goes when this copy takes over
 	 * (NULL: nowhere). */
 	struct qmp *qmp;
+	/* COLO: the witness (transport.h: no split brain), NULL: none. With
+	 * one, this side takes over only once the witness granted it;
+	 * refused or unanswered, its guest stops (PAUSED). The primary must
+	 * have one too, or the pair is refused. witness_key NULL: key. */
+	const char *witness;
+	const struct transport_key *witness_key;
 };
 
 /*

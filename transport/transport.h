@@ -33,7 +33,7 @@
  *   magic   "CVTP" (0x50545643)
  *   version TRANSPORT_WIRE_VERSION (1); a frame with another version is
  *           refused with an Error message naming the versions we speak
- *   type    control frames: the field number of the Msg body (1..13);
+ *   type    control frames: the field number of the Msg body (1..17);
  *           bulk stream frames: TRANSPORT_FRAME_BULK_DATA / _BULK_END
  *   length  payload bytes (control: <= TRANSPORT_MAX_MSG)
  *   flags   0
@@ -301,5 +301,49 @@ void transport_abort(struct transport_channel *ch, int err);
 const char *transport_backend(const struct transport_channel *ch);
 /* Peer's name from the handshake. */
 const char *transport_peer_name(const struct transport_channel *ch);
+
+/*
+ * ---- The witness: no split brain -------------------------------------------
+ *
+ * When the pair's link fails and both hosts live, each side sees the other
+ * fall silent. A side that would serve alone (the secondary taking over, the
+ * primary running on unprotected) first claims the right from the witness,
+ * a third small process (`colovm witness`, on a third host) under the same
+ * key scheme. Per pairing (StreamStart.pair, new at every pairing) the
+ * witness grants the first claim and refuses every claim of the other side,
+ * durably (its state file is fsync'd before it answers). A side that is
+ * refused, or cannot reach the witness, or gets anything but a verdict,
+ * stops its guest. So at most one copy ever serves on:
+ *   link down, witness up        the first claimant serves (the secondary
+ *                                claims two heartbeats later: the primary
+ *                                is preferred), the other stops;
+ *   primary dead, witness up     the secondary is granted and takes over;
+ *   witness down, link up        nothing changes (it is asked only when the
+ *                                pair breaks);
+ *   witness down and link down   nobody is granted: both copies stop, and
+ *   (or the other host dead)     an operator decides (`cont`).
+ * Not covered: a pair whose sides name different witnesses (a config error
+ * colovm cannot see), and a witness whose state file is lost.
+ */
+#define TRANSPORT_PAIR_LEN 16
+enum transport_side { TRANSPORT_SIDE_PRIMARY, TRANSPORT_SIDE_SECONDARY };
+/* Claim pairing `pair` for `side` at the witness at uri. 1: granted; 0:
+ * refused; < 0: no verdict (unreachable, another key, garbage, no answer
+ * within 2 s). msg says which, for a person. */
+int transport_witness_claim(const char *uri, const struct transport_key *key,
+			    const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
+			    uint64_t checkpoint_id, const char *vm, char *msg, size_t len);
+struct transport_witness;
+/* Listen on uri; state_path (NULL: none) keeps the grants across restarts
+ * (a bad line: -EBADMSG, logged with its number; other state file errors logged too). */
+int transport_witness_new(const char *uri, const struct transport_key *key,
+			  const char *state_path, struct transport_witness **out);
+const char *transport_witness_uri(const struct transport_witness *w);
+/* Readable when a claimant waits. */
+int transport_witness_fd(const struct transport_witness *w);
+/* Accept one claimant and answer it (bounded: 2 s for the handshake, 2 s
+ * for the claim). */
+void transport_witness_serve_one(struct transport_witness *w);
+void transport_witness_free(struct transport_witness *w);
 
 #endif

@@ -12,6 +12,16 @@ run_bad "mem too small" "--mem '1': out of range" "$COLOVM" run --kernel "$TESTG
 run_bad "cpus zero" "--cpus '0': out of range" "$COLOVM" run --kernel "$TESTGUEST" --cpus 0
 run_bad "bad serial" "--serial tty9: expected stdio" "$COLOVM" run --kernel "$TESTGUEST" --serial tty9
 run_bad "stray argument" "unexpected argument 'extra'" "$COLOVM" run --kernel "$TESTGUEST" extra
+run_bad "witness not tcp" "--witness rdma:1.2.3.4:5: expected tcp:HOST:PORT" \
+	"$COLOVM" run --kernel "$TESTGUEST" --witness rdma:1.2.3.4:5
+run_bad "witness-key alone" "--witness-key goes with --witness" \
+	"$COLOVM" run --kernel "$TESTGUEST" --witness-key "$TMP/nope"
+run_bad "witness without listen" "--listen tcp:HOST:PORT is required" "$COLOVM" witness
+printf '0123 primary 1\n' >"$TMP/witness.state"
+run_bad "witness state damaged" "witness.state:1: expected 'PAIR" \
+	"$COLOVM" witness --listen tcp:127.0.0.1:0 --state "$TMP/witness.state"
+run_bad "witness bad key" "not a key" \
+	"$COLOVM" witness --listen tcp:127.0.0.1:0 --peer-key "$TMP/witness.state"
 
 need_kvm
 run_bad "missing kernel" "cannot read kernel $TMP/nope: No such file" \

@@ -125,18 +125,20 @@ compare_digests() {
 # primary in NSP, app CMDLINE with a NIC on each host's tap0, over the veth
 # (port: $port + 1, and up); waits for protection and the guest's network.
 # Files $TMP/NAME-{pri,sec}.{sock,err,out}; PIDs PRI_PID, SEC_PID.
+# Extra flags for each side: the arrays PAIR_PRI_ARGS and PAIR_SEC_ARGS.
+PAIR_PRI_ARGS=() PAIR_SEC_ARGS=()
 net_pair() {
 	local n=$1 args=(--kernel "$TESTGUEST" --mem 32 --cmdline "$2" --net tap=tap0
 		--peer-key "$TMP/key")
 	port=$((port + 1))
-	ip netns exec $NSS "$COLOVM" run "${args[@]}" --colo secondary \
+	ip netns exec $NSS "$COLOVM" run "${args[@]}" "${PAIR_SEC_ARGS[@]}" --colo secondary \
 		--listen tcp:192.168.77.2:$port --serial file:"$TMP/$n-sec.out" \
 		--qmp unix:"$TMP/$n-sec.sock",server 2>"$TMP/$n-sec.err" &
 	SEC_PID=$!
 	on_exit "kill -9 $SEC_PID 2>/dev/null"
 	wait_for_line "$TMP/$n-sec.err" 'waiting for a primary' 20 ||
 		fail "$n: the secondary does not listen: $(cat "$TMP/$n-sec.err")"
-	ip netns exec $NSP "$COLOVM" run "${args[@]}" --colo primary \
+	ip netns exec $NSP "$COLOVM" run "${args[@]}" "${PAIR_PRI_ARGS[@]}" --colo primary \
 		--peer tcp:192.168.77.2:$port --serial file:"$TMP/$n-pri.out" \
 		--qmp unix:"$TMP/$n-pri.sock",server 2>"$TMP/$n-pri.err" &
 	PRI_PID=$!

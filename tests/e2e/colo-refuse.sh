@@ -1,6 +1,6 @@
 #!/bin/bash
 # A COLO secondary refuses primaries it must not pair with: more RAM, more
-# vCPUs, another key. Each time both sides say why, the primary's guest runs
+# vCPUs, another key, a witness it does not have. Each time both sides say why, the primary's guest runs
 # on unprotected (query-colo-status "unprotected" with the reason) and the
 # secondary goes on waiting; a matching primary then pairs with it.
 source "$(dirname "$0")/lib.sh"
@@ -45,6 +45,10 @@ refused cpus 'refused to pair: the primary.s VM has cpus=2, this one cpus=1' \
 refused key 'different --peer-key' "refused a primary: the primary's key differs" \
 	--mem 32 --cpus 1 --peer-key "$d/other.key"
 refused nokey 'different --peer-key' "refused a primary: the primary's key differs" --mem 32 --cpus 1
+# a witness on one side only: a cut link could leave two copies serving
+refused witness 'the primary has a witness, this secondary has none' \
+	'refused to pair: the primary has a witness, this secondary has none' \
+	--mem 32 --cpus 1 --peer-key "$d/key" --witness tcp:127.0.0.1:9
 
 # The secondary survived them all: the right primary pairs.
 start_primary "$d" good $port "${base[@]}" --mem 32 --cpus 1 --peer-key "$d/key"
