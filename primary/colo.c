@@ -506,20 +506,20 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 	m->colo_started = true;
 	m->status = MIG_COLO;
 	m->colo_ch = ch; /* for colo_net_start, on the main loop */
-	pthread_mutex_unlock(&m->lock);
-	ret = mig_call(m, REQ_COLO_START);
-	if (ret)
-		return vmstate_seterr(err, ret, "cannot run the VM after the first sync: %s",
-				      strerror(-ret));
-	pthread_mutex_lock(&m->lock);
 	hb_ms = (unsigned int)m->hb_interval_ms;
 	hb_misses = (unsigned int)m->hb_misses;
 	pthread_mutex_unlock(&m->lock);
+	/* Beats first: the secondary watches this side from its ack on, and
+	 * starting the VM waits for the main loop, which may be slow. */
 	atomic_store(&m->hb_silent_ms, 0);
 	atomic_store(&m->hb_drill, false);
 	ret = transport_heartbeat_start(ch, hb_ms, hb_misses, hb_lost, m);
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot start the heartbeat: %s", strerror(-ret));
+	ret = mig_call(m, REQ_COLO_START);
+	if (ret)
+		return vmstate_seterr(err, ret, "cannot run the VM after the first sync: %s",
+				      strerror(-ret));
 	colo_set_state(m, COLO_PROTECTED, "paired with %s", transport_peer_name(ch));
 	log_info("COLO: heartbeat every %u ms, the secondary given up after %u ms of silence",
 		 hb_ms, hb_ms * hb_misses);

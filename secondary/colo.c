@@ -519,6 +519,16 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 	}
 	log_info("COLO: first sync: %llu pages (%llu copied into guest RAM)",
 		 (unsigned long long)pages, (unsigned long long)copied);
+	/* Beats from now on: the primary watches this side from the ack, and
+	 * the first run below waits for the main loop, which may be slow. */
+	atomic_store(&s->hb_silent_ms, 0);
+	atomic_store(&s->hb_drill, false);
+	ret = transport_heartbeat_start(ch, s->hb_ms, s->hb_misses, hb_lost, s);
+	if (ret)
+		log_err("COLO: cannot start the heartbeat: %s", strerror(-ret));
+	else
+		log_info("COLO: heartbeat every %u ms, the primary given up after %u ms of silence",
+			 s->hb_ms, s->hb_ms * s->hb_misses);
 	if (send_ack(ch, 1, 0, NULL))
 		return vmstate_seterr(err, -EPIPE, "cannot acknowledge the first sync");
 	/* From its first instruction the guest talks through the primary. */
@@ -793,14 +803,6 @@ static void *sc_thread(void *arg)
 	}
 	sc_set_state(s, SC_PROTECTED, "paired with %s", transport_peer_name(ch));
 	memset(&err, 0, sizeof(err));
-	atomic_store(&s->hb_silent_ms, 0);
-	atomic_store(&s->hb_drill, false);
-	ret = transport_heartbeat_start(ch, s->hb_ms, s->hb_misses, hb_lost, s);
-	if (ret)
-		log_err("COLO: cannot start the heartbeat: %s", strerror(-ret));
-	else
-		log_info("COLO: heartbeat every %u ms, the primary given up after %u ms of silence",
-			 s->hb_ms, s->hb_ms * s->hb_misses);
 	pthread_mutex_lock(&s->lock);
 	s->ch = ch;
 	pthread_mutex_unlock(&s->lock);

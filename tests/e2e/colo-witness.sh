@@ -89,8 +89,9 @@ start_witness
 
 # ---- 1. the link is cut, the witness up --------------------------------------
 net_pair cut "app=kv"
-"$CTL" --qmp "$TMP/cut-sec.sock" --watch >"$TMP/cut-sec.ev" 2>/dev/null &
-on_exit "kill $! 2>/dev/null"
+"$CTL" --qmp "$TMP/cut-sec.sock" --watch >"$TMP/cut-sec.ev" 2>"$TMP/cut-watch.log" &
+WATCH_PID=$!
+on_exit "kill $WATCH_PID 2>/dev/null"
 sleep 0.5
 [ "$(kv $NSP 20 "${sets[@]}" | sort -u)" = OK ] || fail "SETs through the pair"
 cut
@@ -106,7 +107,7 @@ q "$TMP/cut-sec.sock" query-colo-status | grep -q 'the primary holds this pair.s
 	fail "the secondary's reason: $(q "$TMP/cut-sec.sock" query-colo-status)"
 grep -q 'announced' "$TMP/cut-sec.err" && fail "the fenced secondary announced its MACs"
 grep '"COLO_EXIT"' "$TMP/cut-sec.ev" | grep -q '"fenced": true' ||
-	fail "no COLO_EXIT with fenced from the secondary: $(cat "$TMP/cut-sec.ev")"
+	fail "no COLO_EXIT with fenced from the secondary: $(cat "$TMP/cut-sec.ev" "$TMP/cut-watch.log"; ps -p $WATCH_PID)"
 grep -q 'refused the secondary' "$TMP/witness.err" || fail "the witness's log: $(cat "$TMP/witness.err")"
 note "secondary: $(q "$TMP/cut-sec.sock" query-colo-status | jq_ 'd["reason"]')"
 quit_split "$TMP/cut-pri" "$TMP/cut-sec"
@@ -133,7 +134,6 @@ no_crash "$TMP/kill-sec.err"
 kill $WIT_PID
 wait_exit $WIT_PID 10 || fail "the witness does not stop on SIGTERM"
 grep -q 'witness: stopping' "$TMP/witness.err" || fail "the witness's log on SIGTERM"
-net_pair junk "app=kv"
 python3 - $wport >"$TMP/junk.log" 2>&1 <<'PY' &
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,7 +143,7 @@ while True:
     c.sendall(b"GRANTED " * 64); c.close()
 PY
 on_exit "kill $! 2>/dev/null"
-sleep 0.5
+net_pair junk "app=kv"
 [ "$(kv $NSP 20 "${sets[@]}" | sort -u)" = OK ] || fail "SETs through the pair"
 cut
 fenced junk pri
