@@ -8,7 +8,11 @@
 # -incoming from the file): the same connection gets the data back and
 # INCR goes on from the saved value, whoami shows the same boot id, and the
 # restored guest's serial shell reads the file back.
-# VMM=qemu (linux-snapshot-qemu.sh): the same on QEMU microvm.
+# colovm's restored guest is then shut down by QMP system_powerdown and
+# checked down to the disk image (lg_shutdown: the button seen, /data
+# unmounted, ACPI S5, exit 0, the image clean and holding the last write).
+# VMM=qemu (linux-snapshot-qemu.sh): the same on QEMU microvm (its
+# system_powerdown: e2e.linux-guest-qemu).
 source "$(dirname "$0")/lib.sh"
 source "$SRC/tests/guest/linux/vm.sh"
 VMM=${VMM:-colovm}
@@ -91,7 +95,7 @@ touch "$TMP/go"
 sleep 1
 
 note "$VMM: restore on tap0"
-lg_start r "$VMM" ns="$NS" tap=tap0 disk="$img" restore="$TMP/snap"
+lg_start r "$VMM" ns="$NS" tap=tap0 disk="$img" restore="$TMP/snap" shutdown_timeout=30
 wait $cpid || fail "client failed after the restore: $(cat "$TMP/client.out")"
 note "$(tr '\n' ';' <"$TMP/client.out")"
 lg_out r
@@ -100,5 +104,8 @@ grep -q '^linuxguest: up' "$TMP/r.out" && fail "the restored guest booted again"
 [ "$(lg_sh r 'cat /data/token')" = "$token" ] || fail "the restored guest's shell does not read the file back"
 [ "$(lg_sh r nproc)" = 2 ] || fail "the restored guest does not see 2 CPUs"
 lg_alive r || fail "the restored VM ended"
-lg_kill r
+case $VMM in
+colovm) lg_shutdown r powerdown "$img" ;;
+qemu) lg_kill r ;;
+esac
 echo "PASS ($VMM)"
