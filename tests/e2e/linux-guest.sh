@@ -19,7 +19,7 @@
 # on SIGTERM); the guest sees the button, unmounts /data, powers off (ACPI
 # S5 on colovm), the VMM exits 0 and the ext4 image is clean and holds a
 # file written just before, never synced. (colovm's system_powerdown:
-# e2e.linux-snapshot, on the restored guest.)
+# e2e.linux-migrate, on the restored guest.)
 source "$(dirname "$0")/lib.sh"
 source "$SRC/tests/guest/linux/vm.sh"
 VMM=${VMM:-colovm}
