@@ -4,11 +4,16 @@
 # virtio-mmio devices only as LNRO0005 devices in the DSDT, and the second
 # vCPU only in the MADT.
 #
-# A first, short boot (1 vCPU) powers off: ACPI S5 ends colovm with 0.
-# A second one idles: the kernel's GED driver has unmasked the power
-# button's interrupt, but nothing in this initramfs acts on the button
-# (no `button` module, no acpid), so SIGTERM presses it, the guest does not
-# power off, and colovm stops after --shutdown-timeout 2 with 143.
+# A first, short boot (1 vCPU) of the vmlinux inside the bzImage (its PVH
+# entry) powers off: ACPI S5 ends colovm with 0. A second one, of the
+# bzImage (64-bit boot protocol), idles: the kernel's GED driver has
+# unmasked the power button's interrupt, but nothing in this initramfs acts
+# on the button (no `button` module, no acpid), so SIGTERM presses it, the
+# guest does not power off, and colovm stops after --shutdown-timeout 2
+# with 143. Both reach userspace, and their init reports the kernel's
+# command line (it must hold this boot's marker) and /proc/version. (This
+# was e2e.linux-smoke's pair of boots; the bzImage's own power-off through
+# S5 is e2e.linux-guest's and e2e.linux-migrate's shutdown.)
 # The main boot: the bzImage with a busybox initramfs holding virtio_mmio,
 # virtio_net and virtio_blk (and what they depend on), --cpus 2, a --net and
 # a --disk. Checks: 2 processors online, no ACPI error or warning in the
@@ -28,6 +33,23 @@ vmlinuz=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
 kver=${vmlinuz#/boot/vmlinuz-}
 [ -d "/lib/modules/$kver" ] || skip "no /lib/modules/$kver for $vmlinuz"
 command -v busybox >/dev/null || skip "needs busybox (busybox-static) for the initramfs"
+
+# The vmlinux inside the bzImage: the setup header says where the payload
+# is; decompress it with the matching tool.
+python3 - "$vmlinuz" "$TMP/payload" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+setup = ((d[0x1f1] or 4) + 1) * 512
+off, length = struct.unpack_from('<II', d, 0x248)
+open(sys.argv[2], 'wb').write(d[setup + off: setup + off + length])
+PY
+case "$(head -c 6 "$TMP/payload" | od -An -tx1 | tr -d ' \n')" in
+fd377a585a00) xz -dc "$TMP/payload" >"$TMP/vmlinux" ;;
+28b52ffd*) zstd -qdc "$TMP/payload" >"$TMP/vmlinux" ;;
+1f8b*) gzip -dc "$TMP/payload" >"$TMP/vmlinux" ;;
+*) fail "unknown compression of the kernel payload in $vmlinuz" ;;
+esac 2>/dev/null || true
+[ -s "$TMP/vmlinux" ] || fail "could not extract vmlinux from $vmlinuz"
 
 # The modules and their dependencies, dependencies first.
 mods=()
@@ -56,6 +78,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "acpi-e2e: init uptime \$(cut -d' ' -f1 /proc/uptime)"
+echo "acpi-e2e: cmdline \$(cat /proc/cmdline)"
+echo "acpi-e2e: version \$(cat /proc/version)"
 if grep -q acpi_e2e.poweroff /proc/cmdline; then
 	echo "acpi-e2e: powering off"
 	poweroff -f
@@ -96,26 +120,37 @@ log=$TMP/console.log
 show() { cat "$TMP/colovm.err" >&2; cat "$log" >&2; }
 # No panic=: a kernel that cannot reboot or power off hangs, and the
 # timeout says so.
-run() {
+run() { # KERNEL ARGS...
+	local kernel=$1
+	shift
 	st=0
-	timeout -k 5 180 "$COLOVM" run --kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 \
+	timeout -k 5 180 "$COLOVM" run --kernel "$kernel" --initrd "$TMP/initrd.gz" --mem 512 \
 		"$@" --serial "file:$log" 2>"$TMP/colovm.err" || st=$?
+}
+# booted NAME: the kernel reached this initramfs, saw its command line
+# (colovm.smoke=NAME) and says what it is
+booted() {
+	grep -q "^acpi-e2e: cmdline .*colovm.smoke=$1" "$log" ||
+		{ show; fail "$1: the kernel did not reach its init or did not see its command line"; }
+	grep -m1 '^acpi-e2e: version Linux version ' "$log" >&2 || { show; fail "$1: no 'Linux version' in /proc/version"; }
 }
 
 # `poweroff` writes S5 to the FADT's sleep control register: colovm ends, 0.
-run --cpus 1 --cmdline "console=ttyS0 quiet loglevel=4 acpi_e2e.poweroff"
+run "$TMP/vmlinux" --cpus 1 --cmdline "console=ttyS0 quiet loglevel=4 acpi_e2e.poweroff colovm.smoke=pvh"
 [ "$st" = 0 ] || { show; fail "poweroff: colovm exited $st (expected 0: ACPI S5)"; }
 grep -q 'guest powered off (ACPI S5)' "$TMP/colovm.err" || { show; fail "poweroff: not through ACPI S5"; }
 grep -q '^acpi-e2e: powering off' "$log" || { show; fail "poweroff: the initramfs did not run"; }
-echo "ok: poweroff in the guest ends colovm through ACPI S5" >&2
+booted pvh
+echo "ok: the vmlinux (PVH entry) reaches userspace; poweroff in the guest ends colovm through ACPI S5" >&2
 
 # A guest that listens to the power button but does not power off: SIGTERM
 # presses the button, colovm waits --shutdown-timeout, then stops (143).
 "$COLOVM" run --kernel "$vmlinuz" --initrd "$TMP/initrd.gz" --mem 512 --cpus 1 \
-	--shutdown-timeout 2 --cmdline "console=ttyS0 quiet loglevel=4 acpi_e2e.idle" \
+	--shutdown-timeout 2 --cmdline "console=ttyS0 quiet loglevel=4 acpi_e2e.idle colovm.smoke=bzimage" \
 	--serial "file:$log" 2>"$TMP/colovm.err" &
 pid=$!
 wait_for_line "$log" '^acpi-e2e: idle' 180 || { show; fail "idle: the initramfs did not start"; }
+booted bzimage
 t0=$(date +%s%N)
 kill -TERM "$pid"
 st=0

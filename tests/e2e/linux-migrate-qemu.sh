@@ -1,3 +1,4 @@
 #!/bin/bash
-# linux-migrate.sh with QEMU microvm as the VMM (same kernel, same initramfs).
+# linux-migrate.sh (migration, then snapshot and restore) with QEMU microvm
+# as the VMM (same kernel, same initramfs).
 VMM=qemu exec bash "$(dirname "$0")/linux-migrate.sh"

@@ -20,6 +20,8 @@
 #   lg_qmp NAME ARGS...       colovmctl against NAME's QMP socket (works with
 #                             QEMU's too)
 #   lg_alive NAME, lg_kill NAME, lg_status NAME (exit status in $lg_st)
+#   lg_shutdown NAME HOW IMAGE  a clean shutdown (powerdown or sigterm),
+#                             checked from the host down to the disk image
 #
 # Kernel command line: console=ttyS0 quiet loglevel=4 (errors and worse
 # only: every console byte is a VM exit; `dmesg` has the rest) panic=-1 (a
@@ -27,7 +29,7 @@
 
 LG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QEMU=${QEMU:-$(command -v qemu-system-x86_64 || true)}
-declare -A lg_pid lg_t0 lg_fd
+declare -A lg_pid lg_t0 lg_fd lg_vmm
 
 lg_build() {
 	local t0 out
@@ -100,6 +102,7 @@ lg_start() {
 	# the test holds the fifo's write end, so the VMM's stdin never sees EOF
 	exec {fd}<>"$TMP/$name.in"
 	lg_fd[$name]=$fd
+	lg_vmm[$name]=$vmm
 	lg_t0[$name]=$(date +%s%N)
 	"${cmd[@]}" <"$TMP/$name.in" >"$TMP/$name.raw" 2>&1 &
 	lg_pid[$name]=$!
@@ -190,4 +193,63 @@ lg_qmp() {
 # command in the guest's network).
 lg_whoami() {
 	$LG_NSX curl -sf -m 20 "http://${LG_IP:-10.0.0.2}/cgi-bin/whoami" | sed -n "s/^$2=//p"
+}
+
+# lg_shutdown NAME HOW IMAGE: a clean shutdown from the host of guest NAME,
+# whose /data is the ext4 image IMAGE (start it with shutdown_timeout=30):
+# write a file the guest never syncs, ask by HOW (powerdown: QMP
+# system_powerdown, colovm and QEMU; sigterm: SIGTERM to colovm, which
+# presses the power button of a guest that listens and waits for its
+# power-off), then check from the host: the guest saw the button (the GED
+# interrupt -> the `button` driver -> busybox acpid -> `poweroff`),
+# unmounted /data, powered off through ACPI S5 (colovm's log), the VMM
+# exited 0 by itself, and the image is clean (no journal to replay) and
+# holds the file.
+lg_shutdown() {
+	local name=$1 how=$2 img=$3 vmm=${lg_vmm[$1]} token t0 st ms got n0 out=$TMP/$1.after
+	command -v dumpe2fs >/dev/null && command -v debugfs >/dev/null || fail "needs e2fsprogs (dumpe2fs, debugfs)"
+	token=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	lg_sh "$name" "echo $token >/data/last" >/dev/null
+	# what the guest and the VMM say from here on (an earlier reboot also
+	# unmounted /data)
+	lg_out "$name"
+	n0=$(wc -l <"$TMP/$name.out")
+	t0=$(date +%s%N)
+	case $how in
+	powerdown)
+		note "$vmm: QMP system_powerdown"
+		lg_qmp "$name" system_powerdown >/dev/null || fail "$how: system_powerdown failed"
+		;;
+	sigterm)
+		note "$vmm: SIGTERM"
+		kill -TERM "${lg_pid[$name]}"
+		;;
+	*) fail "lg_shutdown: unknown way $how" ;;
+	esac
+	lg_status "$name" 60
+	st=$lg_st
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	lg_out "$name"
+	tail -n +$((n0 + 1)) "$TMP/$name.out" >"$out"
+	[ "$st" != timeout ] || { tail -20 "$out" >&2; fail "$how: $vmm still runs 60 s after the request"; }
+	note "$how: $vmm ended with status $st after $ms ms"
+	grep -q 'linuxguest: power button pressed' "$out" || {
+		tail -20 "$out" >&2
+		fail "$how: the guest never saw a power-button press: $vmm ended (status $st) without a clean shutdown"
+	}
+	grep -q 'linuxguest: /data unmounted' "$out" || fail "$how: the guest did not unmount /data"
+	if [ "$vmm" = colovm ]; then
+		[ "$how" != sigterm ] || grep -q 'received .*: pressing the power button, waiting up to 30 s' "$out" ||
+			{ tail -20 "$out" >&2; fail "$how: colovm did not say it pressed the power button"; }
+		grep -q 'guest powered off (ACPI S5)' "$out" ||
+			{ tail -20 "$out" >&2; fail "$how: the guest did not power off through ACPI S5"; }
+	fi
+	[ "$st" = 0 ] || { tail -20 "$out" >&2; fail "$how: $vmm exited $st after the guest powered off, expected 0"; }
+	dumpe2fs -h "$img" >"$TMP/sb" 2>&1 || fail "dumpe2fs: $(cat "$TMP/sb")"
+	grep -q '^Filesystem state: *clean$' "$TMP/sb" ||
+		fail "$how: filesystem not clean: $(grep state "$TMP/sb")"
+	! grep -q '^Filesystem features:.*needs_recovery' "$TMP/sb" || fail "$how: the journal needs recovery"
+	got=$(debugfs -R 'cat /last' "$img" 2>/dev/null)
+	[ "$got" = "$token" ] || fail "$how: the file written before the shutdown holds '$got', expected '$token'"
+	echo "ok: $vmm, $how: clean shutdown in $ms ms, the disk clean and holding the last write"
 }
