@@ -464,6 +464,29 @@ static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, ui
 	return v;
 }
 
+/* The options every command takes (-v, -q, -h) and getopt's complaints.
+ * 1: the help was printed (exit 0). */
+static int common_opt(int opt, char **argv)
+{
+	switch (opt) {
+	case 'v':
+		log_set_level(LOG_DEBUG);
+		return 0;
+	case 'q':
+		log_set_level(LOG_ERROR);
+		return 0;
+	case 'h':
+		fputs(usage_text, stdout);
+		return 1;
+	case ':':
+		usage_error("option '%s' needs an argument", argv[optind - 1]);
+		return 0;
+	default:
+		usage_error("unknown option '%s'", argv[optind - 1]);
+		return 0;
+	}
+}
+
 /* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
 static int cmd_witness(int argc, char **argv)
 {
@@ -495,20 +518,9 @@ static int cmd_witness(int argc, char **argv)
 		case 'S':
 			state = optarg;
 			break;
-		case 'v':
-			log_set_level(LOG_DEBUG);
-			break;
-		case 'q':
-			log_set_level(LOG_ERROR);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		case ':':
-			usage_error("option '%s' needs an argument", argv[optind - 1]);
-			break;
 		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			if (common_opt(opt, argv))
+				return 0;
 		}
 	}
 	if (optind < argc)
@@ -674,20 +686,9 @@ static int cmd_run(int argc, char **argv)
 			disks[cfg.ndisk++] = optarg;
 			cfg.disk = disks;
 			break;
-		case 'v':
-			log_set_level(LOG_DEBUG);
-			break;
-		case 'q':
-			log_set_level(LOG_ERROR);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		case ':':
-			usage_error("option '%s' needs an argument", argv[optind - 1]);
-			break;
 		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			if (common_opt(opt, argv))
+				return 0;
 		}
 	}
 	if (optind < argc)
