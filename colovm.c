@@ -487,6 +487,17 @@ static int common_opt(int opt, char **argv)
 	}
 }
 
+/* A key file for option opt; the error logged. */
+static int load_key(const char *opt, const char *path, struct transport_key *key)
+{
+	int ret = transport_key_load(path, key);
+
+	if (ret)
+		log_err("%s %s: %s", opt, path,
+			ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)" : strerror(-ret));
+	return ret;
+}
+
 /* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
 static int cmd_witness(int argc, char **argv)
 {
@@ -527,17 +538,10 @@ static int cmd_witness(int argc, char **argv)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!listen_uri || strncmp(listen_uri, "tcp:", 4))
 		usage_error("%s", "witness: --listen tcp:HOST:PORT is required");
-	if (key_file) {
-		ret = transport_key_load(key_file, &key);
-		if (ret) {
-			log_err("--peer-key %s: %s", key_file,
-				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
-					       : strerror(-ret));
-			return EXIT_SETUP_FAILED;
-		}
-	} else {
+	if (key_file && load_key("--peer-key", key_file, &key))
+		return EXIT_SETUP_FAILED;
+	if (!key_file)
 		transport_key_public(&key);
-	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -720,25 +724,10 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (restore && incoming)
 		usage_error("%s", "run: --restore and --incoming exclude each other");
-	if (key_file) {
-		ret = transport_key_load(key_file, &key);
-		if (ret) {
-			log_err("--peer-key %s: %s", key_file,
-				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
-					       : strerror(-ret));
-			c.status = EXIT_SETUP_FAILED;
-			goto out;
-		}
-	}
-	if (witness_key_file) {
-		ret = transport_key_load(witness_key_file, &witness_key);
-		if (ret) {
-			log_err("--witness-key %s: %s", witness_key_file,
-				ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)"
-					       : strerror(-ret));
-			c.status = EXIT_SETUP_FAILED;
-			goto out;
-		}
+	if ((key_file && load_key("--peer-key", key_file, &key)) ||
+	    (witness_key_file && load_key("--witness-key", witness_key_file, &witness_key))) {
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
 	}
 	cfg.restore = restore || incoming || listen_uri;
 	ret = runstate_new(c.loop,
