@@ -222,11 +222,12 @@ void sc_net_failover(struct sc_net *n)
 
 int sc_net_inherit(struct sc_net *n, const ProtobufCBinaryData *offs, size_t noffs)
 {
-	uint8_t *copy[noffs ? noffs : 1];
 	int ret = 0;
 
 	if (noffs > n->nports)
 		return -EPROTO;
+	uint8_t *copy[noffs ? noffs : 1]; /* (bounded by the ports, above) */
+
 	for (size_t i = 0; i < noffs; i++) {
 		copy[i] = NULL;
 		if (!offs[i].len)
