@@ -13,7 +13,9 @@
  * When the pair breaks (sc_net_failover) the redirector sends the guest's
  * frames to its own wire, the rewriter keeps the offsets of the connections
  * it knows (their clients talk the primary's sequence numbers) and the
- * wire's frames reach the guest again.
+ * wire's frames reach the guest again, rewritten as the mirrored ones were
+ * (ack -= offset: else the guest sees acks for data it never sent, and
+ * its TCP gives the connection up after its retries).
  *
  * Re-protect. A primary that was itself a secondary once rewrites at its
  * wire the connections open when it took over, and sends those offsets with
@@ -50,6 +52,7 @@ struct sc_port {
 	struct compare_rewrite *rw;
 	struct compare_redirect *rd;
 	uint8_t buf[SC_NET_FRAME_MAX]; /* guest TX, rewritten in place */
+	uint8_t rx[SC_NET_FRAME_MAX];  /* the wire's frames after failover, likewise */
 	uint8_t *inherit;	       /* the primary's wire offsets (compare_rewrite_save) */
 	size_t ninherit;
 };
@@ -122,10 +125,21 @@ static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
 static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct sc_port *p = opaque;
+	struct sc_net *n = p->n;
 
-	if (atomic_load(&p->n->failed_over))
-		return false; /* the guest gets it */
-	atomic_fetch_add(&p->n->wire_dropped, 1);
+	if (!atomic_load(&n->failed_over)) {
+		atomic_fetch_add(&n->wire_dropped, 1);
+		return true;
+	}
+	if (len > sizeof(p->rx))
+		return false;
+	/* The clients talk the old primary's sequence numbers: ack -= offset
+	 * (as for the mirrored frames before), then into the guest. */
+	pthread_mutex_lock(&n->lock);
+	memcpy(p->rx, frame, len);
+	if (compare_redirect_input(p->rd, p->rx, len, 0, clock_ns()) < 0)
+		atomic_fetch_add(&n->errors, 1);
+	pthread_mutex_unlock(&n->lock);
 	return true;
 }
 

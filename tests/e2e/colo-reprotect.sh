@@ -178,6 +178,10 @@ off=$(stat b 'd["network"]["wire-offsets"]')
 note "B rewrites $off connection(s) at its wire"
 [ "$off" -ge 1 ] || fail "B rewrites no connection at its wire after its takeover: $(stat b 'd["network"]')"
 clients_go "after B took over"
+# Unprotected for a while: B's own wire must rewrite both ways (a guest
+# whose acks are not its own retransmits, and its TCP gives up after ~26 s).
+sleep 30
+clients_go "30 s after B took over"
 # a paired or listening secondary cannot protect its guest
 secondary c tapc
 watch c
