@@ -206,6 +206,7 @@ struct colovm {
 	struct primary *primary;
 	struct secondary *secondary;
 	struct secondary_colo *colo_secondary;
+	bool reprotected; /* the secondary took over and is a primary now */
 };
 
 static void usage_error(const char *fmt, const char *arg)
@@ -374,12 +375,41 @@ static void on_colo_first_sync(void *opaque, int ret, const char *msg)
 
 /* ---- QMP: COLO status, answered by the role this colovm plays ---------------- */
 
+/* The COLO role this colovm plays now: a secondary until it re-protects
+ * its guest after a takeover, a primary then (and in any other case). */
+static struct secondary_colo *colo_as_secondary(struct colovm *c)
+{
+	return c->reprotected ? NULL : c->colo_secondary;
+}
+
+/* primary_opts.take_rewriters: colo-protect on a secondary that took over
+ * hands its packet path over to the primary role. */
+static int colo_take_rewriters(void *opaque, struct compare_rewrite **rw, unsigned int max,
+			       char *msg, size_t len)
+{
+	struct colovm *c = opaque;
+	int n;
+
+	if (!colo_as_secondary(c))
+		return 0;
+	n = secondary_colo_handover(c->colo_secondary, rw, max);
+	if (n < 0) {
+		snprintf(msg, len,
+			 "The VM is a COLO secondary: it can protect its guest only "
+			 "after it took over");
+		return n;
+	}
+	c->reprotected = true;
+	log_info("COLO: this copy took over and re-protects its guest: the primary now");
+	return n;
+}
+
 static int qmp_colo_status(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
 {
 	struct colovm *c = opaque;
 
-	*ret = c->colo_secondary ? secondary_colo_status(c->colo_secondary)
-				 : primary_colo_status(c->primary);
+	*ret = colo_as_secondary(c) ? secondary_colo_status(c->colo_secondary)
+				    : primary_colo_status(c->primary);
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -387,8 +417,8 @@ static int qmp_colo_stats(void *opaque, json_t *args, json_t **ret, struct qmp_e
 {
 	struct colovm *c = opaque;
 
-	*ret = c->colo_secondary ? secondary_colo_stats(c->colo_secondary)
-				 : primary_colo_stats(c->primary);
+	*ret = colo_as_secondary(c) ? secondary_colo_stats(c->colo_secondary)
+				    : primary_colo_stats(c->primary);
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -398,8 +428,8 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 	json_t *a = json_object_get(args, "id");
 	uint64_t id = a ? (uint64_t)json_integer_value(a) : 0, got = 0, digest = 0;
 	char hex[17];
-	int r = c->colo_secondary ? secondary_colo_digest(c->colo_secondary, id, &got, &digest)
-				  : primary_colo_digest(c->primary, id, &got, &digest);
+	int r = colo_as_secondary(c) ? secondary_colo_digest(c->colo_secondary, id, &got, &digest)
+				     : primary_colo_digest(c->primary, id, &got, &digest);
 
 	if (r && id)
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
@@ -420,9 +450,9 @@ static int qmp_colo_lost_heartbeat(void *opaque, json_t *args, json_t **ret,
 				   struct qmp_error *err)
 {
 	struct colovm *c = opaque;
-	int r = c->colo_secondary ? secondary_colo_lost_heartbeat(c->colo_secondary)
-		: c->primary	  ? primary_colo_lost_heartbeat(c->primary)
-				  : -ENOTCONN;
+	int r = colo_as_secondary(c) ? secondary_colo_lost_heartbeat(c->colo_secondary)
+		: c->primary	     ? primary_colo_lost_heartbeat(c->primary)
+				     : -ENOTCONN;
 
 	if (r)
 		return qmp_error_set(err, QMP_ERROR_GENERIC, "The VM is not in a COLO pair");
@@ -767,13 +797,15 @@ static int cmd_run(int argc, char **argv)
 	if (!ret)
 		ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
 	if (!ret)
-		ret = primary_new(
-		    c.vm, c.rs, c.loop, c.qmp,
-		    &(struct primary_opts){.key = key_file ? &key : NULL,
-					   .vm_config = vm_config,
-					   .witness = witness,
-					   .witness_key = witness_key_file ? &witness_key : NULL},
-		    &c.primary);
+		ret = primary_new(c.vm, c.rs, c.loop, c.qmp,
+				  &(struct primary_opts){.key = key_file ? &key : NULL,
+							 .vm_config = vm_config,
+							 .witness = witness,
+							 .witness_key = witness_key_file ? &witness_key
+										  : NULL,
+							 .take_rewriters = colo_take_rewriters,
+							 .opaque = &c},
+				  &c.primary);
 	if (!ret)
 		ret = register_colo_qmp(&c);
 	if (ret) {

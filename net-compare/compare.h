@@ -206,10 +206,33 @@ int compare_rewrite_inbound(struct compare_rewrite *rw, uint8_t *frame, size_t l
 			    unsigned flags, uint64_t now_ns);
 /* The secondary just loaded a checkpoint: all offsets become 0. */
 void compare_rewrite_checkpoint(struct compare_rewrite *rw);
-/* Failover: keep existing offsets; new connections are not learnt (offset 0). */
+/* Failover: keep existing offsets; new connections are not learnt (offset 0); a
+ * connection the guest opens again (SYN) on the tuple of a known one drops its offset. */
 void compare_rewrite_failover(struct compare_rewrite *rw);
 /* Drop connections closed (FIN both ways or RST) more than linger_ns ago. */
 void compare_rewrite_gc(struct compare_rewrite *rw, uint64_t now_ns, uint64_t linger_ns);
+/*
+ * The offsets that still apply, as a byte string, for a copy of the guest elsewhere:
+ * a survivor that re-protects its guest hands the connections it rewrites at its wire
+ * (the clients talk the old primary's sequence numbers) to its new secondary with every
+ * checkpoint. Only connections with a known, non-zero offset that are not closed.
+ *
+ *   "CRW1" count:u32 { src[16] dst[16] sport:u16 dport:u16 ethertype:u16 proto:u8
+ *                      flags:u8 (1 FIN out, 2 FIN in) offset:u32 } * count   (big endian)
+ *
+ * save: *buf (malloc'd, the caller frees) and *len; returns the count or -errno.
+ * load: the offsets are ADDED to those of the same connections in rw (a new entry
+ * otherwise, known at once); all or nothing: -EINVAL for a malformed string (nothing
+ * changed), -ENOSPC beyond max_conns.
+ */
+#define COMPARE_RW_SAVE_MAGIC 0x43525731u /* "CRW1" */
+#define COMPARE_RW_SAVE_HDR   8
+#define COMPARE_RW_SAVE_REC   44
+int compare_rewrite_save(struct compare_rewrite *rw, uint8_t **buf, size_t *len);
+int compare_rewrite_load(struct compare_rewrite *rw, const uint8_t *buf, size_t len,
+			 uint64_t now_ns);
+/* Connections with a known, non-zero offset that are not closed (what save keeps). */
+uint64_t compare_rewrite_active(struct compare_rewrite *rw);
 /* Offset (primary ISN - secondary ISN) of a flow given in outbound orientation.
  * 0, -ENOENT, or -EAGAIN while not learnt yet. */
 int compare_rewrite_offset(struct compare_rewrite *rw, const struct compare_flow *flow,

@@ -16,6 +16,7 @@
 #define _LGPL_SOURCE
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu/urcu-memb.h>
@@ -200,6 +201,11 @@ int compare_rewrite_outbound(struct compare_rewrite *rw, uint8_t *frame, size_t 
 	}
 	if (!cn)
 		goto out;
+	if ((pp.tflags & TH_SYN) && rw->failover && cn->state == RW_KNOWN) {
+		/* a new connection on an old tuple: its ISN is this guest's own */
+		rw_remove(rw, cn, true);
+		goto out;
+	}
 	if ((pp.tflags & TH_SYN) && cn->state == RW_LEARN) {
 		cn->s_isn = pp.seq; /* SYN retransmission */
 		goto out;
@@ -337,6 +343,154 @@ int compare_rewrite_offset(struct compare_rewrite *rw, const struct compare_flow
 	if (cn) {
 		r = cn->state == RW_KNOWN ? 0 : -EAGAIN;
 		*offset = cn->off;
+	}
+	urcu_memb_read_unlock();
+	return r;
+}
+
+/* ---- save / load (re-protect: the survivor's offsets to its new secondary) ---------- */
+
+#define RW_REC_LEN COMPARE_RW_SAVE_REC
+_Static_assert(RW_REC_LEN == 16 + 16 + 2 + 2 + 2 + 1 + 1 + 4, "record layout");
+
+static bool rw_saved(const struct rw_conn *cn)
+{
+	return cn->state == RW_KNOWN && cn->off && !cn->closed;
+}
+
+uint64_t compare_rewrite_active(struct compare_rewrite *rw)
+{
+	struct cds_lfht_iter it;
+	struct rw_conn *cn;
+	uint64_t n = 0;
+
+	if (!rw)
+		return 0;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	nc_lfht_each(rw->ht, &it, cn, rw_conn)
+	{
+		if (rw_saved(cn))
+			n++;
+	}
+	urcu_memb_read_unlock();
+	return n;
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+int compare_rewrite_save(struct compare_rewrite *rw, uint8_t **buf, size_t *len)
+{
+	struct cds_lfht_iter it;
+	struct rw_conn *cn;
+	uint8_t *b, *o;
+	uint32_t n = 0, max;
+
+	if (!rw || !buf || !len)
+		return -EINVAL;
+	/* One writer thread owns rw (its caller's lock): the count holds. */
+	max = rw->nconns;
+	b = malloc(8 + (size_t)max * RW_REC_LEN);
+	if (!b)
+		return -ENOMEM;
+	o = b + 8;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	nc_lfht_each(rw->ht, &it, cn, rw_conn)
+	{
+		if (!rw_saved(cn) || n == max)
+			continue;
+		memcpy(o, cn->key.src, 16);
+		memcpy(o + 16, cn->key.dst, 16);
+		wr16(o + 32, cn->key.sport);
+		wr16(o + 34, cn->key.dport);
+		wr16(o + 36, cn->key.ethertype);
+		o[38] = cn->key.proto;
+		o[39] = (uint8_t)((cn->fin_out ? 1 : 0) | (cn->fin_in ? 2 : 0));
+		wr32(o + 40, cn->off);
+		o += RW_REC_LEN;
+		n++;
+	}
+	urcu_memb_read_unlock();
+	wr32(b, COMPARE_RW_SAVE_MAGIC);
+	wr32(b + 4, n);
+	*buf = b;
+	*len = 8 + (size_t)n * RW_REC_LEN;
+	return (int)n;
+}
+
+static void rw_rec_key(const uint8_t *o, struct compare_flow *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->src, o, 16);
+	memcpy(k->dst, o + 16, 16);
+	k->sport = rd16(o + 32);
+	k->dport = rd16(o + 34);
+	k->ethertype = rd16(o + 36);
+	k->proto = o[38];
+}
+
+int compare_rewrite_load(struct compare_rewrite *rw, const uint8_t *buf, size_t len,
+			 uint64_t now_ns)
+{
+	uint32_t n;
+	int r = 0;
+
+	if (!rw || (!buf && len))
+		return -EINVAL;
+	if (len < 8 || rd32(buf) != COMPARE_RW_SAVE_MAGIC)
+		return -EINVAL;
+	n = rd32(buf + 4);
+	if ((len - 8) / RW_REC_LEN != n || (len - 8) % RW_REC_LEN)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *o = buf + 8 + (size_t)i * RW_REC_LEN;
+
+		if (o[38] != 6 || (o[39] & ~3u))
+			return -EINVAL; /* TCP only, two flags */
+	}
+	if (n > rw->max_conns - MIN(rw->nconns, rw->max_conns))
+		return -ENOSPC;
+	nc_rcu_thread();
+	urcu_memb_read_lock();
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *o = buf + 8 + (size_t)i * RW_REC_LEN;
+		struct compare_flow key;
+		unsigned long hash;
+		struct rw_conn *cn;
+
+		rw_rec_key(o, &key);
+		hash = (unsigned long)nc_flow_hash(&key);
+		cn = rw_lookup(rw, &key, hash);
+		if (cn && cn->closed) {
+			rw_remove(rw, cn, true);
+			cn = NULL;
+		}
+		if (!cn) {
+			cn = calloc(1, sizeof(*cn));
+			if (!cn) {
+				r = -ENOMEM;
+				break;
+			}
+			cn->key = key;
+			cds_lfht_node_init(&cn->node);
+			cds_lfht_add(rw->ht, hash, &cn->node);
+			rw->nconns++;
+		}
+		cn->state = RW_KNOWN;
+		cn->off += rd32(o + 40);
+		cn->fin_out |= (o[39] & 1) != 0;
+		cn->fin_in |= (o[39] & 2) != 0;
+		rw_close_check(cn, now_ns);
 	}
 	urcu_memb_read_unlock();
 	return r;

@@ -698,11 +698,17 @@ json_t *primary_colo_stats(struct primary *m)
 	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
 	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
 	pthread_mutex_unlock(&m->lock);
-	/* The packets of the pair protecting this VM, or of the last one. */
-	if (o)
-		json_object_set_new(o, "network",
-				    !m->net && m->net_last ? json_deep_copy(m->net_last)
-							   : colo_net_stats(m->net));
+	/* The packets of the pair protecting this VM, or of the last one;
+	 * wire-offsets: connections of a takeover rewritten at this wire. */
+	if (o) {
+		json_t *net =
+		    !m->net && m->net_last ? json_deep_copy(m->net_last) : colo_net_stats(m->net);
+
+		if (net)
+			json_object_set_new(net, "wire-offsets",
+					    json_integer((json_int_t)colo_wire_active(m->wire)));
+		json_object_set_new(o, "network", net);
+	}
 	return o;
 }
 

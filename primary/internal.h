@@ -102,7 +102,8 @@ struct primary {
 	bool colo_shutdown; /* primary_free: tell the secondary to shut down */
 	int colo_evfd;	    /* wakes the checkpoint thread (requests, cancel) */
 	enum colo_state colo_state;
-	struct colo_net *net; /* the packet path (net.c): main loop creates and frees */
+	struct colo_net *net;	/* the packet path (net.c): main loop creates and frees */
+	struct colo_wire *wire; /* offsets at the wire (re-protect, net.c); set once */
 	struct transport_channel *colo_ch; /* the thread's channel, for REQ_COLO_START */
 	json_t *net_last;   /* the packet path's figures when protection last ended */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the secondary up */
@@ -173,6 +174,26 @@ void colo_net_free(struct colo_net *n);
 void colo_net_fence(struct colo_net *n);
 /* query-colo-stats "network" (any thread; NULL: zeros). */
 json_t *colo_net_stats(struct colo_net *n);
+
+/*
+ * net.c: the wire edge of a primary that was a secondary and took over. The
+ * clients of the connections open then talk the old primary's sequence
+ * numbers, its guest its own: at this VM's wire, outbound seq += offset and
+ * inbound ack -= offset, for good (protected or not; the new secondary's
+ * guest is a copy of this one, so the comparison is on raw guest output).
+ * Main loop: adopt the rewriters (one per port, owned from now on) and hook
+ * the ports (when no colo_net has them). NULL rw entries: no offsets.
+ */
+struct colo_wire;
+int colo_wire_new(struct primary *m, struct compare_rewrite **rw, unsigned int n,
+		  struct colo_wire **out);
+void colo_wire_free(struct colo_wire *w);
+/* Checkpoint thread: the offsets, one string per port (compare_rewrite_save,
+ * NULL/0 when none), for DeviceState.net_offsets; the caller frees them. */
+int colo_wire_save(struct colo_wire *w, uint8_t **bufs, size_t *lens, unsigned int n);
+unsigned int colo_wire_ports(const struct colo_wire *w);
+/* query-colo-stats: connections rewritten at the wire (any thread). */
+uint64_t colo_wire_active(struct colo_wire *w);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */
 #define RAM_COMMIT_PAGES 4096u /* pages per bulk commit (16 MiB) */

@@ -187,6 +187,10 @@ int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint6
 {
 	Colovm__Transport__DeviceState ds = COLOVM__TRANSPORT__DEVICE_STATE__INIT;
 	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
+	unsigned int nwire = m->colo ? colo_wire_ports(m->wire) : 0;
+	ProtobufCBinaryData offs[nwire ? nwire : 1];
+	uint8_t *obuf[nwire ? nwire : 1];
+	size_t olen[nwire ? nwire : 1];
 	struct vmstate_sink *sink = NULL;
 	const uint8_t *data;
 	size_t len, off = 0;
@@ -198,6 +202,18 @@ int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint6
 	ret = hw_vm_save_devices(m->vm, sink, err);
 	if (ret)
 		goto out;
+	/* A former secondary: the offsets it applies at its wire, for the
+	 * secondary to apply at its own if it takes over (net.c). */
+	if (nwire) {
+		ret = colo_wire_save(m->wire, obuf, olen, nwire);
+		if (ret) {
+			vmstate_seterr(err, ret, "saving the wire offsets: %s", strerror(-ret));
+			nwire = 0;
+			goto out;
+		}
+		for (unsigned int i = 0; i < nwire; i++)
+			offs[i] = (ProtobufCBinaryData){.data = obuf[i], .len = olen[i]};
+	}
 	data = vmstate_sink_mem_data(sink, &len);
 	*bytes = len;
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE;
@@ -208,11 +224,15 @@ int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint6
 		ds.data.len = MIN(len - off, (size_t)MIG_STATE_CHUNK);
 		off += ds.data.len;
 		ds.last = off == len;
+		ds.n_net_offsets = ds.last ? nwire : 0;
+		ds.net_offsets = ds.last && nwire ? offs : NULL;
 		ret = transport_send(ch, &msg);
 	} while (!ret && off < len);
 	if (ret)
 		vmstate_seterr(err, ret, "sending the device state: %s", strerror(-ret));
 out:
+	for (unsigned int i = 0; i < nwire; i++)
+		free(obuf[i]);
 	vmstate_sink_free(sink);
 	return ret;
 }
@@ -604,6 +624,31 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	m->uri = strdup(uri);
 	if (!m->uri)
 		return -ENOMEM;
+	if (colo && !m->wire && m->opts.take_rewriters) {
+		/* A copy that was a secondary and took over: the offsets of
+		 * the connections open then move to this role's wire edge. */
+		unsigned int nports = hw_vm_net_count(m->vm);
+		struct compare_rewrite *rw[nports ? nports : 1];
+
+		r = m->opts.take_rewriters(m->opts.opaque, rw, nports, msg, len);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			int got = r;
+
+			r = colo_wire_new(m, rw, (unsigned int)got, &m->wire);
+			if (r) {
+				/* (out of memory: the rewriters stay with the hooks
+				 * that use them, the secondary's) */
+				snprintf(msg, len, "cannot take the packet path over: %s",
+					 strerror(-r));
+				return r;
+			}
+			log_info("COLO: re-protect: %llu connection(s) of the takeover rewritten "
+				 "at the wire",
+				 (unsigned long long)colo_wire_active(m->wire));
+		}
+	}
 	if (colo) {
 		uint64_t tmo;
 
@@ -631,6 +676,8 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	m->colo_started = false;
 	m->colo_shutdown = false;
 	m->pending = 0;
+	if (colo)
+		m->ndigest = 0; /* checkpoint ids start again at 2 */
 	pthread_mutex_unlock(&m->lock);
 	atomic_store(&m->cancel, false);
 	m->stopped_vm = false;
@@ -1003,6 +1050,8 @@ void primary_free(struct primary *m)
 	}
 	colo_net_free(m->net);
 	m->net = NULL;
+	colo_wire_free(m->wire);
+	m->wire = NULL;
 	json_decref(m->net_last);
 	colo_unregister(m);
 	if (m->evfd >= 0) {

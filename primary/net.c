@@ -22,6 +22,17 @@
  * checkpoint's last DeviceState came later. The secondary injects what it
  * gets in channel order and the checkpoint's load replaces its queue.
  *
+ * Re-protect (colo_wire). A primary that was a secondary and took over
+ * rewrites, for good, the TCP connections open at the takeover at its wire
+ * edges (their clients talk the old primary's sequence numbers): frames from
+ * the wire before they are mirrored and injected (ack -= offset), frames to
+ * the wire when released (seq += offset); between pairs its own hooks do the
+ * same. The comparison itself is on raw guest output on both sides (the new
+ * secondary's guest is a copy of this one); the offsets go to the new
+ * secondary with every checkpoint (DeviceState.net_offsets) for its own
+ * takeover. One hook per NIC: colo_net's hooks replace the wire's while
+ * protected and give the ports back to it when protection ends.
+ *
  * Threads: hooks on the I/O thread; compare_poll on this module's compare
  * thread; redirected frames and checkpoint begin/ack on the checkpoint
  * thread; start/stop/free on the main loop. The comparator is used under
@@ -73,6 +84,194 @@ struct colo_net {
 	_Atomic uint64_t bad_redirected, fenced_dropped;
 };
 
+#define WIRE_FRAME_MAX 65550 /* the largest frame virtio-net hands over */
+#define WIRE_LINGER_NS (2 * 1000000000ull)
+#define WIRE_GC_NS     (1000000000ull)
+
+struct wire_port {
+	struct colo_wire *w;
+	unsigned int idx;
+	struct compare_rewrite *rw; /* NULL: nothing to rewrite */
+	pthread_mutex_t lock;	    /* rw and out[] */
+	uint64_t gc_ns;
+	uint8_t out[WIRE_FRAME_MAX]; /* to the wire, under lock */
+	uint8_t in[WIRE_FRAME_MAX];  /* from the wire: the port's I/O thread only */
+};
+
+struct colo_wire {
+	struct vm *vm;
+	unsigned int nports;
+	struct wire_port *ports;
+	_Atomic uint64_t errors;
+};
+
+/* Frame to the wire, seq += offset. Any thread. */
+static int wire_out(struct colo_wire *w, unsigned int idx, const uint8_t *frame, size_t len)
+{
+	struct wire_port *p = &w->ports[idx];
+	uint64_t now;
+	int ret;
+
+	if (!p->rw || len > sizeof(p->out))
+		return hw_vm_net_send(w->vm, idx, frame, len);
+	now = clock_ns();
+	pthread_mutex_lock(&p->lock);
+	memcpy(p->out, frame, len);
+	if (compare_rewrite_outbound(p->rw, p->out, len, 0, now) < 0)
+		atomic_fetch_add(&w->errors, 1);
+	if (now - p->gc_ns >= WIRE_GC_NS) {
+		compare_rewrite_gc(p->rw, now, WIRE_LINGER_NS);
+		p->gc_ns = now;
+	}
+	ret = hw_vm_net_send(w->vm, idx, p->out, len);
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* Frame from the wire, ack -= offset: the frame to pass on (the port's I/O
+ * thread only; valid until its next call). */
+static const uint8_t *wire_in(struct colo_wire *w, unsigned int idx, const uint8_t *frame,
+			      size_t len)
+{
+	struct wire_port *p = &w->ports[idx];
+
+	if (!p->rw || len > sizeof(p->in))
+		return frame;
+	memcpy(p->in, frame, len);
+	pthread_mutex_lock(&p->lock);
+	if (compare_rewrite_inbound(p->rw, p->in, len, 0, clock_ns()) < 0)
+		atomic_fetch_add(&w->errors, 1);
+	pthread_mutex_unlock(&p->lock);
+	return p->in;
+}
+
+/* The wire's own hooks (unprotected): guest <-> wire, rewritten. */
+static bool wire_hook_tx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct wire_port *p = opaque;
+
+	if (wire_out(p->w, p->idx, frame, len) < 0)
+		atomic_fetch_add(&p->w->errors, 1);
+	return true;
+}
+
+static bool wire_hook_rx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct wire_port *p = opaque;
+
+	if (hw_vm_net_inject(p->w->vm, p->idx, wire_in(p->w, p->idx, frame, len), len) < 0)
+		atomic_fetch_add(&p->w->errors, 1);
+	return true;
+}
+
+static const struct net_hook_ops wire_hook_ops = {.guest_tx = wire_hook_tx,
+						  .wire_rx = wire_hook_rx};
+
+/* Port idx to its resting hook: the wire's, or none. */
+static void wire_rest(struct colo_wire *w, struct vm *vm, unsigned int idx)
+{
+	if (w && idx < w->nports && w->ports[idx].rw)
+		hw_vm_net_set_hook(vm, idx, &wire_hook_ops, &w->ports[idx]);
+	else
+		hw_vm_net_set_hook(vm, idx, NULL, NULL);
+}
+
+int colo_wire_new(struct primary *m, struct compare_rewrite **rw, unsigned int n,
+		  struct colo_wire **out)
+{
+	struct colo_wire *w = calloc(1, sizeof(*w));
+	unsigned int i;
+
+	if (!w)
+		return -ENOMEM;
+	w->vm = m->vm;
+	w->nports = hw_vm_net_count(m->vm);
+	w->ports = calloc(w->nports ? w->nports : 1, sizeof(*w->ports));
+	if (!w->ports) {
+		free(w);
+		return -ENOMEM;
+	}
+	for (i = 0; i < w->nports; i++) {
+		struct wire_port *p = &w->ports[i];
+
+		p->w = w;
+		p->idx = i;
+		p->rw = i < n ? rw[i] : NULL;
+		pthread_mutex_init(&p->lock, NULL);
+	}
+	for (; i < n; i++)
+		compare_rewrite_free(rw[i]); /* (never: one per port) */
+	/* Frames pass through the wire's hooks from now on (they replace
+	 * the hooks the rewriters came with, between two frames). */
+	if (!m->net)
+		for (i = 0; i < w->nports; i++)
+			wire_rest(w, m->vm, i);
+	*out = w;
+	return 0;
+}
+
+void colo_wire_free(struct colo_wire *w)
+{
+	if (!w)
+		return;
+	for (unsigned int i = 0; i < w->nports; i++) {
+		if (w->ports[i].rw)
+			hw_vm_net_set_hook(w->vm, i, NULL, NULL);
+	}
+	for (unsigned int i = 0; i < w->nports; i++) {
+		compare_rewrite_free(w->ports[i].rw);
+		pthread_mutex_destroy(&w->ports[i].lock);
+	}
+	free(w->ports);
+	free(w);
+}
+
+unsigned int colo_wire_ports(const struct colo_wire *w)
+{
+	return w ? w->nports : 0;
+}
+
+int colo_wire_save(struct colo_wire *w, uint8_t **bufs, size_t *lens, unsigned int n)
+{
+	int ret = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct wire_port *p = i < w->nports ? &w->ports[i] : NULL;
+
+		bufs[i] = NULL;
+		lens[i] = 0;
+		if (!p || !p->rw || ret)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		ret = compare_rewrite_save(p->rw, &bufs[i], &lens[i]);
+		pthread_mutex_unlock(&p->lock);
+		ret = ret < 0 ? ret : 0;
+	}
+	if (ret) {
+		for (unsigned int i = 0; i < n; i++) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+		}
+	}
+	return ret;
+}
+
+uint64_t colo_wire_active(struct colo_wire *w)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; w && i < w->nports; i++) {
+		struct wire_port *p = &w->ports[i];
+
+		if (!p->rw)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		n += compare_rewrite_active(p->rw);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return n;
+}
+
 static enum colo_reason map_reason(enum compare_reason r)
 {
 	switch (r) {
@@ -98,12 +297,14 @@ static void wake(struct colo_net *n)
 static void on_release(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct colo_port *p = opaque;
+	struct colo_wire *w = p->n->m->wire;
 
 	if (atomic_load(&p->n->fenced)) {
 		atomic_fetch_add(&p->n->fenced_dropped, 1);
 		return;
 	}
-	if (hw_vm_net_send(p->n->vm, p->idx, frame, len) < 0)
+	if ((w ? wire_out(w, p->idx, frame, len) : hw_vm_net_send(p->n->vm, p->idx, frame, len)) <
+	    0)
 		atomic_fetch_add(&p->wire_errors, 1);
 }
 
@@ -164,10 +365,11 @@ static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
 static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct colo_port *p = opaque;
+	struct colo_wire *w = p->n->m->wire;
 
 	/* The guest always gets it; a channel error is the checkpoint
 	 * thread's to see (the secondary is gone or going). */
-	compare_mirror_input(p->mir, frame, len);
+	compare_mirror_input(p->mir, w ? wire_in(w, p->idx, frame, len) : frame, len);
 	return true;
 }
 
@@ -272,7 +474,7 @@ int colo_net_start(struct colo_net *n, struct transport_channel *ch)
 
 		if (ret) {
 			while (i--)
-				hw_vm_net_set_hook(n->vm, i, NULL, NULL);
+				wire_rest(n->m->wire, n->vm, i);
 			return ret;
 		}
 	}
@@ -351,7 +553,7 @@ void colo_net_free(struct colo_net *n)
 	}
 	if (n->hooked) {
 		for (unsigned int i = 0; i < n->nports; i++)
-			hw_vm_net_set_hook(n->vm, i, NULL, NULL);
+			wire_rest(n->m->wire, n->vm, i);
 		n->hooked = false;
 	}
 	if (n->thread_live) {

@@ -43,6 +43,7 @@ struct runstate;
 struct qmp;
 struct transport_key;
 struct primary;
+struct compare_rewrite;
 typedef struct json_t json_t;
 
 /* Why a checkpoint is taken (CheckpointRequest.reason, query-colo-stats). */
@@ -80,6 +81,18 @@ struct primary_opts {
 	 */
 	const char *witness;
 	const struct transport_key *witness_key;
+	/*
+	 * Re-protect of a copy that was a secondary and took over (colovm.c):
+	 * at colo-protect, on the main loop, before anything starts. It fills
+	 * rw[0..max) with the TCP rewriters (net-compare) of its virtio-net
+	 * ports that keep the connections open at the takeover working, and
+	 * returns how many (0: none, this VM was never a secondary's), or
+	 * -errno with a message in msg. The primary owns them from then on and
+	 * applies them at its wire for good. NULL: none.
+	 */
+	int (*take_rewriters)(void *opaque, struct compare_rewrite **rw, unsigned int max,
+			      char *msg, size_t len);
+	void *opaque;
 };
 
 /* Register the QMP commands (qmp may be NULL: none) on loop's thread. */

@@ -476,6 +476,9 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 		} else if (m->body_case == COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE) {
 			*pages_seen = true;
 			ret = gather_state(m->device_state, 1, &state, &nstate, err);
+			if (ret == 1 && sc_net_inherit(s->net, m->device_state->net_offsets,
+						       m->device_state->n_net_offsets))
+				ret = vmstate_seterr(err, -EPROTO, "bad net offsets in unit 1");
 			if (ret == 1) {
 				transport_msg_free(m);
 				m = NULL;
@@ -635,6 +638,15 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			ret = hw_vm_devices_stage(s->vm, state, nstate, &staged, err);
 			if (ret)
 				break;
+			/* (the primary's wire offsets: kept for a takeover) */
+			ret = sc_net_inherit(s->net, m->device_state->net_offsets,
+					     m->device_state->n_net_offsets);
+			if (ret) {
+				hw_vm_devices_drop(staged);
+				ret = vmstate_seterr(err, ret, "bad net offsets in checkpoint %llu",
+						     (unsigned long long)id);
+				break;
+			}
 			if (send_ack(ch, id, 0, NULL)) {
 				hw_vm_devices_drop(staged);
 				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
@@ -853,6 +865,26 @@ int secondary_colo_lost_heartbeat(struct secondary_colo *s)
 		ret = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int secondary_colo_handover(struct secondary_colo *s, struct compare_rewrite **rw, unsigned int max)
+{
+	int ret;
+
+	/* Only once the takeover is complete: the COLO thread has ended. */
+	if (!s->thread_live || pthread_tryjoin_np(s->thread, NULL))
+		return -EBUSY;
+	s->thread_live = false;
+	ret = sc_net_handover(s->net, rw, max);
+	if (ret < 0)
+		return ret;
+	/* No primary comes here any more: its port and the RAM cache go. */
+	transport_listener_close(s->listener);
+	s->listener = NULL;
+	ram_cache_free(s->cache);
+	s->cache = NULL;
+	sc_set_state(s, SC_UNPROTECTED, "re-protecting its guest as the primary");
 	return ret;
 }
 

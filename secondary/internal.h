@@ -29,6 +29,17 @@ int sc_net_input(struct sc_net *n, Colovm__Transport__Packet *pk);
 void sc_net_checkpoint(struct sc_net *n);
 /* query-colo-stats "network" (any thread). */
 json_t *sc_net_stats(struct sc_net *n);
+/* A unit was applied: offs[port] (noffs of them, from its last DeviceState)
+ * are the offsets the primary applies at its wire (compare_rewrite_save),
+ * added to this side's at failover. noffs 0: none. -EPROTO: malformed. */
+typedef struct ProtobufCBinaryData ProtobufCBinaryData;
+int sc_net_inherit(struct sc_net *n, const ProtobufCBinaryData *offs, size_t noffs);
+/* After failover: the rewriters (one per port, into rw[0..max)) belong to
+ * the caller from now on; these hooks stay until the caller replaces them
+ * (at once), sc_net_free leaves hooks and rewriters alone. The number of
+ * ports, -EBUSY before failover or when handed already. */
+struct compare_rewrite;
+int sc_net_handover(struct sc_net *n, struct compare_rewrite **rw, unsigned int max);
 
 /* incoming.c: why transport_accept() refused a peer, for a person, in buf
  * (returned): its key (who: "the source", "the primary"), its handshake

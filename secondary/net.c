@@ -13,7 +13,17 @@
  * When the pair breaks (sc_net_failover) the redirector sends the guest's
  * frames to its own wire, the rewriter keeps the offsets of the connections
  * it knows (their clients talk the primary's sequence numbers) and the
- * wire's frames reach the guest again.
+ * wire's frames reach the guest again, rewritten as the mirrored ones were
+ * (ack -= offset: else the guest sees acks for data it never sent, and
+ * its TCP gives the connection up after its retries).
+ *
+ * Re-protect. A primary that was itself a secondary once rewrites at its
+ * wire the connections open when it took over, and sends those offsets with
+ * every checkpoint (sc_net_inherit keeps the last applied ones): at failover
+ * they are added to this rewriter's, so the clients of those connections go
+ * on with this copy too. When this side re-protects its guest (it becomes
+ * the primary), sc_net_handover gives the rewriters to the primary's wire
+ * edge (primary/net.c), which replaces these hooks.
  *
  * Threads: hooks on the device's I/O thread, mirrored frames and the
  * checkpoint's reset on the COLO thread; the rewriter and the channel
@@ -42,6 +52,9 @@ struct sc_port {
 	struct compare_rewrite *rw;
 	struct compare_redirect *rd;
 	uint8_t buf[SC_NET_FRAME_MAX]; /* guest TX, rewritten in place */
+	uint8_t rx[SC_NET_FRAME_MAX];  /* the wire's frames after failover, likewise */
+	uint8_t *inherit;	       /* the primary's wire offsets (compare_rewrite_save) */
+	size_t ninherit;
 };
 
 struct sc_net {
@@ -51,6 +64,8 @@ struct sc_net {
 	pthread_mutex_t lock;
 	struct transport_channel *ch; /* NULL: not paired */
 	_Atomic bool failed_over;     /* set under lock */
+	bool handed;		      /* the rewriters belong to the primary now (under lock) */
+	uint64_t inherited;	      /* offsets added at failover */
 	_Atomic uint64_t mirrored, redirected, wire_dropped, errors;
 };
 
@@ -110,10 +125,21 @@ static bool hook_guest_tx(void *opaque, const uint8_t *frame, size_t len)
 static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct sc_port *p = opaque;
+	struct sc_net *n = p->n;
 
-	if (atomic_load(&p->n->failed_over))
-		return false; /* the guest gets it */
-	atomic_fetch_add(&p->n->wire_dropped, 1);
+	if (!atomic_load(&n->failed_over)) {
+		atomic_fetch_add(&n->wire_dropped, 1);
+		return true;
+	}
+	if (len > sizeof(p->rx))
+		return false;
+	/* The clients talk the old primary's sequence numbers: ack -= offset
+	 * (as for the mirrored frames before), then into the guest. */
+	pthread_mutex_lock(&n->lock);
+	memcpy(p->rx, frame, len);
+	if (compare_redirect_input(p->rd, p->rx, len, 0, clock_ns()) < 0)
+		atomic_fetch_add(&n->errors, 1);
+	pthread_mutex_unlock(&n->lock);
 	return true;
 }
 
@@ -159,11 +185,14 @@ void sc_net_free(struct sc_net *n)
 {
 	if (!n)
 		return;
-	for (unsigned int i = 0; n->ports && i < n->nports; i++)
+	/* Handed over: the hooks are the primary's, and so are the rewriters. */
+	for (unsigned int i = 0; n->ports && !n->handed && i < n->nports; i++)
 		hw_vm_net_set_hook(n->vm, i, NULL, NULL);
 	for (unsigned int i = 0; n->ports && i < n->nports; i++) {
 		compare_redirect_free(n->ports[i].rd);
-		compare_rewrite_free(n->ports[i].rw);
+		if (!n->handed)
+			compare_rewrite_free(n->ports[i].rw);
+		free(n->ports[i].inherit);
 	}
 	free(n->ports);
 	pthread_mutex_destroy(&n->lock);
@@ -183,12 +212,85 @@ void sc_net_failover(struct sc_net *n)
 	n->ch = NULL;
 	if (!n->failed_over) {
 		for (unsigned int i = 0; i < n->nports; i++) {
-			compare_redirect_failover(n->ports[i].rd);
-			compare_rewrite_failover(n->ports[i].rw);
+			struct sc_port *p = &n->ports[i];
+			int ret;
+
+			compare_redirect_failover(p->rd);
+			compare_rewrite_failover(p->rw);
+			if (!p->ninherit)
+				continue;
+			/* The clients of the survivor's old connections talk
+			 * its wire's sequence numbers: so does this wire now. */
+			ret = compare_rewrite_load(p->rw, p->inherit, p->ninherit, clock_ns());
+			if (ret)
+				log_err("COLO net: port %u: the primary's wire offsets: %s", i,
+					strerror(-ret));
+			else
+				n->inherited +=
+				    (p->ninherit - COMPARE_RW_SAVE_HDR) / COMPARE_RW_SAVE_REC;
 		}
 		n->failed_over = true;
 	}
 	pthread_mutex_unlock(&n->lock);
+}
+
+int sc_net_inherit(struct sc_net *n, const ProtobufCBinaryData *offs, size_t noffs)
+{
+	int ret = 0;
+
+	if (noffs > n->nports)
+		return -EPROTO;
+	uint8_t *copy[noffs ? noffs : 1]; /* (bounded by the ports, above) */
+
+	for (size_t i = 0; i < noffs; i++) {
+		copy[i] = NULL;
+		if (!offs[i].len)
+			continue;
+		if (offs[i].len < COMPARE_RW_SAVE_HDR ||
+		    (offs[i].len - COMPARE_RW_SAVE_HDR) % COMPARE_RW_SAVE_REC) {
+			ret = -EPROTO;
+			continue;
+		}
+		copy[i] = malloc(offs[i].len);
+		if (!copy[i])
+			ret = -ENOMEM;
+		else
+			memcpy(copy[i], offs[i].data, offs[i].len);
+	}
+	if (ret) {
+		for (size_t i = 0; i < noffs; i++)
+			free(copy[i]);
+		return ret;
+	}
+	pthread_mutex_lock(&n->lock);
+	for (unsigned int i = 0; i < n->nports; i++) {
+		struct sc_port *p = &n->ports[i];
+
+		free(p->inherit);
+		p->inherit = i < noffs ? copy[i] : NULL;
+		p->ninherit = p->inherit ? offs[i].len : 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+int sc_net_handover(struct sc_net *n, struct compare_rewrite **rw, unsigned int max)
+{
+	int ret;
+
+	pthread_mutex_lock(&n->lock);
+	if (!n->failed_over || n->handed) {
+		ret = -EBUSY;
+	} else if (max < n->nports) {
+		ret = -ENOSPC;
+	} else {
+		for (unsigned int i = 0; i < n->nports; i++)
+			rw[i] = n->ports[i].rw;
+		n->handed = true;
+		ret = (int)n->nports;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return ret;
 }
 
 int sc_net_input(struct sc_net *n, Colovm__Transport__Packet *pk)
@@ -222,8 +324,25 @@ void sc_net_checkpoint(struct sc_net *n)
 
 json_t *sc_net_stats(struct sc_net *n)
 {
-	return json_pack("{s:I,s:I,s:I,s:I}", "mirrored", (json_int_t)atomic_load(&n->mirrored),
-			 "redirected", (json_int_t)atomic_load(&n->redirected), "own-wire-dropped",
-			 (json_int_t)atomic_load(&n->wire_dropped), "errors",
-			 (json_int_t)atomic_load(&n->errors));
+	uint64_t held = 0, active = 0, inherited;
+
+	pthread_mutex_lock(&n->lock);
+	for (unsigned int i = 0; i < n->nports; i++) {
+		struct sc_port *p = &n->ports[i];
+
+		held += p->ninherit ? (p->ninherit - COMPARE_RW_SAVE_HDR) / COMPARE_RW_SAVE_REC : 0;
+		if (n->failed_over && !n->handed)
+			active += compare_rewrite_active(p->rw);
+	}
+	inherited = n->inherited;
+	pthread_mutex_unlock(&n->lock);
+	/* wire-offsets: connections rewritten at this side's own wire (after a
+	 * takeover); inherited-offsets: those the primary rewrites at its
+	 * wire, kept for a takeover (and how many a takeover added). */
+	return json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "mirrored", (json_int_t)atomic_load(&n->mirrored),
+	    "redirected", (json_int_t)atomic_load(&n->redirected), "own-wire-dropped",
+	    (json_int_t)atomic_load(&n->wire_dropped), "errors",
+	    (json_int_t)atomic_load(&n->errors), "wire-offsets", (json_int_t)active,
+	    "primary-wire-offsets", (json_int_t)held, "inherited-offsets", (json_int_t)inherited);
 }

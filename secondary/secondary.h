@@ -94,6 +94,18 @@ void secondary_colo_free(struct secondary_colo *s);
  * lost (the pair breaks, the guest runs on from the last checkpoint, its
  * packets to its own wire). -ENOTCONN: not paired. Main loop. */
 int secondary_colo_lost_heartbeat(struct secondary_colo *s);
+/*
+ * Re-protect (main loop): this copy took over and its guest is to become a
+ * primary's. Once the takeover is complete, the TCP rewriters (one per
+ * virtio-net port, into rw[0..max)) that keep the connections open at the
+ * takeover working belong to the caller, who must install its own hooks on
+ * the ports at once (until then this side's keep rewriting); the listener
+ * and the RAM cache are freed. The number of ports; -EBUSY while paired,
+ * waiting, taking over, or handed over already.
+ */
+struct compare_rewrite;
+int secondary_colo_handover(struct secondary_colo *s, struct compare_rewrite **rw,
+			    unsigned int max);
 /* QMP query-colo-status / query-colo-stats bodies (new references). */
 json_t *secondary_colo_status(struct secondary_colo *s);
 json_t *secondary_colo_stats(struct secondary_colo *s);

@@ -145,6 +145,11 @@
  *                                                         |  apply state, run
  *   The primary does not wait for the reply before sending: the secondary
  *   stops while the pages stream (they land in the cache, not in its guest).
+ *   Re-protect: a primary that was a secondary and took over still rewrites
+ *   at its wire the TCP connections that were open then (their clients talk
+ *   the old primary's sequence numbers); the last DeviceState of every unit
+ *   carries those offsets (net_offsets, per port), and a secondary that
+ *   takes over applies the last ones it loaded at its own wire.
  *   FailoverNotice{SHUTDOWN} from the primary: it ends the pair in order
  *   (quit, guest shutdown, migrate_cancel); the secondary shuts down.
  *   Any failure: CheckpointAck{status -errno, message} if the secondary can

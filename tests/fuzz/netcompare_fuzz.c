@@ -5,9 +5,12 @@
  *   u8 op | u16 len (LE) | len bytes
  * op & 3: 0 primary, 1 secondary, 2 rewrite outbound, 3 rewrite inbound;
  * op & 4: advance time 20 ms and poll; op & 8: checkpoint begin, op & 16: ack;
- * op & 32: passthrough add for the frame's protocol/port.
+ * op & 32: passthrough add for the frame's protocol/port; op & 128: the bytes are a
+ * saved rewrite table (compare_rewrite_load), and what the rewriter saves then must
+ * load into a fresh one.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +57,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += len;
 		size -= len;
 		now += 1000;
+		if (op & 128) {
+			struct compare_rewrite *rw2;
+			uint8_t *saved;
+			size_t n;
+
+			compare_rewrite_load(rw, buf, len, now);
+			if (compare_rewrite_save(rw, &saved, &n) >= 0) {
+				if (compare_rewrite_new(&rw2, 64) == 0) {
+					if (compare_rewrite_load(rw2, saved, n, now)) {
+						fprintf(stderr, "a saved table does not load\n");
+						abort();
+					}
+					compare_rewrite_free(rw2);
+				}
+				free(saved);
+			}
+			continue;
+		}
 		if (len) {
 			compare_flow_parse(buf, len, &fl);
 			switch (op & 3) {

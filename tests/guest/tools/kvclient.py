@@ -2,11 +2,16 @@
 """Client for the test guest's app=kv (SET/GET/INCR line protocol).
 
 check mode (default): OPS mixed SET/GET/INCR over CONNS connections, each
-answer compared with a local model; exits 1 on the first mismatch.
+answer compared with a local model; exits 1 on the first mismatch. With
+--until FILE it goes on (the same connections) past OPS until FILE exists;
+--progress FILE gets the number of ops answered so far; --rate caps the ops
+per second (0: as fast as answers come); --prefix keeps the
+keys of clients that run side by side apart (each models only its own).
 bench mode (--bench SECONDS): pipelined GET/SET/INCR, DEPTH requests per
 write per connection; prints "kv: ops=N seconds=S ops_per_s=R".
 """
 import argparse
+import os
 import random
 import selectors
 import socket
@@ -28,10 +33,12 @@ def readline(sock, buf):
 def check(args):
     rng = random.Random(args.seed)
     model = {}
-    conns = [socket.create_connection((args.host, args.port), timeout=10) for _ in range(args.conns)]
+    conns = [socket.create_connection((args.host, args.port), timeout=args.timeout)
+             for _ in range(args.conns)]
     bufs = [[b""] for _ in conns]
-    keys = ["k%d" % i for i in range(args.keys)]
-    for op in range(args.ops):
+    keys = ["%s%d" % (args.prefix, i) for i in range(args.keys)]
+    op, longest, last = 0, 0.0, time.monotonic()
+    while op < args.ops or (args.until and not os.path.exists(args.until)):
         i = op % len(conns)
         s, b = conns[i], bufs[i]
         k = rng.choice(keys)
@@ -55,9 +62,19 @@ def check(args):
         if got != want:
             print("kv: op %d on connection %d: %r answered %r, expected %r" % (op, i, cmd, got, want))
             return 1
+        op += 1
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        if args.rate > 0:
+            time.sleep(max(0.0, 1.0 / args.rate - (time.monotonic() - now)))
+        if args.progress and op % 20 == 0:
+            with open(args.progress + ".tmp", "w") as f:
+                f.write("%d\n" % op)
+            os.replace(args.progress + ".tmp", args.progress)
     for s in conns:
         s.close()
-    print("kv: %d ops over %d connections checked, %d keys" % (args.ops, args.conns, len(model)))
+    print("kv: %d ops over %d connections checked, %d keys, longest wait %.2f s"
+          % (op, args.conns, len(model), longest))
     return 0
 
 
@@ -110,6 +127,11 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bench", type=float, default=0)
     p.add_argument("--depth", type=int, default=64)
+    p.add_argument("--until", help="check mode: go on until this file exists")
+    p.add_argument("--progress", help="check mode: write the ops answered here")
+    p.add_argument("--prefix", default="k", help="key names (clients side by side)")
+    p.add_argument("--timeout", type=float, default=10, help="socket timeout (s)")
+    p.add_argument("--rate", type=float, default=0, help="check mode: at most this many ops/s")
     args = p.parse_args()
     try:
         return bench(args) if args.bench else check(args)

@@ -329,6 +329,84 @@ static void test_mirror_redirect(void **state)
 	compare_rewrite_free(rw);
 }
 
+/* re-protect: a survivor's offsets saved, loaded by its new secondary (added to what
+ * it has), applied there after its own failover; bad strings refused, nothing changed */
+static void test_save_load(void **state)
+{
+	struct pkt_ep g = pkt_ep4(10, 0, 0, 2, 80), c = pkt_ep4(10, 0, 0, 1, 5555);
+	struct pkt_ep c2 = pkt_ep6(1, 6666), c3 = pkt_ep4(10, 0, 0, 1, 7777);
+	struct compare_rewrite *rw, *rw2;
+	struct compare_flow fl, fl2, fl3;
+	uint8_t f[PKT_MAX], *buf, *buf2;
+	uint32_t off;
+	size_t n, len, len2;
+
+	assert_int_equal(compare_rewrite_new(&rw, 0), 0);
+	assert_int_equal(compare_rewrite_new(&rw2, 0), 0);
+	flow_of(g, c, &fl);
+	flow_of(pkt_ep6(2, 80), c2, &fl2);
+	flow_of(g, c3, &fl3);
+	learn(rw, g, c, 1000, 10);		 /* offset 990 */
+	learn(rw, pkt_ep6(2, 80), c2, 5000, 10); /* offset 4990 */
+	learn(rw, g, c3, 77, 77);		 /* offset 0: not kept */
+	compare_rewrite_failover(rw);
+	assert_int_equal(compare_rewrite_active(rw), 2);
+	assert_int_equal(compare_rewrite_save(rw, &buf, &len), 2);
+	assert_int_equal(len, 8 + 2 * 44);
+
+	/* the new secondary learnt nothing of these (its guest is a copy) */
+	assert_int_equal(compare_rewrite_load(rw2, buf, len, 5), 0);
+	assert_int_equal(compare_rewrite_offset(rw2, &fl, &off), 0);
+	assert_int_equal(off, 990);
+	assert_int_equal(compare_rewrite_offset(rw2, &fl2, &off), 0);
+	assert_int_equal(off, 4990);
+	assert_int_equal(compare_rewrite_offset(rw2, &fl3, &off), -ENOENT);
+	n = seg(f, g, c, 11, 7001, F_ACK, (const uint8_t *)"a", 1);
+	assert_int_equal(compare_rewrite_outbound(rw2, f, n, 0, 6), 1);
+	assert_int_equal(pkt_tcp_seq(f), 1001);
+	assert_true(pkt_csum_ok(f, n));
+	n = seg(f, c, g, 7001, 1002, F_ACK, NULL, 0);
+	assert_int_equal(compare_rewrite_inbound(rw2, f, n, 0, 6), 1);
+	assert_int_equal(pkt_tcp_ack(f), 12);
+	/* loaded again (the next checkpoint's string onto a rewriter that has them):
+	 * offsets add up, as for a connection its own pair had learnt */
+	assert_int_equal(compare_rewrite_load(rw2, buf, len, 7), 0);
+	assert_int_equal(compare_rewrite_offset(rw2, &fl, &off), 0);
+	assert_int_equal(off, 1980);
+
+	/* bad strings: nothing changes */
+	assert_int_equal(compare_rewrite_load(rw2, buf, len - 1, 8), -EINVAL);
+	assert_int_equal(compare_rewrite_load(rw2, buf, 4, 8), -EINVAL);
+	buf2 = malloc(len);
+	assert_non_null(buf2);
+	memcpy(buf2, buf, len);
+	buf2[0] ^= 1;
+	assert_int_equal(compare_rewrite_load(rw2, buf2, len, 8), -EINVAL);
+	memcpy(buf2, buf, len);
+	buf2[8 + 44 + 38] = 17; /* the second record says UDP */
+	assert_int_equal(compare_rewrite_load(rw2, buf2, len, 8), -EINVAL);
+	memcpy(buf2, buf, len);
+	buf2[7] = 3; /* count beyond the records */
+	assert_int_equal(compare_rewrite_load(rw2, buf2, len, 8), -EINVAL);
+	free(buf2);
+	assert_int_equal(compare_rewrite_offset(rw2, &fl, &off), 0);
+	assert_int_equal(off, 1980);
+	assert_int_equal(compare_rewrite_load(rw2, NULL, 0, 8), -EINVAL);
+
+	/* what it applies now is what it would hand on */
+	assert_int_equal(compare_rewrite_save(rw2, &buf2, &len2), 2);
+	free(buf2);
+
+	/* after failover, the guest opening the tuple again drops the old offset */
+	n = seg(f, g, c, 99999, 0, F_SYN, NULL, 0);
+	assert_int_equal(compare_rewrite_outbound(rw, f, n, 0, 9), 0);
+	assert_int_equal(pkt_tcp_seq(f), 99999);
+	assert_int_equal(compare_rewrite_offset(rw, &fl, &off), -ENOENT);
+	free(buf);
+	compare_rewrite_free(rw2);
+	compare_rewrite_free(rw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_offset_guest_opened),
 		cmocka_unit_test(test_sack_and_partial_csum),
 		cmocka_unit_test(test_checkpoint_failover_teardown),
+		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_rewrite_then_compare),
 		cmocka_unit_test(test_mirror_redirect),
 	};
