@@ -822,9 +822,12 @@ static void *sc_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	s->ch = NULL;
 	pthread_mutex_unlock(&s->lock);
-	/* No more packets over ch (the guest's are dropped until this side
-	 * serves or stops). */
-	sc_net_attach(s->net, NULL);
+	/* No more packets over ch: the guest's go to its own wire now, or,
+	 * with a witness, are dropped until this side serves or stops. */
+	if (s->witness)
+		sc_net_attach(s->net, NULL);
+	else
+		sc_net_failover(s->net);
 	transport_close(ch);
 	hw_dirty_log_stop(s->vm);
 	if (!ret) {
