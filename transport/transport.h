@@ -334,7 +334,8 @@ const char *transport_peer_name(const struct transport_channel *ch);
 enum transport_side { TRANSPORT_SIDE_PRIMARY, TRANSPORT_SIDE_SECONDARY };
 /* Claim pairing `pair` for `side` at the witness at uri. 1: granted; 0:
  * refused; < 0: no verdict (unreachable, another key, garbage, no answer
- * within 2 s). msg says which, for a person. */
+ * within 2 s), after trying again every 250 ms for 3 s (not for another
+ * key). msg says which, for a person. */
 int transport_witness_claim(const char *uri, const struct transport_key *key,
 			    const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
 			    uint64_t checkpoint_id, const char *vm, char *msg, size_t len);

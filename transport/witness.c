@@ -32,8 +32,10 @@
 #include "common/common.h"
 #include "transport/transport.h"
 
-#define WITNESS_TIMEOUT_MS 2000
-#define WITNESS_MAX_PAIRS  4096 /* grants remembered (the oldest go first) */
+#define WITNESS_TIMEOUT_MS   2000
+#define WITNESS_MAX_PAIRS    4096	   /* grants remembered (the oldest go first) */
+#define WITNESS_RETRY_NS     3000000000ull /* a claim without a verdict: tried again */
+#define WITNESS_RETRY_GAP_NS 250000000ull  /* for this long, this far apart */
 
 static const char *side_name(int side)
 {
@@ -50,9 +52,9 @@ static uint64_t unix_ms(void)
 
 /* ---- the claimant ----------------------------------------------------------------- */
 
-int transport_witness_claim(const char *uri, const struct transport_key *key,
-			    const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
-			    uint64_t checkpoint_id, const char *vm, char *msg, size_t len)
+static int claim_once(const char *uri, const struct transport_key *key,
+		      const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
+		      uint64_t checkpoint_id, const char *vm, char *msg, size_t len)
 {
 	struct transport_opts opts = {.key = key,
 				      .timeout_ms = WITNESS_TIMEOUT_MS,
@@ -113,6 +115,23 @@ int transport_witness_claim(const char *uri, const struct transport_key *key,
 	transport_msg_free(in);
 	transport_close(ch);
 	return ret;
+}
+
+int transport_witness_claim(const char *uri, const struct transport_key *key,
+			    const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
+			    uint64_t checkpoint_id, const char *vm, char *msg, size_t len)
+{
+	uint64_t end = clock_ns() + WITNESS_RETRY_NS;
+	int ret;
+
+	/* A verdict is final; no verdict is tried again for a while (a
+	 * witness restarting, a lost SYN), except a wrong key. */
+	for (;;) {
+		ret = claim_once(uri, key, pair, side, checkpoint_id, vm, msg, len);
+		if (ret >= 0 || ret == -EACCES || clock_ns() + WITNESS_RETRY_GAP_NS >= end)
+			return ret;
+		usleep(WITNESS_RETRY_GAP_NS / 1000);
+	}
 }
 
 /* ---- the witness ------------------------------------------------------------------ */

@@ -207,7 +207,7 @@ static void test_no_witness_no_verdict(void **state)
 	t0 = clock_ns();
 	r = claim(f.uri, &key, 5, TRANSPORT_SIDE_SECONDARY, msg, sizeof(msg));
 	assert_true(r < 0);
-	assert_true(clock_ns() - t0 < 4500000000ull);
+	assert_true(clock_ns() - t0 < 7000000000ull); /* two tries of 2 s at most */
 	fake_stop(&f);
 }
 
