@@ -4,7 +4,7 @@
 # that takes over announces it and the bridge follows), the pairs' channels
 # and a `colovm witness` on the namespace's loopback.
 #
-# DRILLS times (default 3): a primary A protected by a secondary B (both
+# DRILLS times (default 2): a primary A protected by a secondary B (both
 # with the witness), a KV client over 4 connections checking every answer
 # against its own history (tests/guest/tools/kvclient.py), A SIGKILLed at a
 # random moment 0.2-2.2 s into protection (a checkpoint every 100 ms, so
@@ -27,7 +27,7 @@ need_netns
 NS=colovm-dr-$$
 port=$((47100 + RANDOM % 800))
 wport=$((port + 850))
-DRILLS=${DRILLS:-3}
+DRILLS=${DRILLS:-2}
 MAC=52:54:00:12:34:56
 head -c32 /dev/urandom >"$TMP/key"
 ARGS=(--kernel "$TESTGUEST" --mem 32 --cmdline "app=kv" --peer-key "$TMP/key"
