@@ -132,7 +132,9 @@ ARGS=(--kernel "$TESTGUEST" --mem 256 --cmdline "app=dirty mb=128 rate=64" --pee
 vm bx tpb0 --colo secondary --listen tcp:127.0.0.1:$((port + 1))
 wait_for_line "$TMP/bx.err" 'waiting for a primary' 20 || fail "bx does not listen"
 vm ax tpa0
-q "$TMP/ax.sock" migrate-set-parameters max-bandwidth=$((32 << 20)) >/dev/null
+# (once the guest has touched its 128 MiB: the zero pages are not sent)
+wait_for_line "$TMP/ax.out" '^dirty: t=3 ' 60 || fail "ax's guest does not run: $(cat "$TMP/ax.out")"
+q "$TMP/ax.sock" migrate-set-parameters max-bandwidth=$((16 << 20)) >/dev/null
 q "$TMP/ax.sock" colo-protect uri=tcp:127.0.0.1:$((port + 1)) >/dev/null || fail "colo-protect"
 wait_state "$TMP/ax.sock" sync 20 || fail "no first sync: $(q "$TMP/ax.sock" query-colo-status)"
 sleep 1
