@@ -731,9 +731,11 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 }
 
 /* The pair broke: with a witness, this side serves only once it granted
- * (transport.h). It asks two heartbeat intervals after the primary would
- * (the primary is preferred: a link that failed leaves it serving, no
- * needless takeover). false: fenced (state, reason set). */
+ * (transport.h). When the primary fell silent (or a drill said so) it may
+ * live: this side asks two heartbeat intervals after the primary would (the
+ * primary is preferred: a link that failed leaves it serving, no needless
+ * takeover); when its connection was reset or closed, its colovm is gone
+ * and this side asks at once. false: fenced (state, reason set). */
 static bool claim(struct secondary_colo *s, const char *broke)
 {
 	struct pollfd pfd = {.fd = s->quit, .events = POLLIN};
@@ -743,7 +745,8 @@ static bool claim(struct secondary_colo *s, const char *broke)
 
 	if (!s->witness)
 		return true;
-	if (poll(&pfd, 1, (int)(2 * s->hb_ms)) > 0)
+	if ((atomic_load(&s->hb_silent_ms) || atomic_load(&s->hb_drill)) &&
+	    poll(&pfd, 1, (int)(2 * s->hb_ms)) > 0)
 		return true; /* colovm is ending: no verdict needed */
 	t0 = clock_ns();
 	r = transport_witness_claim(s->witness, &s->witness_key, s->pair, TRANSPORT_SIDE_SECONDARY,
