@@ -160,20 +160,19 @@ void colo_claim(struct primary *m)
 
 	pthread_mutex_lock(&m->lock);
 	shutdown = m->colo_shutdown;
-	m->fence = 1;
 	m->fence_why[0] = 0;
 	pthread_mutex_unlock(&m->lock);
 	if (!m->witness || !m->colo_started || shutdown)
 		return;
 	r = transport_witness_claim(m->witness, &m->witness_key, m->pair, TRANSPORT_SIDE_PRIMARY,
 				    m->ckpt_id, m->uri, why, sizeof(why));
-	if (r == 1)
+	if (r == 1) {
 		log_info("COLO: %s in %llu ms: the VM runs on", why,
 			 (unsigned long long)((clock_ns() - t0) / 1000000));
-	else
-		log_err("COLO: %s: the VM stops (no split brain)", why);
+		return;
+	}
+	log_err("COLO: %s: the VM stops (no split brain)", why);
 	pthread_mutex_lock(&m->lock);
-	m->fence = r == 1;
 	snprintf(m->fence_why, sizeof(m->fence_why), "%s", why);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -203,14 +202,11 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 	char fenced[512] = "";
 
 	pthread_mutex_lock(&m->lock);
-	if (m->colo_started && !m->fence)
+	if (m->colo_started && m->fence_why[0])
 		snprintf(fenced, sizeof(fenced), "%s; %s", why, m->fence_why);
 	pthread_mutex_unlock(&m->lock);
 	if (fenced[0]) {
-		if (m->qmp)
-			qmp_event(m->qmp, "COLO_EXIT",
-				  json_pack("{s:s,s:s,s:s,s:b}", "mode", "primary", "reason",
-					    "error", "message", fenced, "fenced", 1));
+		qmp_event_colo_exit(m->qmp, "primary", false, fenced, 0, true);
 		colo_fence(m, fenced);
 		return;
 	}
@@ -224,16 +220,9 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		log_err("COLO: cannot protect the VM: %s; it runs on unprotected", why);
 	}
 	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
-	if (m->colo_started && m->qmp) {
-		/* QEMU's COLO_EXIT (mode, reason: request or error), and why */
-		unsigned int silent = atomic_load(&m->hb_silent_ms);
-		json_t *d = json_pack("{s:s,s:s,s:s}", "mode", "primary", "reason",
-				      ret == -ECANCELED ? "request" : "error", "message", why);
-
-		if (d && silent)
-			json_object_set_new(d, "silent-ms", json_integer(silent));
-		qmp_event(m->qmp, "COLO_EXIT", d);
-	}
+	if (m->colo_started)
+		qmp_event_colo_exit(m->qmp, "primary", ret == -ECANCELED, why,
+				    atomic_load(&m->hb_silent_ms), false);
 	/* Held packets go out now; from here on they pass straight. */
 	if (m->net) {
 		json_decref(m->net_last);

@@ -78,7 +78,7 @@ struct primary {
 	uint64_t ckpt_interval_ms;
 	uint64_t compare_timeout_ms;
 	uint64_t hb_interval_ms, hb_misses; /* the next pair's heartbeat */
-	bool ram_digest; /* x-colo-ram-digest: hash guest RAM in each pause */
+	bool ram_digest;		    /* x-colo-ram-digest: hash guest RAM in each pause */
 
 	/* outgoing */
 	pthread_t thread;
@@ -105,13 +105,12 @@ struct primary {
 	struct colo_net *net;	/* the packet path (net.c): main loop creates and frees */
 	struct colo_wire *wire; /* offsets at the wire (re-protect, net.c); set once */
 	struct transport_channel *colo_ch; /* the thread's channel, for REQ_COLO_START */
-	json_t *net_last;   /* the packet path's figures when protection last ended */
+	json_t *net_last; /* the packet path's figures when protection last ended */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the secondary up */
 	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
 	uint8_t pair[TRANSPORT_PAIR_LEN];  /* this pairing, for the witness (thread) */
-	int fence;		/* the witness's verdict: 1 run on, 0 stop (thread, then main) */
-	char fence_why[256];	/* the verdict, for a person */
-	char colo_why[256]; /* reason of the last state change */
+	char fence_why[256]; /* the witness did not grant: why ("": run on; thread, then main) */
+	char colo_why[256];  /* reason of the last state change */
 	uint64_t colo_since_ns;
 	unsigned int pending; /* 1 << enum colo_reason, requested */
 	uint64_t ckpt_id;     /* last acknowledged checkpoint */
@@ -146,7 +145,7 @@ void colo_finish(struct primary *m, int ret, const char *msg);
 void colo_set_state(struct primary *m, enum colo_state st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int colo_register(struct primary *m);
-/* The witness's verdict once the pair broke (thread): m->fence, fence_why. */
+/* The witness's verdict once the pair broke (thread): m->fence_why. */
 void colo_claim(struct primary *m);
 void colo_unregister(struct primary *m);
 

@@ -145,6 +145,7 @@ static void sc_set_state(struct secondary_colo *s, enum sc_state st, const char 
 
 static int sc_main(struct secondary_colo *s, enum sc_req req)
 {
+	char why[sizeof(s->why)];
 	int ret;
 
 	switch (req) {
@@ -171,35 +172,19 @@ static int sc_main(struct secondary_colo *s, enum sc_req req)
 			s->opts.done(s->opts.opaque, s->fail_ret, s->fail_msg);
 		return 0;
 	case SC_REQ_EXIT:
-		if (s->opts.qmp) {
-			/* QEMU's COLO_EXIT (mode, reason: request or error), and why */
-			unsigned int silent = atomic_load(&s->hb_silent_ms);
-			json_t *d;
-
-			pthread_mutex_lock(&s->lock);
-			d = json_pack("{s:s,s:s,s:s}", "mode", "secondary", "reason",
-				      atomic_load(&s->hb_drill) ? "request" : "error", "message",
-				      s->why);
-			pthread_mutex_unlock(&s->lock);
-			if (d && silent)
-				json_object_set_new(d, "silent-ms", json_integer(silent));
-			qmp_event(s->opts.qmp, "COLO_EXIT", d);
-		}
-		return 0;
 	case SC_REQ_FENCE:
-		/* RUNNING -> PAUSED; stopped by a checkpoint it stays in COLO
-		 * (the run-state table leaves COLO only for RUNNING or
+		/* Fenced: RUNNING -> PAUSED; stopped by a checkpoint it stays in
+		 * COLO (the run-state table leaves COLO only for RUNNING or
 		 * SHUTDOWN) */
-		ret = runstate_is_running(s->rs) ? runstate_vm_stop(s->rs, RUN_STATE_PAUSED) : 0;
-		if (s->opts.qmp) {
-			json_t *d;
-
-			pthread_mutex_lock(&s->lock);
-			d = json_pack("{s:s,s:s,s:s,s:b}", "mode", "secondary", "reason", "error",
-				      "message", s->why, "fenced", 1);
-			pthread_mutex_unlock(&s->lock);
-			qmp_event(s->opts.qmp, "COLO_EXIT", d);
-		}
+		ret = req == SC_REQ_FENCE && runstate_is_running(s->rs)
+			  ? runstate_vm_stop(s->rs, RUN_STATE_PAUSED)
+			  : 0;
+		pthread_mutex_lock(&s->lock);
+		snprintf(why, sizeof(why), "%s", s->why);
+		pthread_mutex_unlock(&s->lock);
+		qmp_event_colo_exit(
+		    s->opts.qmp, "secondary", req == SC_REQ_EXIT && atomic_load(&s->hb_drill), why,
+		    req == SC_REQ_EXIT ? atomic_load(&s->hb_silent_ms) : 0, req == SC_REQ_FENCE);
 		return ret;
 	default:
 		return 0;

@@ -526,6 +526,22 @@ size_t qmp_client_count(const struct qmp *qmp)
 
 /* ---- events ------------------------------------------------------------- */
 
+void qmp_event_colo_exit(struct qmp *qmp, const char *mode, bool request, const char *message,
+			 unsigned int silent_ms, bool fenced)
+{
+	json_t *d;
+
+	if (!qmp)
+		return;
+	d = json_pack("{s:s,s:s,s:s}", "mode", mode, "reason", request ? "request" : "error",
+		      "message", message);
+	if (d && silent_ms)
+		json_object_set_new(d, "silent-ms", json_integer(silent_ms));
+	if (d && fenced)
+		json_object_set_new(d, "fenced", json_true());
+	qmp_event(qmp, "COLO_EXIT", d);
+}
+
 void qmp_event(struct qmp *qmp, const char *name, json_t *data)
 {
 	struct qmp_client *c, *next;

@@ -111,6 +111,14 @@ int qmp_unregister(struct qmp *qmp, const char *name);
 
 /* Broadcast an event; steals the reference to data (NULL: {}). */
 void qmp_event(struct qmp *qmp, const char *name, json_t *data);
+/*
+ * COLO_EXIT, as QEMU's (mode "primary" or "secondary", reason "request" or
+ * "error"), with colovm's own: message (why), silent-ms (the heartbeat's
+ * silence it acted on; 0: left out) and fenced (the witness did not grant:
+ * this side stopped; false: left out). qmp NULL: nothing.
+ */
+void qmp_event_colo_exit(struct qmp *qmp, const char *mode, bool request, const char *message,
+			 unsigned int silent_ms, bool fenced);
 
 /*
  * Add the run-state commands (query-status, stop, cont, system_reset,
