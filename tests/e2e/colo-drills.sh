@@ -41,21 +41,12 @@ ip netns exec "$NS" "$COLOVM" witness --listen tcp:127.0.0.1:$wport --peer-key "
 on_exit "kill $! 2>/dev/null"
 wait_for_line "$TMP/witness.err" 'serving claims' 10 || fail "no witness: $(cat "$TMP/witness.err")"
 
-# vm NAME TAP [ARGS...]: colovm NAME in the LAN ($TMP/NAME.{sock,err,out,ev}), PID in PID_NAME
+# vm NAME TAP [ARGS...]: lan_vm, its QMP events in $TMP/NAME.ev
 vm() {
-	local n=$1 tap=$2
-	shift 2
-	ip netns exec "$NS" "$COLOVM" run "${ARGS[@]}" --net tap=$tap,mac=$MAC "$@" \
-		--serial file:"$TMP/$n.out" --qmp unix:"$TMP/$n.sock",server 2>"$TMP/$n.err" &
-	eval "PID_$n=$!"
-	on_exit "kill -9 $! 2>/dev/null"
-	local t=0
-	while [ ! -S "$TMP/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
-	[ -S "$TMP/$n.sock" ] || fail "$n: no QMP socket: $(cat "$TMP/$n.err")"
-	"$CTL" --qmp "$TMP/$n.sock" --watch >"$TMP/$n.ev" 2>/dev/null &
+	lan_vm "$@"
+	"$CTL" --qmp "$TMP/$1.sock" --watch >"$TMP/$1.ev" 2>/dev/null &
 	on_exit "kill $! 2>/dev/null"
 }
-pid() { eval "echo \$PID_$1"; }
 # pair K: primary aK protected by secondary bK (colo-protect, so the
 # heartbeat is set first: a SIGKILL is seen as the channel's reset, and a
 # host VM starved of CPU must not look like a dead peer here)

@@ -148,3 +148,20 @@ net_pair() {
 		fail "$n: no pair: $(q "$TMP/$n-pri.sock" query-colo-status) $(cat "$TMP/$n-pri.err" "$TMP/$n-sec.err")"
 	note "$n: paired"
 }
+
+# lan_vm NAME TAP [ARGS...]: colovm NAME in the network namespace $NS (the
+# one-LAN tests: bridge_ns), ${ARGS[@]} and ARGS, its NIC on TAP with MAC
+# $MAC; files $TMP/NAME.{sock,err,out}; its PID (colovm itself: ip netns
+# exec execs it, so SIGKILL reaches it) in PID_NAME, read with pid NAME.
+# Returns once its QMP socket is there.
+lan_vm() {
+	local n=$1 tap=$2 t=0
+	shift 2
+	ip netns exec "$NS" "$COLOVM" run "${ARGS[@]}" --net tap=$tap,mac=$MAC "$@" \
+		--serial file:"$TMP/$n.out" --qmp unix:"$TMP/$n.sock",server 2>"$TMP/$n.err" &
+	eval "PID_$n=$!"
+	on_exit "kill -9 $! 2>/dev/null"
+	while [ ! -S "$TMP/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	[ -S "$TMP/$n.sock" ] || fail "$n: no QMP socket: $(cat "$TMP/$n.err")"
+}
+pid() { eval "echo \$PID_$1"; }

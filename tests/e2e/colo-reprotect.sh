@@ -46,20 +46,12 @@ bridge_ns "$NS" tapa tapx tapb tapc
 colo_run() {
 	local n=$1 tap=$2 role=${3:-} uri=${4:-} colo=()
 	[ -z "$role" ] || colo=(--colo "$role" --listen "$uri")
-	# (ip netns exec execs colovm: $! is colovm itself, for SIGKILL)
-	ip netns exec "$NS" "$COLOVM" run "${ARGS[@]}" --net tap=$tap,mac=$MAC "${colo[@]}" \
-		--serial file:"$TMP/$n.out" --qmp unix:"$TMP/$n.sock",server 2>"$TMP/$n.err" &
-	eval "PID_$n=$!"
-	on_exit "kill -9 $! 2>/dev/null"
+	lan_vm "$n" "$tap" "${colo[@]}"
 	if [ "$role" = secondary ]; then
 		wait_for_line "$TMP/$n.err" 'waiting for a primary' 20 ||
 			fail "$n does not listen: $(cat "$TMP/$n.err")"
 	fi
-	local t=0
-	while [ ! -S "$TMP/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
-	[ -S "$TMP/$n.sock" ] || fail "$n: no QMP socket: $(cat "$TMP/$n.err")"
 }
-pid() { eval "echo \$PID_$1"; }
 sock() { echo "$TMP/$1.sock"; }
 # kill9 NAME: the host of NAME loses power
 kill9() {
