@@ -77,7 +77,17 @@ static const char usage_text[] =
 	"                        the in-process hook); append ,mac=52:54:00:xx:xx:xx\n"
 	"                        (default 52:54:00:12:34:56, +1 per device)\n"
 	"      --disk SPEC       add a virtio-blk device (repeatable) on a raw image:\n"
-	"                        PATH[,readonly][,direct] (direct: O_DIRECT)\n"
+	"                        PATH[,readonly][,direct][,replicate] (direct:\n"
+	"                        O_DIRECT). replicate (COLO, both sides; excludes\n"
+	"                        readonly and direct): the first sync copies the\n"
+	"                        primary's image into the secondary's (same size),\n"
+	"                        then every write of the primary's guest follows\n"
+	"                        and is applied to the secondary's image at the\n"
+	"                        next checkpoint, flushed before it is\n"
+	"                        acknowledged; the secondary's own guest writes\n"
+	"                        to an overlay (a sparse file beside the image)\n"
+	"                        that each checkpoint drops and a takeover merges\n"
+	"                        into the image. The images stay raw files\n"
 	"\n"
 	"Management:\n"
 	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
@@ -107,8 +117,8 @@ static const char usage_text[] =
 	"                        x-colo-lost-heartbeat gives the secondary up now\n"
 	"                        (it is told to stand down). QMP\n"
 	"                        colo-protect {uri} protects a plain running VM the\n"
-	"                        same way. Not yet: a VM with --disk (disks are not\n"
-	"                        replicated)\n"
+	"                        same way. Every writable --disk must be\n"
+	"                        PATH,replicate\n"
 	"      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
 	"                        the hot standby: wait for a COLO primary with the\n"
 	"                        same VM flags (--mem, --cpus, --net/--disk count,\n"
@@ -426,10 +436,11 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 {
 	struct colovm *c = opaque;
 	json_t *a = json_object_get(args, "id");
-	uint64_t id = a ? (uint64_t)json_integer_value(a) : 0, got = 0, digest = 0;
-	char hex[17];
-	int r = colo_as_secondary(c) ? secondary_colo_digest(c->colo_secondary, id, &got, &digest)
-				     : primary_colo_digest(c->primary, id, &got, &digest);
+	uint64_t id = a ? (uint64_t)json_integer_value(a) : 0, got = 0, digest = 0, disk = 0;
+	char hex[17], dhex[17];
+	int r = colo_as_secondary(c)
+		    ? secondary_colo_digest(c->colo_secondary, id, &got, &digest, &disk)
+		    : primary_colo_digest(c->primary, id, &got, &digest, &disk);
 
 	if (r && id)
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
@@ -440,7 +451,10 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 				     "No RAM digest yet (migrate-set-parameters "
 				     "x-colo-ram-digest=true on the primary)");
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)digest);
-	*ret = json_pack("{s:I,s:s}", "id", (json_int_t)got, "digest", hex);
+	snprintf(dhex, sizeof(dhex), "%016llx", (unsigned long long)disk);
+	/* disk-digest: the replicated disks' images at that checkpoint */
+	*ret = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)got, "digest", hex, "disk-digest",
+			 dhex);
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -643,7 +657,7 @@ static int cmd_run(int argc, char **argv)
 	struct transport_key witness_key;
 	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
 	const char *colo = NULL, *peer = NULL, *listen_uri = NULL;
-	char vm_config[256];
+	char vm_config[1024];
 	struct transport_key key;
 	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
 	struct colovm c = {.sigfd = -1, .shutdown_timeout = SHUTDOWN_TIMEOUT_DEFAULT};

@@ -29,7 +29,7 @@ struct vm_config {
 	 * "hook[,mac=...]" (frames only through hw_vm_net_set_hook/inject) */
 	const char *const *net;
 	unsigned int nnet;
-	/* virtio-blk devices: "PATH[,readonly][,direct]" (raw image) */
+	/* virtio-blk devices: "PATH[,readonly][,direct][,replicate]" (raw image) */
 	const char *const *disk;
 	unsigned int ndisk;
 	/* RAM and device state come from a snapshot or an incoming migration:
@@ -126,8 +126,9 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n);
  * backed page: seconds for GiBs, never on a production path. */
 uint64_t hw_vm_ram_digest(struct vm *vm);
 /* What a COLO pair must agree on, as "mem=256M cpus=1 net=1 disk=0
- * kernel=<xxh3 of the file> initrd=<xxh3, or 0>" (backends, the command
- * line and paths may differ). -ENOSPC if len is too small. */
+ * kernel=<xxh3 of the file> initrd=<xxh3, or 0>", then per disk
+ * " diskN=BYTES[,ro|,replicate]" (backends, the command line and paths may
+ * differ). -ENOSPC if len is too small. */
 int hw_vm_describe(const struct vm *vm, char *buf, size_t len);
 
 /* Dirty log (dirty.c): KVM's log of every RAM slot merged with the VMM's
@@ -161,6 +162,50 @@ int hw_vm_flush_disks(struct vm *vm);
 /* Broadcast a RARP from each virtio-net MAC through its backend (the VM
  * now runs on this host: switches learn the port at once). */
 void hw_vm_announce(struct vm *vm);
+
+/* ---- replicated disks (COLO; --disk PATH,replicate) ------------------------
+ *
+ * What the roles need to keep a disk the same on both sides, checkpoint by
+ * checkpoint. Disks are numbered in --disk order; calls on a disk without
+ * `replicate` do nothing (tap, overlay) or work on its image all the same
+ * (read, write, digest). Mode switches wait for the device's current pass:
+ * when they return, no request is half-way through the old mode.
+ *
+ *   primary    a tap sees every write of the guest that reached the image,
+ *              on the device's I/O thread, before the guest is told: it
+ *              must not block for long, and must copy what it keeps.
+ *   secondary  an overlay takes its own guest's writes (a sparse unlinked
+ *              file beside the image; its reads see them); the image gets
+ *              only what the roles write into it (the primary's writes,
+ *              applied at a checkpoint). A checkpoint drops the overlay, a
+ *              failover merges it into the image and ends it.
+ */
+#include <sys/uio.h>
+typedef void (*hw_disk_tap)(void *opaque, unsigned int disk, uint64_t off, const struct iovec *iov,
+			    unsigned int cnt, uint64_t len);
+struct hw_disk_info {
+	uint64_t bytes;
+	bool replicate;
+	bool readonly;
+};
+int hw_vm_disk_info(struct vm *vm, unsigned int idx, struct hw_disk_info *out);
+/* Install (tap != NULL) or remove the tap of every replicated disk. */
+void hw_vm_disk_set_tap(struct vm *vm, hw_disk_tap tap, void *opaque);
+/* The image itself (the host's view; not through the overlay). -ERANGE
+ * outside the disk. */
+int hw_vm_disk_read(struct vm *vm, unsigned int idx, void *buf, size_t len, uint64_t off);
+int hw_vm_disk_write(struct vm *vm, unsigned int idx, const void *buf, size_t len, uint64_t off);
+/* Start (empty), drop (empty it again; VM paused) or merge (into the image,
+ * flushed; then it ends) the overlay of every replicated disk. Merge: the
+ * sectors it copied in *sectors (may be NULL). */
+int hw_vm_disk_overlay_start(struct vm *vm);
+int hw_vm_disk_overlay_drop(struct vm *vm);
+int hw_vm_disk_overlay_merge(struct vm *vm, uint64_t *sectors);
+/* Sectors the overlays hold now. */
+uint64_t hw_vm_disk_overlay_sectors(struct vm *vm);
+/* XXH3-64 over the images of the replicated disks, in order (tests: are two
+ * copies equal? reads every byte). 0 with *err set on a read error. */
+uint64_t hw_vm_disk_digest(struct vm *vm, int *err);
 
 /* Snapshot files (snapshot.c): the whole VM (RAM + devices) as one
  * common/vmstate stream. Save: the VM must be paused. Load: into a VM

@@ -26,6 +26,7 @@
 
 #include "common/vmstate/vmstate.h"
 #include "hw/internal.h"
+#include "hw/virtio.h"
 
 int hw_vm_save(struct vm *vm, int fd, struct vmstate_error *err)
 {
@@ -386,5 +387,15 @@ int hw_vm_describe(const struct vm *vm, char *buf, size_t len)
 		     (unsigned long long)c->mem_mib, c->cpus, vm->nnet, vm->nblk,
 		     (unsigned long long)file_digest(c->kernel),
 		     (unsigned long long)file_digest(c->initrd));
+	for (unsigned int i = 0; i < vm->nblk && n >= 0 && (size_t)n < len; i++) {
+		struct virtio_blk *b = vm->blk[i];
+		int k = snprintf(buf + n, len - (size_t)n, " disk%u=%llu%s", i,
+				 (unsigned long long)virtio_blk_bytes(b),
+				 virtio_blk_replicated(b) ? ",replicate"
+				 : virtio_blk_readonly(b) ? ",ro"
+							  : "");
+
+		n = k < 0 ? k : n + k;
+	}
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -18,16 +18,29 @@
  * the capacity (overflow-safe); a read-only disk answers writes with
  * VIRTIO_BLK_S_IOERR and advertises VIRTIO_BLK_F_RO. With `direct`, the
  * image is opened O_DIRECT and data goes through an aligned bounce buffer.
+ *
+ * A `replicate` disk (COLO, hw.h "replicated disks") has two more modes,
+ * switched under the transport lock (so never in the middle of a pass):
+ *   tap      (primary) every write that reached the image is shown to the
+ *            tap, with its data, before the driver hears of it
+ *   overlay  (secondary) the guest's writes go to a sparse overlay file of
+ *            the disk's size, one bit per sector says which sectors it
+ *            holds; reads take each run of sectors from the overlay or the
+ *            image. Dropping it (a checkpoint) empties it; merging it (a
+ *            failover) copies its sectors into the image.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "hw/virtio.h"
 
@@ -67,7 +80,19 @@ struct virtio_blk {
 	int fd;
 	bool readonly;
 	bool direct;
+	bool replicate;
 	uint8_t *bounce; /* direct only */
+	char path[4096];
+	/* replicate: tap mode (primary) */
+	hw_disk_tap tap;
+	void *tap_opaque;
+	unsigned int index;    /* the disk's number, for the tap */
+	struct iovec *tap_iov; /* a write's segments, kept from pwritev */
+	/* replicate: overlay mode (secondary) */
+	int ovl_fd;	    /* -1: off */
+	uint64_t *ovl_map;  /* one bit per sector */
+	uint64_t ovl_count; /* sectors set */
+	struct iovec *sub;  /* one run of a mixed read */
 	char id[BLK_ID_BYTES];
 	/* one pass: popped chains, their results, the merged I/O being built */
 	struct virtq_elem *elem; /* [BLK_BATCH] */
@@ -202,11 +227,94 @@ static int blk_rw_direct(struct virtio_blk *b, struct iovec *iov, unsigned int c
 	return 0;
 }
 
-static int blk_rw(struct virtio_blk *b, unsigned int cnt, uint64_t off, uint64_t len, bool wr)
+static int blk_rw(struct virtio_blk *b, struct iovec *iov, unsigned int cnt, uint64_t off,
+		  uint64_t len, bool wr)
 {
 	if (b->direct)
-		return blk_rw_direct(b, b->iov, cnt, off, len, wr);
-	return blk_rw_buffered(b->fd, b->iov, cnt, off, wr);
+		return blk_rw_direct(b, iov, cnt, off, len, wr);
+	return blk_rw_buffered(b->fd, iov, cnt, off, wr);
+}
+
+static bool ovl_test(const struct virtio_blk *b, uint64_t sector)
+{
+	return b->ovl_map[sector / 64] >> (sector % 64) & 1;
+}
+
+static void ovl_set(struct virtio_blk *b, uint64_t sector, uint64_t n)
+{
+	for (uint64_t s = sector; s < sector + n; s++) {
+		if (!ovl_test(b, s)) {
+			b->ovl_map[s / 64] |= 1ull << (s % 64);
+			b->ovl_count++;
+		}
+	}
+}
+
+/* dst := bytes [skip, skip + len) of src's cnt segments; returns how many. */
+static unsigned int iov_sub(const struct iovec *src, unsigned int cnt, uint64_t skip, uint64_t len,
+			    struct iovec *dst)
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < cnt && len; i++) {
+		if (skip >= src[i].iov_len) {
+			skip -= src[i].iov_len;
+			continue;
+		}
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + skip;
+		dst[k].iov_len = MIN(src[i].iov_len - skip, len);
+		len -= dst[k].iov_len;
+		skip = 0;
+		k++;
+	}
+	return k;
+}
+
+/* A read with the overlay on: each run of sectors from where it lives. */
+static int ovl_read(struct virtio_blk *b, unsigned int cnt, uint64_t sector, uint64_t len)
+{
+	uint64_t end = sector + len / SECTOR;
+
+	for (uint64_t s = sector; s < end;) {
+		bool in = ovl_test(b, s);
+		uint64_t e = s + 1;
+		unsigned int k;
+		int ret;
+
+		while (e < end && ovl_test(b, e) == in)
+			e++;
+		k = iov_sub(b->iov, cnt, (s - sector) * SECTOR, (e - s) * SECTOR, b->sub);
+		ret = in ? blk_rw_buffered(b->ovl_fd, b->sub, k, s * SECTOR, false)
+			 : blk_rw(b, b->sub, k, s * SECTOR, (e - s) * SECTOR, false);
+		if (ret)
+			return ret;
+		s = e;
+	}
+	return 0;
+}
+
+/* The merged group's I/O, in the disk's mode. */
+static int blk_group_io(struct virtio_blk *b)
+{
+	uint64_t off = b->g_sector * SECTOR;
+	int ret;
+
+	if (b->ovl_fd >= 0 && b->g_write) {
+		ret = blk_rw_buffered(b->ovl_fd, b->iov, b->niov, off, true);
+		if (!ret)
+			ovl_set(b, b->g_sector, b->g_len / SECTOR);
+		return ret;
+	}
+	if (b->ovl_fd >= 0 && b->ovl_count)
+		return ovl_read(b, b->niov, b->g_sector, b->g_len);
+	if (!b->tap || !b->g_write)
+		return blk_rw(b, b->iov, b->niov, off, b->g_len, b->g_write);
+	/* pwritev may consume the segments: the tap sees a copy */
+	memcpy(b->tap_iov, b->iov, b->niov * sizeof(*b->iov));
+	ret = blk_rw(b, b->iov, b->niov, off, b->g_len, true);
+	if (!ret)
+		b->tap(b->tap_opaque, b->index, off, b->tap_iov, b->niov, b->g_len);
+	return ret;
 }
 
 /* Sector range check: [sector, sector + len/512) inside the disk. */
@@ -238,7 +346,7 @@ static void blk_group_submit(struct virtio_blk *b, struct virtq *q, unsigned int
 		blk_publish(b, q, upto);
 		return;
 	}
-	failed = blk_rw(b, b->niov, b->g_sector * SECTOR, b->g_len, b->g_write) != 0;
+	failed = blk_group_io(b) != 0;
 	for (unsigned int i = b->g_first; i < b->g_end; i++) {
 		const struct virtq_elem *e = &b->elem[i];
 
@@ -322,7 +430,8 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, unsigned int i)
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		blk_group_submit(b, q, i);
-		if (!b->readonly && fdatasync(b->fd) < 0)
+		/* (an overlay is dropped or merged, never kept: not flushed) */
+		if (!b->readonly && b->ovl_fd < 0 && fdatasync(b->fd) < 0)
 			b->status[i] = VIRTIO_BLK_S_IOERR;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
@@ -433,8 +542,12 @@ int virtio_blk_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned 
 	if (!b)
 		return -ENOMEM;
 	b->fd = -1;
+	b->ovl_fd = -1;
 	b->readonly = spec->readonly;
 	b->direct = spec->direct;
+	b->replicate = spec->replicate;
+	b->index = spec->index;
+	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->fd = open(spec->path, flags | (spec->direct ? O_DIRECT : 0));
 	if (b->fd < 0) {
 		ret = -errno;
@@ -454,6 +567,15 @@ int virtio_blk_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned 
 	if (!b->elem) {
 		ret = -ENOMEM;
 		goto err;
+	}
+	if (b->replicate) {
+		b->tap_iov = calloc(BLK_MERGE_IOV + VIRTQ_MAX_SEGS, sizeof(*b->tap_iov));
+		b->sub = calloc(BLK_MERGE_IOV + VIRTQ_MAX_SEGS, sizeof(*b->sub));
+		b->ovl_map = calloc((b->s.capacity + 63) / 64 + 1, sizeof(uint64_t));
+		if (!b->tap_iov || !b->sub || !b->ovl_map) {
+			ret = -ENOMEM;
+			goto err;
+		}
 	}
 	if (b->direct && posix_memalign((void **)&b->bounce, 4096, BOUNCE_SIZE)) {
 		ret = -ENOMEM;
@@ -478,6 +600,11 @@ void virtio_blk_free(struct virtio_blk *b)
 	virtio_mmio_free(b->t);
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->ovl_fd >= 0)
+		close(b->ovl_fd);
+	free(b->tap_iov);
+	free(b->sub);
+	free(b->ovl_map);
 	free(b->bounce);
 	free(b->elem);
 	free(b);
@@ -507,7 +634,7 @@ int blk_spec_parse(const char *s, struct blk_spec *out, char *err, size_t errlen
 
 	memset(out, 0, sizeof(*out));
 	if (!plen || plen >= sizeof(out->path)) {
-		snprintf(err, errlen, "expected PATH[,readonly][,direct]");
+		snprintf(err, errlen, "expected PATH[,readonly][,direct][,replicate]");
 		return -EINVAL;
 	}
 	memcpy(out->path, s, plen);
@@ -521,11 +648,221 @@ int blk_spec_parse(const char *s, struct blk_spec *out, char *err, size_t errlen
 			out->readonly = true;
 		} else if (olen == 6 && !strncmp(opt, "direct", 6)) {
 			out->direct = true;
+		} else if (olen == 9 && !strncmp(opt, "replicate", 9)) {
+			out->replicate = true;
 		} else {
-			snprintf(err, errlen, "unknown option '%.*s' (expected readonly, direct)",
+			snprintf(err, errlen,
+				 "unknown option '%.*s' (expected readonly, direct, replicate)",
 				 (int)MIN(olen, 64), opt);
 			return -EINVAL;
 		}
 	}
+	if (out->replicate && (out->readonly || out->direct)) {
+		snprintf(err, errlen, "replicate excludes readonly and direct");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* ---- replicated disks (hw.h) ------------------------------------------------ */
+
+bool virtio_blk_replicated(const struct virtio_blk *b)
+{
+	return b->replicate;
+}
+
+bool virtio_blk_readonly(const struct virtio_blk *b)
+{
+	return b->readonly;
+}
+
+uint64_t virtio_blk_bytes(const struct virtio_blk *b)
+{
+	return b->s.capacity * SECTOR;
+}
+
+void virtio_blk_set_tap(struct virtio_blk *b, hw_disk_tap tap, void *opaque)
+{
+	pthread_mutex_lock(&b->t->lock);
+	b->tap = b->replicate ? tap : NULL;
+	b->tap_opaque = opaque;
+	pthread_mutex_unlock(&b->t->lock);
+}
+
+/* Whole-buffer pread/pwrite on the image (the host's side, not the guest's). */
+static int blk_host_io(int fd, void *buf, size_t len, uint64_t off, bool wr)
+{
+	struct iovec iov = {buf, len};
+
+	return len ? blk_rw_buffered(fd, &iov, 1, off, wr) : 0;
+}
+
+static bool blk_host_range_ok(const struct virtio_blk *b, uint64_t off, size_t len)
+{
+	return off <= b->s.capacity * SECTOR && len <= b->s.capacity * SECTOR - off;
+}
+
+int virtio_blk_pread(struct virtio_blk *b, void *buf, size_t len, uint64_t off)
+{
+	if (!blk_host_range_ok(b, off, len))
+		return -ERANGE;
+	return blk_host_io(b->fd, buf, len, off, false);
+}
+
+int virtio_blk_pwrite(struct virtio_blk *b, const void *buf, size_t len, uint64_t off)
+{
+	if (b->readonly)
+		return -EROFS;
+	if (!blk_host_range_ok(b, off, len))
+		return -ERANGE;
+	return blk_host_io(b->fd, (void *)buf, len, off, true);
+}
+
+/* An unlinked file beside the image (same filesystem: the space the
+ * operator gave the VM), else in $TMPDIR. */
+static int ovl_open(const struct virtio_blk *b)
+{
+	char dir[4096], tmpl[4200];
+	const char *slash = strrchr(b->path, '/');
+	int fd;
+
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == b->path ? 1 : slash - b->path),
+			 b->path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	snprintf(tmpl, sizeof(tmpl), "%s/colovm-overlay.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(tmpl);
+	return fd;
+}
+
+int virtio_blk_overlay_start(struct virtio_blk *b)
+{
+	int fd, ret = 0;
+
+	if (!b->replicate)
+		return 0;
+	fd = ovl_open(b);
+	if (fd < 0) {
+		log_err("--disk %s: cannot create the overlay: %s", b->path, strerror(-fd));
+		return fd;
+	}
+	if (ftruncate(fd, (off_t)(b->s.capacity * SECTOR)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	pthread_mutex_lock(&b->t->lock);
+	if (b->ovl_fd >= 0)
+		close(b->ovl_fd);
+	b->ovl_fd = fd;
+	memset(b->ovl_map, 0, ((b->s.capacity + 63) / 64) * sizeof(uint64_t));
+	b->ovl_count = 0;
+	pthread_mutex_unlock(&b->t->lock);
+	return 0;
+}
+
+uint64_t virtio_blk_overlay_sectors(struct virtio_blk *b)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&b->t->lock);
+	n = b->ovl_fd >= 0 ? b->ovl_count : 0;
+	pthread_mutex_unlock(&b->t->lock);
+	return n;
+}
+
+int virtio_blk_overlay_drop(struct virtio_blk *b)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&b->t->lock);
+	if (b->ovl_fd >= 0 && b->ovl_count) {
+		memset(b->ovl_map, 0, ((b->s.capacity + 63) / 64) * sizeof(uint64_t));
+		b->ovl_count = 0;
+		/* give the space back: an empty sparse file again */
+		if (ftruncate(b->ovl_fd, 0) < 0 ||
+		    ftruncate(b->ovl_fd, (off_t)(b->s.capacity * SECTOR)) < 0)
+			ret = -errno;
+	}
+	pthread_mutex_unlock(&b->t->lock);
+	return ret;
+}
+
+int virtio_blk_overlay_merge(struct virtio_blk *b, uint64_t *merged)
+{
+	uint8_t *buf = NULL;
+	uint64_t n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&b->t->lock);
+	if (b->ovl_fd < 0)
+		goto out;
+	if (b->ovl_count && !(buf = malloc(BLK_MERGE_BYTES))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t s = 0; s < b->s.capacity && n < b->ovl_count;) {
+		uint64_t e = s;
+
+		if (!ovl_test(b, s)) {
+			s++;
+			continue;
+		}
+		while (e < b->s.capacity && ovl_test(b, e) && (e - s) * SECTOR < BLK_MERGE_BYTES)
+			e++;
+		ret = blk_host_io(b->ovl_fd, buf, (e - s) * SECTOR, s * SECTOR, false);
+		if (!ret)
+			ret = blk_host_io(b->fd, buf, (e - s) * SECTOR, s * SECTOR, true);
+		if (ret)
+			goto out;
+		n += e - s;
+		s = e;
+	}
+	if (n && fdatasync(b->fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The image holds everything now: the overlay goes. */
+	close(b->ovl_fd);
+	b->ovl_fd = -1;
+	b->ovl_count = 0;
+out:
+	pthread_mutex_unlock(&b->t->lock);
+	free(buf);
+	if (merged)
+		*merged = n;
+	return ret;
+}
+
+uint64_t virtio_blk_digest(struct virtio_blk *b, int *err)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t *buf = malloc(1u << 20);
+	uint64_t h = 0;
+	int ret = st && buf ? 0 : -ENOMEM;
+
+	if (!ret)
+		XXH3_64bits_reset(st);
+	for (uint64_t off = 0, size = b->s.capacity * SECTOR; !ret && off < size;) {
+		size_t n = (size_t)MIN(size - off, 1u << 20);
+
+		ret = blk_host_io(b->fd, buf, n, off, false);
+		if (!ret)
+			XXH3_64bits_update(st, buf, n);
+		off += n;
+	}
+	if (!ret)
+		h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	*err = ret;
+	return h;
 }

@@ -100,6 +100,7 @@ int virtio_devices_create(struct vm *vm, const struct vm_config *cfg, char **cmd
 				log_err("--disk %s: %s", spec, err);
 				return -EINVAL;
 			}
+			bs.index = vm->nblk;
 			ret = virtio_blk_create(&vm->mem, vm->vm_fd, base, irq, &bs,
 						&vm->blk[vm->nblk]);
 			if (ret)

@@ -296,6 +296,8 @@ struct blk_spec {
 	char path[4096];
 	bool readonly;
 	bool direct;
+	bool replicate;
+	unsigned int index; /* the disk's number (set by the VM, not parsed) */
 };
 
 /* Parse --net / --disk option values; -EINVAL with a message in err. */
@@ -334,6 +336,18 @@ int virtio_blk_create(struct guest_mem *mem, int vm_fd, uint64_t base, unsigned 
 		      const struct blk_spec *spec, struct virtio_blk **out);
 void virtio_blk_free(struct virtio_blk *b);
 struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b);
+/* Replicated disks (hw.h; the mode switches take the transport lock). */
+bool virtio_blk_replicated(const struct virtio_blk *b);
+bool virtio_blk_readonly(const struct virtio_blk *b);
+uint64_t virtio_blk_bytes(const struct virtio_blk *b);
+void virtio_blk_set_tap(struct virtio_blk *b, hw_disk_tap tap, void *opaque);
+int virtio_blk_pread(struct virtio_blk *b, void *buf, size_t len, uint64_t off);
+int virtio_blk_pwrite(struct virtio_blk *b, const void *buf, size_t len, uint64_t off);
+int virtio_blk_overlay_start(struct virtio_blk *b);
+uint64_t virtio_blk_overlay_sectors(struct virtio_blk *b);
+int virtio_blk_overlay_drop(struct virtio_blk *b);
+int virtio_blk_overlay_merge(struct virtio_blk *b, uint64_t *merged);
+uint64_t virtio_blk_digest(struct virtio_blk *b, int *err);
 
 /* ---- checkpoint accessors (virtio-persist.c) --------------------------------- */
 

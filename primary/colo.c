@@ -324,7 +324,8 @@ static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint6
 }
 
 static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint64_t pause_ns,
-		   uint64_t pages, uint64_t bytes, bool have_digest, uint64_t digest)
+		   uint64_t pages, uint64_t bytes, bool have_digest, uint64_t digest,
+		   uint64_t disk_digest)
 {
 	pthread_mutex_lock(&m->lock);
 	m->ckpt_id = id;
@@ -340,6 +341,7 @@ static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint
 	if (have_digest) {
 		m->digests[m->ndigest % COLO_DIGEST_RING].id = id;
 		m->digests[m->ndigest % COLO_DIGEST_RING].digest = digest;
+		m->digests[m->ndigest % COLO_DIGEST_RING].disk = disk_digest;
 		m->ndigest++;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -350,6 +352,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 		      uint64_t *bitmap, enum colo_reason reason, struct vmstate_error *err)
 {
 	uint64_t id = m->ckpt_id + 1, t0 = clock_ns(), pages, state_bytes = 0, digest = 0;
+	uint64_t disk_digest = 0;
 	uint64_t npages = hw_vm_ram_pages(m->vm);
 	bool want_digest;
 	int ret;
@@ -382,8 +385,16 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	ret = ram_send_bitmap(p, bitmap, err);
 	if (ret)
 		return ret;
-	if (want_digest)
+	if (want_digest) {
+		int derr;
+
+		/* (the disks' I/O is paused with the VM: the images hold
+		 * exactly what this checkpoint covers) */
 		digest = hw_vm_ram_digest(m->vm);
+		disk_digest = hw_vm_disk_digest(m->vm, &derr);
+		if (derr)
+			return vmstate_seterr(err, derr, "disk digest: %s", strerror(-derr));
+	}
 	ret = mig_send_device_state(m, ch, id, &state_bytes, err);
 	if (!ret)
 		ret = wait_reply_ack(m, ch, id, err);
@@ -396,7 +407,8 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
 				      (unsigned long long)id, strerror(-ret));
-	record(m, id, reason, clock_ns() - t0, pages, p->bytes + state_bytes, want_digest, digest);
+	record(m, id, reason, clock_ns() - t0, pages, p->bytes + state_bytes, want_digest, digest,
+	       disk_digest);
 	log_debug("COLO: checkpoint %llu (%s): %llu pages, %llu bytes of device state, pause "
 		  "%llu us",
 		  (unsigned long long)id, colo_reason_name(reason), (unsigned long long)pages,
@@ -693,15 +705,23 @@ json_t *primary_colo_stats(struct primary *m)
 		json_t *net =
 		    !m->net && m->net_last ? json_deep_copy(m->net_last) : colo_net_stats(m->net);
 
+		json_t *disk;
+
 		if (net)
 			json_object_set_new(net, "wire-offsets",
 					    json_integer((json_int_t)colo_wire_active(m->wire)));
 		json_object_set_new(o, "network", net);
+		pthread_mutex_lock(&m->lock);
+		disk = m->disk ? colo_disk_stats(m->disk) : json_deep_copy(m->disk_last);
+		pthread_mutex_unlock(&m->lock);
+		if (disk)
+			json_object_set_new(o, "disk", disk);
 	}
 	return o;
 }
 
-int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64_t *digest)
+int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64_t *digest,
+			uint64_t *disk)
 {
 	int ret = -ENOENT;
 
@@ -712,6 +732,7 @@ int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64
 		if (!id || m->digests[k].id == id) {
 			*id_out = m->digests[k].id;
 			*digest = m->digests[k].digest;
+			*disk = m->digests[k].disk;
 			ret = 0;
 			break;
 		}

@@ -105,7 +105,9 @@ struct primary {
 	struct colo_net *net;	/* the packet path (net.c): main loop creates and frees */
 	struct colo_wire *wire; /* offsets at the wire (re-protect, net.c); set once */
 	struct transport_channel *colo_ch; /* the thread's channel, for REQ_COLO_START */
-	json_t *net_last; /* the packet path's figures when protection last ended */
+	json_t *net_last;	/* the packet path's figures when protection last ended */
+	struct colo_disk *disk; /* replicated disks (disk.c; the thread's, under lock) */
+	json_t *disk_last;	/* their figures when protection last ended */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the secondary up */
 	_Atomic bool hb_drill;		   /* x-colo-lost-heartbeat did */
 	uint8_t pair[TRANSPORT_PAIR_LEN];  /* this pairing, for the witness (thread) */
@@ -121,7 +123,7 @@ struct primary {
 	uint64_t npause;
 	uint64_t pages_total, bytes_total, pages_max, bytes_max, last_pages, last_bytes;
 	struct {
-		uint64_t id, digest;
+		uint64_t id, digest, disk;
 	} digests[COLO_DIGEST_RING];
 	uint64_t ndigest;
 };
@@ -193,6 +195,22 @@ int colo_wire_save(struct colo_wire *w, uint8_t **bufs, size_t *lens, unsigned i
 unsigned int colo_wire_ports(const struct colo_wire *w);
 /* query-colo-stats: connections rewritten at the wire (any thread). */
 uint64_t colo_wire_active(struct colo_wire *w);
+
+/*
+ * disk.c: replicated disks (--disk PATH,replicate), see there. Migration
+ * thread: new (no replicated disk: *out NULL, 0) installs the tap, which
+ * marks writes; sync sends the images (stopped: only what was marked);
+ * stream (VM stopped) turns the tap to sending each write; free removes
+ * the tap (before the channel closes). NULL is fine everywhere.
+ */
+struct colo_disk;
+int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk **out);
+int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
+		   struct vmstate_error *err);
+void colo_disk_stream(struct colo_disk *k);
+void colo_disk_free(struct colo_disk *k);
+/* {writes, write-bytes, sync-bytes, sync-total, sync-remaining}; NULL: none. */
+json_t *colo_disk_stats(struct colo_disk *k);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */
 #define RAM_COMMIT_PAGES 4096u /* pages per bulk commit (16 MiB) */

@@ -316,6 +316,7 @@ static void *mig_thread(void *arg)
 	struct ram_send p = {
 	    .vm = vm, .id = 1, .cancel = &m->cancel, .progress = mig_progress, .opaque = m};
 	struct transport_channel *ch = NULL;
+	struct colo_disk *disk = NULL;
 	struct vmstate_error err = {0};
 	bool logging = false;
 	int ret;
@@ -354,6 +355,21 @@ static void *mig_thread(void *arg)
 		ret = wait_ack(m, ch, 0, &err);
 	if (ret)
 		goto out;
+	/* Replicated disks first (whole images, then what the guest rewrote):
+	 * the RAM rounds that follow are short beside them. */
+	if (m->colo) {
+		ret = colo_disk_new(vm, ch, &disk);
+		if (ret) {
+			vmstate_seterr(&err, ret, "disks: %s", strerror(-ret));
+			goto out;
+		}
+		pthread_mutex_lock(&m->lock);
+		m->disk = disk;
+		pthread_mutex_unlock(&m->lock);
+		ret = colo_disk_sync(disk, false, &m->cancel, &err);
+		if (ret)
+			goto out;
+	}
 	pthread_mutex_lock(&m->lock);
 	m->total = m->remaining = ram_bytes;
 	m->setup_ms = (clock_ns() - m->start_ns) / 1000000;
@@ -434,6 +450,10 @@ static void *mig_thread(void *arg)
 		vmstate_seterr(&err, ret, "dirty log: %s", strerror(-ret));
 		goto out;
 	}
+	/* what the guest wrote to replicated disks since their last pass */
+	ret = colo_disk_sync(disk, true, &m->cancel, &err);
+	if (ret)
+		goto out;
 	tm[1] = clock_ns();
 	last = ram_bitmap_count(bitmap, npages);
 	p.limit = 0;
@@ -465,8 +485,12 @@ static void *mig_thread(void *arg)
 		m->ack_ns = clock_ns();
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (!ret && m->colo)
+	if (!ret && m->colo) {
+		/* (the VM is still stopped: from its first run on, each write
+		 * of its guest goes to the secondary as it is made) */
+		colo_disk_stream(disk);
 		ret = colo_run(m, ch, &p, bitmap, &err);
+	}
 out:
 	if (ret && atomic_load(&m->cancel) && !m->colo_started)
 		vmstate_seterr(&err, -ECANCELED, "migration cancelled");
@@ -478,7 +502,17 @@ out:
 		colo_net_detach(m->net);
 	pthread_mutex_lock(&m->lock);
 	m->colo_ch = NULL;
+	if (disk) {
+		json_decref(m->disk_last);
+		m->disk_last = colo_disk_stats(disk);
+		m->disk = NULL;
+	}
 	pthread_mutex_unlock(&m->lock);
+	/* No more writes to the secondary: a send stuck on a peer that is
+	 * gone must not hold the tap (and the guest's disk) meanwhile. */
+	if (disk && ch && ret)
+		transport_abort(ch, ret);
+	colo_disk_free(disk);
 	transport_close(ch);
 	free(p.bounce);
 	free(bitmap);
@@ -614,11 +648,17 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 			 colo ? "protected" : "migrated", runstate_name(runstate_get(m->rs)));
 		return -EINVAL;
 	}
-	if (colo && hw_vm_disk_count(m->vm)) {
-		snprintf(msg, len,
-			 "COLO does not replicate disks yet: a VM with --disk cannot be "
-			 "protected");
-		return -EOPNOTSUPP;
+	for (unsigned int i = 0; colo && i < hw_vm_disk_count(m->vm); i++) {
+		struct hw_disk_info info;
+
+		/* Two images written apart would part after a failover. */
+		if (!hw_vm_disk_info(m->vm, i, &info) && !info.replicate && !info.readonly) {
+			snprintf(msg, len,
+				 "disk %u is neither replicated nor read-only: a VM with a "
+				 "writable --disk is protected only with PATH,replicate",
+				 i);
+			return -EOPNOTSUPP;
+		}
 	}
 	free(m->uri);
 	m->uri = strdup(uri);
@@ -1053,6 +1093,7 @@ void primary_free(struct primary *m)
 	colo_wire_free(m->wire);
 	m->wire = NULL;
 	json_decref(m->net_last);
+	json_decref(m->disk_last);
 	colo_unregister(m);
 	if (m->evfd >= 0) {
 		loop_del_fd(m->loop, m->evfd);

@@ -123,7 +123,9 @@ int primary_colo_lost_heartbeat(struct primary *p);
 json_t *primary_colo_status(struct primary *p);
 json_t *primary_colo_stats(struct primary *p);
 /* x-colo-ram-digest: guest RAM's digest at checkpoint id (0: the last one
- * that has a digest). -ENOENT: none kept (x-colo-ram-digest off, too old). */
-int primary_colo_digest(struct primary *p, uint64_t id, uint64_t *id_out, uint64_t *digest);
+ * that has a digest), and the replicated disks' (0: none). -ENOENT: none
+ * kept (x-colo-ram-digest off, too old). */
+int primary_colo_digest(struct primary *p, uint64_t id, uint64_t *id_out, uint64_t *digest,
+			uint64_t *disk);
 
 #endif

@@ -96,6 +96,8 @@ struct secondary_colo {
 	struct transport_listener *listener;
 	struct ram_cache *cache;
 	struct sc_net *net;		   /* the packet path (net.c) */
+	struct sc_disk *disk;		   /* replicated disks (disk.c); NULL: none */
+	bool disk_fault;		   /* (thread) this side could not keep them */
 	uint64_t *dirty;		   /* this guest's dirty pages at a flush */
 	unsigned int hb_ms, hb_misses;	   /* the pair's heartbeat (StreamStart) */
 	_Atomic unsigned int hb_silent_ms; /* the heartbeat gave the primary up */
@@ -122,7 +124,7 @@ struct secondary_colo {
 	uint64_t npause;
 	uint64_t pages_total, pages_max, copied_total, bytes_total;
 	struct {
-		uint64_t id, digest;
+		uint64_t id, digest, disk;
 	} digests[SC_DIGEST_RING];
 	uint64_t ndigest;
 };
@@ -247,6 +249,18 @@ static int send_ack(struct transport_channel *ch, uint64_t id, int status, const
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK;
 	m.checkpoint_ack = &ack;
 	return transport_send(ch, &m);
+}
+
+static void send_error(struct transport_channel *ch, int code, const char *message)
+{
+	Colovm__Transport__Error e = COLOVM__TRANSPORT__ERROR__INIT;
+	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
+
+	e.code = code;
+	e.message = (char *)message;
+	m.body_case = COLOVM__TRANSPORT__MSG__BODY_ERROR;
+	m.error = &e;
+	transport_send(ch, &m);
 }
 
 static int send_reply(struct transport_channel *ch, uint64_t id, int status)
@@ -458,6 +472,12 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 			ret = m->bulk_commit->id != 1
 				  ? vmstate_seterr(err, -EPROTO, "pages outside unit 1")
 				  : note_runs(s, m->bulk_commit, &pages, err);
+		} else if (m->body_case == COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE) {
+			*pages_seen = true; /* (the image is written: no way back) */
+			ret = !accepted ? vmstate_seterr(err, -EPROTO,
+							 "a disk write before "
+							 "StreamStart")
+					: sd_disk_write(s->disk, m->disk_write, true, err);
 		} else if (m->body_case == COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE) {
 			*pages_seen = true;
 			ret = gather_state(m->device_state, 1, &state, &nstate, err);
@@ -501,6 +521,8 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 		if (ret)
 			vmstate_seterr(err, ret, "cannot start dirty logging: %s", strerror(-ret));
 	}
+	if (!ret)
+		ret = sd_disk_first_done(s->disk, err);
 	if (ret) {
 		send_ack(ch, 1, ret, err->msg);
 		return ret;
@@ -533,7 +555,7 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 
 static void record(struct secondary_colo *s, uint64_t id, uint32_t reason, uint64_t pause_ns,
 		   uint64_t pages, uint64_t copied, uint64_t bytes, bool have_digest,
-		   uint64_t digest)
+		   uint64_t digest, uint64_t disk_digest)
 {
 	pthread_mutex_lock(&s->lock);
 	s->ckpt_id = id;
@@ -547,6 +569,7 @@ static void record(struct secondary_colo *s, uint64_t id, uint32_t reason, uint6
 	if (have_digest) {
 		s->digests[s->ndigest % SC_DIGEST_RING].id = id;
 		s->digests[s->ndigest % SC_DIGEST_RING].digest = digest;
+		s->digests[s->ndigest % SC_DIGEST_RING].disk = disk_digest;
 		s->ndigest++;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -571,7 +594,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 	for (;;) {
 		transport_msg *m = NULL;
 		struct hw_devload *staged = NULL;
-		uint64_t copied = 0, digest = 0;
+		uint64_t copied = 0, digest = 0, disk_digest = 0;
 
 		ret = sc_recv(s, ch, &m);
 		if (ret) {
@@ -632,6 +655,15 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 						     (unsigned long long)id);
 				break;
 			}
+			/* The primary's writes up to this checkpoint into the
+			 * images, durably, before the ack (the guest is stopped:
+			 * its overlay goes too). */
+			ret = sd_disk_commit(s->disk, err);
+			if (ret) {
+				hw_vm_devices_drop(staged);
+				s->disk_fault = true;
+				break;
+			}
 			if (send_ack(ch, id, 0, NULL)) {
 				hw_vm_devices_drop(staged);
 				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
@@ -651,8 +683,13 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			if (ret)
 				break;
 			sc_net_checkpoint(s->net);
-			if (want_digest)
+			if (want_digest) {
+				int derr;
+
 				digest = hw_vm_ram_digest(s->vm);
+				/* (the images, not the overlays: this checkpoint) */
+				disk_digest = hw_vm_disk_digest(s->vm, &derr);
+			}
 			ret = sc_call(s, SC_REQ_RESUME);
 			if (ret) {
 				vmstate_seterr(err, ret, "cannot resume: %s", strerror(-ret));
@@ -661,12 +698,24 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			in_ckpt = false;
 			*stopped = false;
 			record(s, id, reason, clock_ns() - t0, pages, copied,
-			       pages * HW_PAGE_SIZE + nstate, want_digest, digest);
+			       pages * HW_PAGE_SIZE + nstate, want_digest, digest, disk_digest);
 			log_debug("COLO: checkpoint %llu applied: %llu pages, %llu copied, pause "
 				  "%llu us",
 				  (unsigned long long)id, (unsigned long long)pages,
 				  (unsigned long long)copied,
 				  (unsigned long long)((clock_ns() - t0) / 1000));
+			break;
+		case COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE:
+			/* A write of the primary's guest, for the next commit;
+			 * none comes while its VM is paused for a checkpoint. */
+			if (in_ckpt) {
+				ret = vmstate_seterr(err, -EPROTO,
+						     "a disk write inside checkpoint %llu",
+						     (unsigned long long)id);
+				break;
+			}
+			ret = sd_disk_write(s->disk, m->disk_write, false, err);
+			s->disk_fault = ret < 0;
 			break;
 		case COLOVM__TRANSPORT__MSG__BODY_PACKET:
 			/* A frame the primary's guest got: this guest gets it
@@ -698,6 +747,8 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 		if (ret < 0) {
 			if (in_ckpt)
 				send_ack(ch, id, ret, err->msg);
+			else if (s->disk_fault)
+				send_error(ch, ret, err->msg);
 			break;
 		}
 		ret = 0;
@@ -818,6 +869,9 @@ static void *sc_thread(void *arg)
 		sc_net_failover(s->net);
 	transport_close(ch);
 	hw_dirty_log_stop(s->vm);
+	/* The primary's writes since the last checkpoint go, as its RAM does;
+	 * a guest that runs on keeps its own (the overlay, merged). */
+	sd_disk_end(s->disk, ret && ret != -EINTR && !s->disk_fault);
 	if (!ret) {
 		sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 		sc_call(s, SC_REQ_SHUTDOWN);
@@ -825,6 +879,16 @@ static void *sc_thread(void *arg)
 	}
 	if (ret == -EINTR) {
 		sc_set_state(s, SC_UNPROTECTED, "colovm is shutting down");
+		return NULL;
+	}
+	if (s->disk_fault) {
+		/* This side's own fault: its disk is not the checkpoint's.
+		 * The primary serves on; this copy must never run as one. */
+		log_err("COLO: cannot keep the replicated disks: %s; this side stands down (the "
+			"primary serves on, unprotected)",
+			err.msg);
+		sc_set_state(s, SC_UNPROTECTED, "stood down: %s", err.msg);
+		sc_call(s, SC_REQ_SHUTDOWN);
 		return NULL;
 	}
 	if (!claim(s, err.msg)) {
@@ -920,6 +984,9 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 		log_err("COLO: cannot set up the packet path: %s", strerror(-ret));
 		goto err;
 	}
+	ret = sd_disk_new(vm, &s->disk);
+	if (ret)
+		goto err;
 	ret = s->vm_config && s->dirty && (s->witness || !opts || !opts->witness)
 		  ? ram_cache_new_empty(ram, bytes, &s->cache)
 		  : -ENOMEM;
@@ -989,6 +1056,7 @@ void secondary_colo_free(struct secondary_colo *s)
 		close(s->quit);
 	transport_listener_close(s->listener);
 	sc_net_free(s->net);
+	sd_disk_free(s->disk);
 	ram_cache_free(s->cache);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
@@ -1056,10 +1124,13 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	pthread_mutex_unlock(&s->lock);
 	if (o && s->net)
 		json_object_set_new(o, "network", sc_net_stats(s->net));
+	if (o && s->disk)
+		json_object_set_new(o, "disk", sd_disk_stats(s->disk));
 	return o;
 }
 
-int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out, uint64_t *digest)
+int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out, uint64_t *digest,
+			  uint64_t *disk)
 {
 	int ret = -ENOENT;
 
@@ -1070,6 +1141,7 @@ int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_ou
 		if (!id || s->digests[k].id == id) {
 			*id_out = s->digests[k].id;
 			*digest = s->digests[k].digest;
+			*disk = s->digests[k].disk;
 			ret = 0;
 			break;
 		}

@@ -4,6 +4,7 @@
 #ifndef COLOVM_SECONDARY_INTERNAL_H
 #define COLOVM_SECONDARY_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vm;
@@ -40,6 +41,29 @@ int sc_net_inherit(struct sc_net *n, const ProtobufCBinaryData *offs, size_t nof
  * ports, -EBUSY before failover or when handed already. */
 struct compare_rewrite;
 int sc_net_handover(struct sc_net *n, struct compare_rewrite **rw, unsigned int max);
+
+/*
+ * disk.c: replicated disks (see there). The COLO thread calls all but
+ * stats. new: *out NULL when the VM replicates no disk (every call takes
+ * NULL; a DiskWrite then is -EPROTO). write: a DiskWrite, into the image
+ * (first sync) or the buffer. first_done: the first sync is complete.
+ * commit: a checkpoint is complete: the buffer into the images, flushed,
+ * the overlays emptied. end: the pair is over; merge: the overlays go into
+ * the images (the guest runs on), else they are dropped. Errors are this
+ * side's own (err says which).
+ */
+struct sc_disk;
+struct vmstate_error;
+typedef struct Colovm__Transport__DiskWrite Colovm__Transport__DiskWrite;
+int sd_disk_new(struct vm *vm, struct sc_disk **out);
+void sd_disk_free(struct sc_disk *d);
+int sd_disk_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w, bool first_sync,
+		  struct vmstate_error *err);
+int sd_disk_first_done(struct sc_disk *d, struct vmstate_error *err);
+int sd_disk_commit(struct sc_disk *d, struct vmstate_error *err);
+void sd_disk_end(struct sc_disk *d, bool merge);
+/* query-colo-stats "disk" (any thread; new reference; NULL: none). */
+json_t *sd_disk_stats(struct sc_disk *d);
 
 /* incoming.c: why transport_accept() refused a peer, for a person, in buf
  * (returned): its key (who: "the source", "the primary"), its handshake

@@ -109,10 +109,11 @@ int secondary_colo_handover(struct secondary_colo *s, struct compare_rewrite **r
 /* QMP query-colo-status / query-colo-stats bodies (new references). */
 json_t *secondary_colo_status(struct secondary_colo *s);
 json_t *secondary_colo_stats(struct secondary_colo *s);
-/* Guest RAM's digest right after checkpoint id was applied (0: the last);
- * only for checkpoints the primary asked one for (x-colo-ram-digest). */
+/* Guest RAM's digest right after checkpoint id was applied (0: the last),
+ * and the replicated disks' images' (0: none); only for checkpoints the
+ * primary asked one for (x-colo-ram-digest). */
 int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out,
-			  uint64_t *digest);
+			  uint64_t *digest, uint64_t *disk);
 
 /* ---- RAM cache (ram-cache.c) -------------------------------------------------
  *

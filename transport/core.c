@@ -647,7 +647,7 @@ static bool user_body(int c)
 {
 	return c >= COLOVM__TRANSPORT__MSG__BODY_ERROR &&
 	       c != COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT &&
-	       c <= COLOVM__TRANSPORT__MSG__BODY_WITNESS_VERDICT;
+	       c <= COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE;
 }
 
 int transport_send(struct transport_channel *ch, const transport_msg *msg)

@@ -33,7 +33,7 @@
  *   magic   "CVTP" (0x50545643)
  *   version TRANSPORT_WIRE_VERSION (1); a frame with another version is
  *           refused with an Error message naming the versions we speak
- *   type    control frames: the field number of the Msg body (1..17);
+ *   type    control frames: the field number of the Msg body (1..18);
  *           bulk stream frames: TRANSPORT_FRAME_BULK_DATA / _BULK_END
  *   length  payload bytes (control: <= TRANSPORT_MAX_MSG)
  *   flags   0
@@ -150,6 +150,19 @@
  *   the old primary's sequence numbers); the last DeviceState of every unit
  *   carries those offsets (net_offsets, per port), and a secondary that
  *   takes over applies the last ones it loaded at its own wire.
+ *   Replicated disks (--disk PATH,replicate): during unit 1 (after the ack
+ *   of StreamStart, and again with the VM stopped) the primary sends the
+ *   image in DiskWrite{disk, offset, data} pieces (all of it, then what its
+ *   guest rewrote meanwhile); the secondary writes them into its image at
+ *   once (its guest never ran). From the first run on, every write of the
+ *   primary's guest follows as a DiskWrite, in the order the primary's
+ *   image got them; the secondary buffers them (its own guest writes into
+ *   an overlay) and, when unit n is complete and checked, applies all it
+ *   buffered to its image and flushes it before CheckpointAck{n}: the
+ *   primary's VM is paused from the request to the ack, so the buffer then
+ *   holds exactly its writes up to checkpoint n. A broken pair: the buffer
+ *   is dropped, the overlay merged into the image (the secondary's guest
+ *   came from its own writes since the last checkpoint).
  *   FailoverNotice{SHUTDOWN} from the primary: it ends the pair in order
  *   (quit, guest shutdown, migrate_cancel); the secondary shuts down.
  *   Any failure: CheckpointAck{status -errno, message} if the secondary can

@@ -95,27 +95,31 @@ two_hosts() {
 # hashes like the primary's in the pause of K (DIR/pri.sock, DIR/sec.sock);
 # every EVERY-th one is asked for (x-colo-checkpoint), the others periodic.
 # Sets LAST to the last checkpoint compared.
+# compare_digests DIR N SECONDS [EVERY]: RAM (and replicated disks') digests
+# of N checkpoints equal on both sides; PSOCK/SSOCK override DIR/pri.sock
+# and DIR/sec.sock.
 compare_digests() {
 	local d=$1 n=$2 end=$((SECONDS + $3)) every=${4:-0} compared=0 r id pd sd t
+	local ps=${PSOCK:-$1/pri.sock} ss=${SSOCK:-$1/sec.sock} dig='"(disk-)?digest": "[0-9a-f]+"'
 	LAST=0
 	while [ $compared -lt "$n" ]; do
 		[ $SECONDS -lt $end ] || fail "only $compared checkpoints compared in $3 s"
 		[ "$every" -gt 0 ] && [ $((compared % every)) = 1 ] &&
-			q "$d/pri.sock" x-colo-checkpoint >/dev/null
-		r=$(q "$d/pri.sock" x-colo-ram-digest 2>/dev/null) || { sleep 0.2; continue; }
+			q "$ps" x-colo-checkpoint >/dev/null
+		r=$(q "$ps" x-colo-ram-digest 2>/dev/null) || { sleep 0.2; continue; }
 		# (grep, not python: this loop runs under TCG and must keep up)
 		id=$(echo "$r" | grep -oE '"id": [0-9]+' | grep -oE '[0-9]+$')
 		[ "$id" -gt "$LAST" ] || { sleep 0.1; continue; }
-		pd=$(echo "$r" | grep -oE '"digest": "[0-9a-f]+"')
+		pd=$(echo "$r" | grep -oE "$dig" | tr '\n' ' ')
 		sd="" t=0
 		while [ -z "$sd" ] && [ $t -lt 100 ]; do
-			sd=$(q "$d/sec.sock" x-colo-ram-digest id="$id" 2>/dev/null |
-				grep -oE '"digest": "[0-9a-f]+"') || sd=""
+			sd=$(q "$ss" x-colo-ram-digest id="$id" 2>/dev/null |
+				grep -oE "$dig" | tr '\n' ' ') || sd=""
 			[ -n "$sd" ] || sleep 0.1
 			t=$((t + 1))
 		done
 		[ -n "$sd" ] || fail "the secondary has no digest for checkpoint $id: $(tail -5 "$d/sec.err")"
-		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary RAM $pd, secondary RAM $sd"
+		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary $pd, secondary $sd"
 		compared=$((compared + 1))
 		LAST=$id
 	done

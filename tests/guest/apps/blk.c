@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * app=blk [mb=4]: write a deterministic pattern over the first N MiB of the
- * virtio-blk disk, flush, read it back and verify, then print
+ * app=blk [mb=4] [loop=0|1]: write a deterministic pattern over the first N
+ * MiB of the virtio-blk disk, flush, read it back and verify, then print
  *
  *     blk: ok sectors=<capacity> MB/s write=<W> read=<R>
  *
  * (MB = 10^6 bytes; write time includes the flush) and exit 0. The 64-bit
  * little-endian word i (0..63) of sector s holds mix64(s << 6 | i), so a
- * host can check the image. Requests are CHUNK bytes, up to DEPTH in
- * flight. A device error (e.g. a write to a read-only disk) prints
- * "blk: write error: ..." and a mismatch "blk: verify failed: ...";
- * both exit with EXIT_DEVICE / EXIT_VERIFY.
+ * host can check the image. loop=1 goes on for ever: pass g = 1, 2, ...
+ * writes the words mix64(s << 6 | i) ^ g * 0x9e3779b97f4a7c15, flushes,
+ * reads them all back and prints "blk: pass <g> ok ..." (a disk that lost
+ * or reordered a write, e.g. across a COLO failover, fails a later read). Requests are CHUNK bytes,
+ * up to DEPTH in flight. A device error (e.g. a write to a read-only disk) prints "blk: write
+ * error: ..." and a mismatch "blk: verify failed: ..."; both exit with EXIT_DEVICE / EXIT_VERIFY.
  */
 #include "../virtio-blk.h"
 
@@ -18,21 +20,23 @@
 #define DEPTH		  16
 #define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
 
+static uint64_t gen_salt; /* loop=1: the pass's generation * a constant */
+
 static void fill(uint64_t *w, uint64_t sector, unsigned int sectors)
 {
 	for (unsigned int s = 0; s < sectors; s++)
 		for (unsigned int i = 0; i < 64; i++)
-			*w++ = mix64((sector + s) << 6 | i);
+			*w++ = mix64((sector + s) << 6 | i) ^ gen_salt;
 }
 
 static int check(const uint64_t *w, uint64_t sector, unsigned int sectors)
 {
 	for (unsigned int s = 0; s < sectors; s++)
 		for (unsigned int i = 0; i < 64; i++, w++)
-			if (*w != mix64((sector + s) << 6 | i)) {
+			if (*w != (mix64((sector + s) << 6 | i) ^ gen_salt)) {
 				printf("blk: verify failed: sector %lu word %u holds 0x%016lx, "
 				       "expected 0x%016lx\n",
-				       sector + s, i, *w, mix64((sector + s) << 6 | i));
+				       sector + s, i, *w, mix64((sector + s) << 6 | i) ^ gen_salt);
 				return -1;
 			}
 	return 0;
@@ -112,11 +116,11 @@ int app_blk(void)
 {
 	struct vblk_info info;
 	uint8_t *bufs[DEPTH];
-	uint64_t mb, chunks, t0, t1, t2, w, r;
+	uint64_t mb, chunks, t0, t1, t2, w, r, loop;
 	unsigned int depth;
 	int rc;
 
-	if (cmdline_u64("mb", 4, 1 << 20, &mb))
+	if (cmdline_u64("mb", 4, 1 << 20, &mb) || cmdline_u64("loop", 0, 1, &loop))
 		return EXIT_USAGE;
 	if (!mb) {
 		printf("testguest: bad value mb=0: at least 1\n");
@@ -138,6 +142,22 @@ int app_blk(void)
 		bufs[i] = mem_alloc(CHUNK, 4096);
 	chunks = mb * MIB / CHUNK;
 
+	for (uint64_t g = 1; loop; g++) {
+		gen_salt = g * 0x9e3779b97f4a7c15ull;
+		t0 = now_us();
+		if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
+			return rc;
+		if (info.flush && (rc = flush()))
+			return rc;
+		t1 = now_us();
+		if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
+			return rc;
+		t2 = now_us();
+		w = rate_tenths(mb * MIB, t1 - t0);
+		r = rate_tenths(mb * MIB, t2 - t1);
+		printf("blk: pass %lu ok MB/s write=%lu.%lu read=%lu.%lu\n", g, w / 10, w % 10,
+		       r / 10, r % 10);
+	}
 	t0 = now_us();
 	if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
 		return rc;
