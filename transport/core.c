@@ -879,7 +879,7 @@ static void *hb_thread(void *arg)
 {
 	struct transport_channel *ch = arg;
 	struct tp_heartbeat *hb = ch->hb;
-	uint64_t seq = 0, limit = (uint64_t)hb->interval_ms * hb->misses;
+	uint64_t seq = 0, limit = (uint64_t)hb->interval_ms * hb->misses, t0 = clock_ns();
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -891,7 +891,11 @@ static void *hb_thread(void *arg)
 
 		if (poll(&p, 1, (int)hb->interval_ms) > 0 || tp_get_err(ch))
 			break;
-		if (ch->ops->rx_idle_ms && !ch->ops->rx_idle_ms(ch, &idle) && idle > limit) {
+		/* Silence counts from this start on: before it the peer had no
+		 * reason to send (e.g. it waited while this side loaded a unit). */
+		if (ch->ops->rx_idle_ms && !ch->ops->rx_idle_ms(ch, &idle) &&
+		    (idle = (unsigned int)MIN((uint64_t)idle, (clock_ns() - t0) / 1000000)) >
+			limit) {
 			/* first the why, then the failure its readers will see */
 			if (hb->lost)
 				hb->lost(hb->opaque, idle);
@@ -904,8 +908,8 @@ static void *hb_thread(void *arg)
 }
 
 int transport_heartbeat_start(struct transport_channel *ch, unsigned int interval_ms,
-			      unsigned int misses, void (*lost)(void *opaque, unsigned int silent_ms),
-			      void *opaque)
+			      unsigned int misses,
+			      void (*lost)(void *opaque, unsigned int silent_ms), void *opaque)
 {
 	struct tp_heartbeat *hb;
 	int ret;

@@ -9,8 +9,13 @@
 # the copies), 64 KiB come back through the TCP echo service, and the KV
 # service passes a model check. The primary's comparator saw the secondary's
 # answers, checkpoints went by, none failed, the pair is still protected, the
-# secondary's own tap heard nothing from its guest; quitting the primary
-# ends the secondary.
+# secondary's own tap heard nothing from its guest.
+# Its disk is replicated (--disk PATH,replicate; ext4 made by the guest on
+# the primary's first boot, copied by the first sync): a file is written and
+# synced through the pair, the primary is SIGKILLed, the secondary takes
+# over and its guest finds the file intact (md5sum -c); it powers off
+# cleanly and the secondary's image is a clean ext4 (e2fsck -fn) holding the
+# file and the last write.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/colo-lib.bash"
 source "$SRC/tests/guest/linux/vm.sh"
@@ -24,18 +29,26 @@ head -c32 /dev/urandom >"$d/key"
 
 two_hosts $NSP $NSS
 LG_NSX="ip netns exec $NSP"
+truncate -s 32M "$d/pri.img" "$d/sec.img"
 
-lg_start sec colovm ns=$NSS tap=tap0 -- --peer-key "$d/key" \
-	--colo secondary --listen tcp:192.168.77.2:$port
+lg_start sec colovm ns=$NSS tap=tap0 disk="$d/sec.img,replicate" shutdown_timeout=30 -- \
+	--peer-key "$d/key" --colo secondary --listen tcp:192.168.77.2:$port
 wait_for_line "$d/sec.raw" 'waiting for a primary' 30 ||
 	fail "the secondary does not listen: $(cat "$d/sec.raw")"
-lg_start pri colovm ns=$NSP tap=tap0 -- --peer-key "$d/key"
+lg_start pri colovm ns=$NSP tap=tap0 disk="$d/pri.img,replicate" -- --peer-key "$d/key"
 lg_wait_up pri 300
 note "the guest is up after $(lg_elapsed_ms pri) ms; colo-protect"
 t0=$SECONDS
+# (a heartbeat that the TCG host VM's stalls of a second or so do not trip:
+# two Linux guests on its two vCPUs)
+lg_qmp pri migrate-set-parameters heartbeat-interval=200 heartbeat-misses=25 >/dev/null
 lg_qmp pri colo-protect uri=tcp:192.168.77.2:$port >/dev/null || fail "colo-protect refused"
-wait_state "$d/pri.qmp" protected 300 ||
-	fail "no pair: $(q "$d/pri.qmp" query-colo-status)"
+end=$((SECONDS + 300))
+until [ "$(colo_state "$d/pri.qmp")" = protected ]; do
+	[ $SECONDS -lt $end ] && [ "$(colo_state "$d/pri.qmp")" != unprotected ] ||
+		fail "no pair: $(q "$d/pri.qmp" query-colo-status)"
+	sleep 0.5
+done
 note "protected after $((SECONDS - t0)) s: $(q "$d/pri.qmp" query-colo-status)"
 # Under TCG a Linux guest's checkpoint pause is long: one a second.
 q "$d/pri.qmp" migrate-set-parameters checkpoint-interval=1000 >/dev/null
@@ -65,9 +78,26 @@ q "$d/pri.qmp" query-colo-status | grep -q '"protected"' || fail "no longer prot
 leaked=$(ip netns exec $NSS cat /sys/class/net/tap0/statistics/rx_packets)
 [ "$leaked" = 0 ] || fail "the secondary's guest sent $leaked frames to its own wire"
 
-q "$d/pri.qmp" quit >/dev/null || true
-lg_status pri 30
-lg_status sec 30
-[ "$lg_st" != timeout ] || fail "the secondary did not end with the primary"
+# The disk: a file written and synced through the pair...
+lg_sh pri "dd if=/dev/urandom of=/data/blob bs=4096 count=256 2>/dev/null; md5sum /data/blob >/data/blob.md5; sync" 120 >/dev/null
+n0=$(q "$d/pri.qmp" query-colo-stats | jq_ 'd["checkpoints"]')
+end=$((SECONDS + 120))
+until [ "$(q "$d/pri.qmp" query-colo-stats | jq_ 'd["checkpoints"]')" -ge $((n0 + 2)) ]; do
+	[ $SECONDS -lt $end ] || fail "no checkpoint after the write"
+	sleep 0.5
+done
+note "disk: primary $(q "$d/pri.qmp" query-colo-stats | jq_ 'd["disk"]')"
+# ... the primary dies: the secondary takes over with it.
+kill -9 "${lg_pid[pri]}"
+wait_state "$d/sec.qmp" unprotected 60 || fail "the secondary did not take over: $(q "$d/sec.qmp" query-colo-status)"
+note "the secondary took over: $(q "$d/sec.qmp" query-colo-status | jq_ 'd["reason"]')"
+got=$(lg_sh sec "md5sum -c /data/blob.md5" 60)
+echo "$got" | grep -q '/data/blob: OK' || fail "after the takeover: $got"
+lg_shutdown sec powerdown "$d/sec.img"
+e2fsck -fn "$d/sec.img" >"$d/fsck.out" 2>&1 || fail "e2fsck -fn: $(cat "$d/fsck.out")"
+debugfs -R 'cat /blob' "$d/sec.img" 2>/dev/null | md5sum | grep -q "$(cut -d' ' -f1 <<<"$(debugfs -R 'cat /blob.md5' "$d/sec.img" 2>/dev/null)")" ||
+	fail "the image's /blob does not match its md5"
+note "the secondary's image: e2fsck clean, /blob intact"
+lg_status pri 5
 no_crash "$d/pri.raw" "$d/sec.raw"
 echo "PASS"
