@@ -816,6 +816,137 @@ static void blk_chain(struct fx *f, unsigned int d, uint32_t type, uint64_t sect
 	set_desc(f, qdesc(0), d + 1, st, 1, VIRTQ_DESC_F_WRITE, 0);
 }
 
+/* A replicated disk: the tap sees each write that reached the image, with
+ * its data; the overlay keeps the guest's writes off the image (reads mix
+ * both per sector), a drop forgets them, a merge puts them in the image. */
+struct tap_log {
+	unsigned int calls, disk;
+	uint64_t off, len;
+	uint8_t data[2048];
+	int img_fd;
+	bool on_image; /* the data was in the image when the tap saw it */
+};
+
+static void tap_cb(void *opaque, unsigned int disk, uint64_t off, const struct iovec *iov,
+		   unsigned int cnt, uint64_t len)
+{
+	struct tap_log *l = opaque;
+	uint8_t img[2048];
+	uint64_t at = 0;
+
+	l->calls++;
+	l->disk = disk;
+	l->off = off;
+	l->len = len;
+	for (unsigned int i = 0; i < cnt && at + iov[i].iov_len <= sizeof(l->data); i++) {
+		memcpy(l->data + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	l->on_image = len <= sizeof(img) &&
+		      pread(l->img_fd, img, len, (off_t)off) == (ssize_t)len &&
+		      !memcmp(img, l->data, len);
+}
+
+static void test_blk_replicate(void **state)
+{
+	struct fx *f = *state;
+	char path[] = "/tmp/colovm-test-blk.XXXXXX";
+	struct blk_spec spec = {0};
+	struct tap_log log = {0};
+	struct virtio_blk *b;
+	struct virtio_mmio *t;
+	uint16_t used = 0;
+	uint8_t a[64 * 512], buf[2048];
+	uint64_t merged = 0, d0, d1;
+	int fd = mkstemp(path), err;
+	char msg[128];
+
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 13 + 1);
+	assert_int_equal(pwrite(fd, a, sizeof(a), 0), (ssize_t)sizeof(a));
+	snprintf(spec.path, sizeof(spec.path), "%s", path);
+	spec.replicate = true;
+	spec.index = 3;
+	assert_int_equal(virtio_blk_create(&f->mem, -1, 0, 6, &spec, &b), 0);
+	t = virtio_blk_transport(b);
+	drive_setup(t, 1, F_V1 | (1ull << 9));
+	assert_true(virtio_blk_replicated(b));
+	assert_int_equal(virtio_blk_bytes(b), sizeof(a));
+
+	/* tap: the write, after it reached the image */
+	log.img_fd = fd;
+	virtio_blk_set_tap(b, tap_cb, &log);
+	for (int i = 0; i < 1024; i++)
+		*gp(f, 0x40000 + (uint64_t)i) = (uint8_t)(i * 5 + 3);
+	assert_int_equal(blk_req(f, t, &used, 1, 4, 0x40000, 1024, false), 0);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.disk, 3);
+	assert_int_equal(log.off, 4 * 512);
+	assert_int_equal(log.len, 1024);
+	assert_memory_equal(log.data, gp(f, 0x40000), 1024);
+	assert_true(log.on_image);
+	assert_int_equal(blk_req(f, t, &used, 0, 4, 0x50000, 512, true), 0); /* reads: no tap */
+	assert_int_equal(log.calls, 1);
+	virtio_blk_set_tap(b, NULL, NULL);
+	assert_int_equal(blk_req(f, t, &used, 1, 4, 0x40000, 512, false), 0);
+	assert_int_equal(log.calls, 1);
+	memcpy(a + 4 * 512, gp(f, 0x40000), 1024);
+
+	/* overlay: the guest's writes stay off the image */
+	assert_int_equal(virtio_blk_overlay_start(b), 0);
+	for (int i = 0; i < 1024; i++)
+		*gp(f, 0x40000 + (uint64_t)i) = (uint8_t)(i * 3 + 7);
+	assert_int_equal(blk_req(f, t, &used, 1, 10, 0x40000, 1024, false), 0);
+	assert_int_equal(virtio_blk_overlay_sectors(b), 2);
+	assert_int_equal(pread(fd, buf, 1024, 10 * 512), 1024);
+	assert_memory_equal(buf, a + 10 * 512, 1024);
+	/* a read across: sector 9 from the image, 10-11 from the overlay, 12 the image */
+	memset(gp(f, 0x50000), 0, 2048);
+	assert_int_equal(blk_req(f, t, &used, 0, 9, 0x50000, 2048, true), 0);
+	assert_memory_equal(gp(f, 0x50000), a + 9 * 512, 512);
+	assert_memory_equal(gp(f, 0x50000 + 512), gp(f, 0x40000), 1024);
+	assert_memory_equal(gp(f, 0x50000 + 1536), a + 12 * 512, 512);
+	/* the host writes the image (the primary's writes at a checkpoint) */
+	assert_int_equal(virtio_blk_pwrite(b, a, 512, 40 * 512), 0);
+	memcpy(a + 40 * 512, a, 512);
+	assert_int_equal(virtio_blk_pwrite(b, a, 512, 64 * 512), -ERANGE);
+	assert_int_equal(virtio_blk_pread(b, buf, 512, 63 * 512 + 1), -ERANGE);
+	/* drop: the guest sees the image again */
+	assert_int_equal(virtio_blk_overlay_drop(b), 0);
+	assert_int_equal(virtio_blk_overlay_sectors(b), 0);
+	assert_int_equal(blk_req(f, t, &used, 0, 9, 0x50000, 2048, true), 0);
+	assert_memory_equal(gp(f, 0x50000), a + 9 * 512, 2048);
+	/* merge: what the overlay holds goes into the image, flushed */
+	d0 = virtio_blk_digest(b, &err);
+	assert_int_equal(err, 0);
+	assert_int_equal(blk_req(f, t, &used, 1, 20, 0x40000, 1024, false), 0);
+	assert_int_equal(virtio_blk_digest(b, &err), d0); /* (the image only) */
+	assert_int_equal(virtio_blk_overlay_merge(b, &merged), 0);
+	assert_int_equal(merged, 2);
+	assert_int_equal(pread(fd, buf, 1024, 20 * 512), 1024);
+	assert_memory_equal(buf, gp(f, 0x40000), 1024);
+	d1 = virtio_blk_digest(b, &err);
+	assert_true(d1 != d0);
+	/* no overlay any more: writes go to the image */
+	assert_int_equal(virtio_blk_overlay_sectors(b), 0);
+	assert_int_equal(blk_req(f, t, &used, 1, 30, 0x40000, 512, false), 0);
+	assert_int_equal(pread(fd, buf, 512, 30 * 512), 512);
+	assert_memory_equal(buf, gp(f, 0x40000), 512);
+	virtio_blk_free(b);
+	close(fd);
+	unlink(path);
+
+	/* replicate excludes readonly and direct */
+	assert_int_equal(blk_spec_parse("x.img,replicate", &spec, msg, sizeof(msg)), 0);
+	assert_true(spec.replicate);
+	assert_int_equal(blk_spec_parse("x.img,replicate,readonly", &spec, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_non_null(strstr(msg, "replicate excludes"));
+	assert_int_equal(blk_spec_parse("x.img,direct,replicate", &spec, msg, sizeof(msg)),
+			 -EINVAL);
+}
+
 /* Several requests made available at once: consecutive reads/writes are
  * merged into one call, a flush runs after the writes before it, a bad
  * request in between fails alone. */
@@ -937,6 +1068,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_net_tx_rx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_ring_address, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blk_replicate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blk_merge, setup, teardown),
 	    cmocka_unit_test(test_specs),
 	};
