@@ -633,10 +633,9 @@ static void check_file(struct config *c, enum config_opt o, const char *path, un
 	struct stat st;
 
 	if (stat(path, &st) || access(path, R_OK))
-		error_at(c, line, "%s: cannot read %s %s: %s", config_name(c, o), what, path,
-			 strerror(errno));
+		error_at(c, line, "cannot read %s %s: %s", what, path, strerror(errno));
 	else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		error_at(c, line, "%s: %s %s is not a regular file", config_name(c, o), what, path);
+		error_at(c, line, "%s %s: not a regular file", what, path);
 }
 
 static void check_key(struct config *c, enum config_opt o)

@@ -367,7 +367,7 @@ static void test_file_checks(void **state)
 	assert_int_equal(load(&c, CONFIG_RUN, text), 0);
 	assert_int_equal(config_check(&c, true), 3);
 	expect_error(3, "cannot read initrd");
-	expect_error(4, "is not a regular file");
+	expect_error(4, "not a regular file");
 	expect_error(8, "not a key");
 	config_free(&c);
 	/* the same from a file on disk */
