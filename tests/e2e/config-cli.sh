@@ -106,6 +106,10 @@ run 2 --config "$TMP/nonexistent.conf"
 has "colovm: cannot read $TMP/nonexistent.conf: No such file or directory"
 run 2 --config
 has "colovm: option '--config' needs an argument"
+# the tuning flags are the keys' twins: same ranges (QMP migrate-set-parameters')
+run 2 --kernel "$TESTGUEST" --checkpoint-interval 0 --heartbeat-interval 9
+has "colovm: --checkpoint-interval '0': out of range (expected 1..3600000)"
+has "colovm: --heartbeat-interval '9': out of range (expected 10..60000)"
 
 # A witness from its file alone: it serves on the file's address, keeps
 # grants in the file's state; SIGTERM ends it with status 0.
