@@ -519,15 +519,58 @@ static int load_key(const char *opt, const char *path, struct transport_key *key
 	return ret;
 }
 
-/* Errors from the options and the config file: "FILE:LINE: msg". */
-static void report_error(void *opaque, const char *file, unsigned int line, const char *msg)
+/* Errors from the options and config files, printed in line order at the end:
+ * FILE:LINE: msg, FILE: msg (a key missing), colovm: msg (a flag). */
+struct checked_error {
+	unsigned int line, seq;
+	char *text;
+};
+struct checked {
+	struct checked_error *e;
+	unsigned int n;
+};
+
+static void collect_error(void *opaque, const char *file, unsigned int line, const char *msg)
 {
-	if (file && line)
-		fprintf(stderr, "%s:%u: %s\n", file, line, msg);
-	else if (file)
-		fprintf(stderr, "%s: %s\n", file, msg);
-	else
-		fprintf(stderr, "colovm: %s\n", msg);
+	struct checked *k = opaque;
+	void *e = realloc(k->e, (k->n + 1) * sizeof(*k->e));
+	char *text = NULL;
+
+	if (!e)
+		return;
+	k->e = e;
+	if (file && line ? asprintf(&text, "%s:%u: %s", file, line, msg) < 0
+	    : file	 ? asprintf(&text, "%s: %s", file, msg) < 0
+			 : asprintf(&text, "colovm: %s", msg) < 0)
+		return;
+	k->e[k->n].line = line;
+	k->e[k->n].seq = k->n;
+	k->e[k->n++].text = text;
+}
+
+static int by_line(const void *a, const void *b)
+{
+	const struct checked_error *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static unsigned int print_errors(struct checked *k)
+{
+	unsigned int n = k->n;
+
+	if (k->n)
+		qsort(k->e, k->n, sizeof(*k->e), by_line);
+	for (unsigned int i = 0; i < k->n; i++) {
+		fprintf(stderr, "%s\n", k->e[i].text);
+		free(k->e[i].text);
+	}
+	free(k->e);
+	k->e = NULL;
+	k->n = 0;
+	return n;
 }
 
 /*
@@ -538,18 +581,21 @@ static void report_error(void *opaque, const char *file, unsigned int line, cons
 static int load_options(struct config *c, struct config *args, enum config_kind kind, int argc,
 			char **argv)
 {
+	struct checked k = {0};
 	const char *file = NULL;
 	bool help;
 	int n;
 
-	config_init(args, kind, report_error, NULL);
-	config_init(c, kind, report_error, NULL);
+	config_init(args, kind, collect_error, &k);
+	config_init(c, kind, collect_error, &k);
 	n = config_parse_args(args, argc, argv, &file, &help);
 	if (help) {
+		print_errors(&k);
 		fputs(usage_text, stdout);
 		return 1;
 	}
 	if (n) {
+		print_errors(&k);
 		fprintf(stderr, "Try 'colovm --help' for more information.\n");
 		return EXIT_SETUP_FAILED;
 	}
@@ -566,11 +612,14 @@ static int load_options(struct config *c, struct config *args, enum config_kind 
 				kind == CONFIG_RUN ? "VM" : "witness");
 			return EXIT_SETUP_FAILED;
 		}
-		if (config_load_file(c, file))
+		if (config_load_file(c, file)) {
+			print_errors(&k);
 			return EXIT_SETUP_FAILED;
+		}
 	}
 	config_merge(c, args);
 	if (config_check(c, false)) {
+		print_errors(&k);
 		if (!file)
 			fprintf(stderr, "Try 'colovm --help' for more information.\n");
 		return EXIT_SETUP_FAILED;
@@ -579,6 +628,7 @@ static int load_options(struct config *c, struct config *args, enum config_kind 
 		log_set_level(LOG_DEBUG);
 	if (config_bool(c, kind == CONFIG_RUN ? CFG_QUIET : CFG_W_QUIET))
 		log_set_level(LOG_ERROR);
+	c->report = args->report = NULL; /* (k goes out of scope) */
 	return 0;
 }
 
@@ -867,43 +917,6 @@ out:
 	return c.status;
 }
 
-/* check-config's errors, printed in line order at the end. */
-struct checked_error {
-	unsigned int line, seq;
-	char *text;
-};
-struct checked {
-	struct checked_error *e;
-	unsigned int n;
-};
-
-static void collect_error(void *opaque, const char *file, unsigned int line, const char *msg)
-{
-	struct checked *k = opaque;
-	void *e = realloc(k->e, (k->n + 1) * sizeof(*k->e));
-	char *text = NULL;
-
-	if (!e)
-		return;
-	k->e = e;
-	if (file && line ? asprintf(&text, "%s:%u: %s", file, line, msg) < 0
-	    : file	 ? asprintf(&text, "%s: %s", file, msg) < 0
-			 : asprintf(&text, "colovm: %s", msg) < 0)
-		return;
-	k->e[k->n].line = line;
-	k->e[k->n].seq = k->n;
-	k->e[k->n++].text = text;
-}
-
-static int by_line(const void *a, const void *b)
-{
-	const struct checked_error *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 /*
  * colovm check-config FILE: the checks colovm run (a VM's file) or colovm
  * witness (a [witness] file) makes before it starts, and that the files it
@@ -935,13 +948,7 @@ static int cmd_check_config(int argc, char **argv)
 	free(buf);
 	if (ret >= 0)
 		config_check(&cfg, true);
-	if (k.n)
-		qsort(k.e, k.n, sizeof(*k.e), by_line);
-	for (unsigned int i = 0; i < k.n; i++) {
-		fprintf(stderr, "%s\n", k.e[i].text);
-		free(k.e[i].text);
-	}
-	free(k.e);
+	print_errors(&k);
 	if (ret < 0 || cfg.errors) {
 		fprintf(stderr, "%s: %u error%s\n", argv[1], cfg.errors,
 			cfg.errors == 1 ? "" : "s");
