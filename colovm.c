@@ -20,6 +20,7 @@
 #include "common/qmp/qmp.h"
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
+#include "config.h"
 #include "hw/hw.h"
 #include "primary/primary.h"
 #include "secondary/secondary.h"
@@ -33,12 +34,12 @@
 #define EXIT_GUEST_ERROR    4	/* KVM could not run the guest */
 #define EXIT_SIGNAL_BASE    128 /* + signal number */
 
-#define SHUTDOWN_TIMEOUT_DEFAULT 30 /* seconds: --shutdown-timeout */
-#define SHUTDOWN_TIMEOUT_MAX	 86400
-
 static const char usage_text[] =
 	"Usage: colovm run --kernel FILE [OPTIONS]\n"
+	"       colovm run --config FILE [OPTIONS]\n"
 	"       colovm witness --listen tcp:HOST:PORT [--peer-key FILE] [--state FILE]\n"
+	"       colovm witness --config FILE [OPTIONS]\n"
+	"       colovm check-config FILE\n"
 	"       colovm --help | --version\n"
 	"\n"
 	"colovm is a KVM virtual machine monitor that keeps a guest serving through\n"
@@ -89,6 +90,21 @@ static const char usage_text[] =
 	"                        that each checkpoint drops and a takeover merges\n"
 	"                        into the image. The images stay raw files any\n"
 	"                        tool can read\n"
+	"\n"
+	"Config file:\n"
+	"      --config FILE     read the options from an INI file (see colovm(1);\n"
+	"                        examples in deploy/examples/): every flag here is\n"
+	"                        a key of the same name in its section ([vm],\n"
+	"                        [colo], [migration]; --colo is [colo] role), with\n"
+	"                        the same default; a flag given as well overrides\n"
+	"                        the key (--net/--disk replace the file's list).\n"
+	"                        `colovm check-config FILE` checks a file as run\n"
+	"                        (or witness) would, and that the files it names\n"
+	"                        are there: errors as FILE:LINE: message, status 0\n"
+	"                        when valid, 2 when not\n"
+	"      --name NAME       the VM's name (default: the config file's name\n"
+	"                        without .conf; colovm@NAME.service reads\n"
+	"                        /etc/colovm/NAME.conf)\n"
 	"\n"
 	"Management:\n"
 	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
@@ -148,6 +164,15 @@ static const char usage_text[] =
 	"                        neither (a pair with one is refused)\n"
 	"      --witness-key FILE\n"
 	"                        the witness's key (default: --peer-key)\n"
+	"      --checkpoint-interval MS   (1..3600000, default 200)\n"
+	"      --compare-timeout MS       (1..3600000, default 3000)\n"
+	"      --heartbeat-interval MS    (10..60000, default 100)\n"
+	"      --heartbeat-misses N       (2..1000, default 8)\n"
+	"      --downtime-limit MS        (0..2000000, default 300)\n"
+	"      --max-bandwidth BYTES      (per second; default 0: no limit)\n"
+	"                        QMP migrate-set-parameters' values, set at start\n"
+	"                        as that command would (a secondary's apply once\n"
+	"                        it took over and protects its guest again)\n"
 	"      --peer-key FILE   pre-shared key (32 bytes, raw or 64 hex digits)\n"
 	"                        authenticating the migration or COLO channel; give\n"
 	"                        the same key to both ends (source: for QMP migrate).\n"
@@ -191,6 +216,8 @@ static const char usage_text[] =
 	"they share its key). --state FILE keeps its grants across restarts (each\n"
 	"is fsync'd there before it is answered; without it a restarted witness\n"
 	"could grant a pairing twice). SIGTERM or SIGINT end it (status 0).\n"
+	"--config FILE: a file with a [witness] section (keys listen, peer-key,\n"
+	"state, verbose, quiet).\n"
 	"\n"
 	"Examples:\n"
 	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
@@ -201,7 +228,8 @@ static const char usage_text[] =
 	"             --listen tcp:0.0.0.0:4500 --peer-key peer.key        # host B\n"
 	"  colovm run --kernel testguest.elf --cmdline 'app=dirty mb=8 rate=2' \\\n"
 	"             --colo primary \\\n"
-	"             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n";
+	"             --peer tcp:hostb:4500 --peer-key peer.key            # host A\n"
+	"  colovm check-config /etc/colovm/web.conf && colovm run --config /etc/colovm/web.conf\n";
 
 struct colovm {
 	struct loop *loop;
@@ -495,43 +523,6 @@ static int register_colo_qmp(struct colovm *c)
 	return ret;
 }
 
-static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-	int ret = parse_u64(arg, min, max, &v);
-
-	if (ret) {
-		fprintf(stderr, "colovm: %s '%s': %s (expected %llu..%llu)\n", opt, arg,
-			ret == -ERANGE ? "out of range" : "not a number", (unsigned long long)min,
-			(unsigned long long)max);
-		exit(EXIT_SETUP_FAILED);
-	}
-	return v;
-}
-
-/* The options every command takes (-v, -q, -h) and getopt's complaints.
- * 1: the help was printed (exit 0). */
-static int common_opt(int opt, char **argv)
-{
-	switch (opt) {
-	case 'v':
-		log_set_level(LOG_DEBUG);
-		return 0;
-	case 'q':
-		log_set_level(LOG_ERROR);
-		return 0;
-	case 'h':
-		fputs(usage_text, stdout);
-		return 1;
-	case ':':
-		usage_error("option '%s' needs an argument", argv[optind - 1]);
-		return 0;
-	default:
-		usage_error("unknown option '%s'", argv[optind - 1]);
-		return 0;
-	}
-}
-
 /* A key file for option opt; the error logged. */
 static int load_key(const char *opt, const char *path, struct transport_key *key)
 {
@@ -543,46 +534,127 @@ static int load_key(const char *opt, const char *path, struct transport_key *key
 	return ret;
 }
 
-/* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
-static int cmd_witness(int argc, char **argv)
+/* Errors from the options and config files, printed in line order at the end:
+ * FILE:LINE: msg, FILE: msg (a key missing), colovm: msg (a flag). */
+struct checked_error {
+	unsigned int line, seq;
+	char *text;
+};
+struct checked {
+	struct checked_error *e;
+	unsigned int n;
+};
+
+static void collect_error(void *opaque, const char *file, unsigned int line, const char *msg)
 {
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'L'},
-		{"peer-key", required_argument, NULL, 'K'},
-		{"state", required_argument, NULL, 'S'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *listen_uri = NULL, *key_file = NULL, *state = NULL;
+	struct checked *k = opaque;
+	void *e = realloc(k->e, (k->n + 1) * sizeof(*k->e));
+	char *text = NULL;
+
+	if (!e)
+		return;
+	k->e = e;
+	if (file && line ? asprintf(&text, "%s:%u: %s", file, line, msg) < 0
+	    : file	 ? asprintf(&text, "%s: %s", file, msg) < 0
+			 : asprintf(&text, "colovm: %s", msg) < 0)
+		return;
+	k->e[k->n].line = line;
+	k->e[k->n].seq = k->n;
+	k->e[k->n++].text = text;
+}
+
+static int by_line(const void *a, const void *b)
+{
+	const struct checked_error *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static unsigned int print_errors(struct checked *k)
+{
+	unsigned int n = k->n;
+
+	if (k->n)
+		qsort(k->e, k->n, sizeof(*k->e), by_line);
+	for (unsigned int i = 0; i < k->n; i++) {
+		fprintf(stderr, "%s\n", k->e[i].text);
+		free(k->e[i].text);
+	}
+	free(k->e);
+	k->e = NULL;
+	k->n = 0;
+	return n;
+}
+
+/*
+ * A command's options: its flags, over the file of --config FILE if given,
+ * checked as the command is about to use them (config.h). 0: go on; 1: the
+ * help was printed (exit 0); else the exit status (errors printed).
+ */
+static int load_options(struct config *c, struct config *args, enum config_kind kind, int argc,
+			char **argv)
+{
+	struct checked k = {0};
+	const char *file = NULL;
+	bool help;
+	int n;
+
+	config_init(args, kind, collect_error, &k);
+	config_init(c, kind, collect_error, &k);
+	n = config_parse_args(args, argc, argv, &file, &help);
+	if (help) {
+		print_errors(&k);
+		fputs(usage_text, stdout);
+		return 1;
+	}
+	if (n) {
+		print_errors(&k);
+		fprintf(stderr, "Try 'colovm --help' for more information.\n");
+		return EXIT_SETUP_FAILED;
+	}
+	if (file) {
+		FILE *f = fopen(file, "r");
+		char head[4096];
+		size_t len = f ? fread(head, 1, sizeof(head), f) : 0;
+
+		if (f)
+			fclose(f);
+		if (f && config_guess_kind(head, len) != kind) {
+			fprintf(stderr, "colovm: --config %s: a %s's config, not a %s's\n", file,
+				kind == CONFIG_RUN ? "witness" : "VM",
+				kind == CONFIG_RUN ? "VM" : "witness");
+			return EXIT_SETUP_FAILED;
+		}
+		if (config_load_file(c, file)) {
+			print_errors(&k);
+			return EXIT_SETUP_FAILED;
+		}
+	}
+	config_merge(c, args);
+	if (config_check(c, false)) {
+		print_errors(&k);
+		if (!file)
+			fprintf(stderr, "Try 'colovm --help' for more information.\n");
+		return EXIT_SETUP_FAILED;
+	}
+	if (config_bool(c, kind == CONFIG_RUN ? CFG_VERBOSE : CFG_W_VERBOSE))
+		log_set_level(LOG_DEBUG);
+	if (config_bool(c, kind == CONFIG_RUN ? CFG_QUIET : CFG_W_QUIET))
+		log_set_level(LOG_ERROR);
+	c->report = args->report = NULL; /* (k goes out of scope) */
+	return 0;
+}
+
+/* The witness's loop, its options checked. */
+static int witness_serve(const char *listen_uri, const char *key_file, const char *state)
+{
 	struct transport_witness *w = NULL;
 	struct transport_key key;
 	sigset_t set;
-	int opt, ret, sigfd;
+	int ret, sigfd;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'L':
-			listen_uri = optarg;
-			break;
-		case 'K':
-			key_file = optarg;
-			break;
-		case 'S':
-			state = optarg;
-			break;
-		default:
-			if (common_opt(opt, argv))
-				return 0;
-		}
-	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
-	if (!listen_uri || strncmp(listen_uri, "tcp:", 4))
-		usage_error("%s", "witness: --listen tcp:HOST:PORT is required");
 	if (key_file && load_key("--peer-key", key_file, &key))
 		return EXIT_SETUP_FAILED;
 	if (!key_file)
@@ -626,149 +698,102 @@ static int cmd_witness(int argc, char **argv)
 	return 0;
 }
 
+/* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
+static int cmd_witness(int argc, char **argv)
+{
+	struct config cfg, args;
+	const char *listen_uri, *key_file, *state;
+	int ret;
+
+	ret = load_options(&cfg, &args, CONFIG_WITNESS, argc, argv);
+	if (ret) {
+		config_free(&cfg);
+		config_free(&args);
+		return ret == 1 ? 0 : ret;
+	}
+	listen_uri = config_str(&cfg, CFG_W_LISTEN);
+	key_file = config_str(&cfg, CFG_W_PEER_KEY);
+	state = config_str(&cfg, CFG_W_STATE);
+	ret = witness_serve(listen_uri, key_file, state);
+	config_free(&cfg);
+	config_free(&args);
+	return ret;
+}
+
+/* The tuning flags (config keys) that are QMP migrate-set-parameters' too:
+ * applied at start as that command would, the same names. */
+static int apply_parameters(struct colovm *c, const struct config *cfg)
+{
+	static const enum config_opt params[] = {
+	    CFG_CHECKPOINT_INTERVAL, CFG_COMPARE_TIMEOUT, CFG_HEARTBEAT_INTERVAL,
+	    CFG_HEARTBEAT_MISSES,    CFG_DOWNTIME_LIMIT,  CFG_MAX_BANDWIDTH,
+	};
+	json_t *args = json_object();
+	char msg[256];
+	int ret = 0;
+
+	if (!args)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < ARRAY_SIZE(params); i++)
+		if (cfg->v[params[i]].set)
+			json_object_set_new(args, config_key(params[i]),
+					    json_integer((json_int_t)config_num(cfg, params[i])));
+	if (json_object_size(args))
+		ret = primary_set_parameters(c->primary, args, msg, sizeof(msg));
+	if (ret)
+		log_err("%s", msg);
+	json_decref(args);
+	return ret;
+}
+
 static int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"kernel", required_argument, NULL, 'k'},
-		{"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'c'},
-		{"mem", required_argument, NULL, 'm'},
-		{"cpus", required_argument, NULL, 'n'},
-		{"serial", required_argument, NULL, 's'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"qmp", required_argument, NULL, 'Q'},
-		{"reboot", no_argument, NULL, 'B'},
-		{"restore", required_argument, NULL, 'R'},
-		{"incoming", required_argument, NULL, 'I'},
-		{"net", required_argument, NULL, 'N'},
-		{"disk", required_argument, NULL, 'D'},
-		{"mem-prealloc", no_argument, NULL, 'P'},
-		{"peer-key", required_argument, NULL, 'K'},
-		{"shutdown-timeout", required_argument, NULL, 'T'},
-		{"colo", required_argument, NULL, 'C'},
-		{"peer", required_argument, NULL, 'E'},
-		{"listen", required_argument, NULL, 'L'},
-		{"witness", required_argument, NULL, 'W'},
-		{"witness-key", required_argument, NULL, 'X'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *nets[16], *disks[16], *witness = NULL, *witness_key_file = NULL;
+	struct config conf, args;
+	const char *witness, *witness_key_file;
 	struct transport_key witness_key;
-	const char *qmp_spec = NULL, *restore = NULL, *incoming = NULL, *key_file = NULL;
-	const char *colo = NULL, *peer = NULL, *listen_uri = NULL;
+	const char *qmp_spec, *restore, *incoming, *key_file;
+	const char *peer, *listen_uri;
 	char vm_config[1024];
 	struct transport_key key;
-	struct vm_config cfg = {.mem_mib = 256, .cpus = 1, .serial = "stdio"};
-	struct colovm c = {.sigfd = -1, .shutdown_timeout = SHUTDOWN_TIMEOUT_DEFAULT};
-	int opt, ret;
+	struct vm_config cfg;
+	struct colovm c = {.sigfd = -1};
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":k:i:c:m:n:s:vqh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'k':
-			cfg.kernel = optarg;
-			break;
-		case 'i':
-			cfg.initrd = optarg;
-			break;
-		case 'c':
-			cfg.cmdline = optarg;
-			break;
-		case 'm':
-			cfg.mem_mib = parse_num_opt("--mem", optarg, 16, 1024 * 1024);
-			break;
-		case 'n':
-			cfg.cpus = (unsigned int)parse_num_opt("--cpus", optarg, 1, 64);
-			break;
-		case 's':
-			cfg.serial = optarg;
-			break;
-		case 'R':
-			restore = optarg;
-			break;
-		case 'I':
-			incoming = optarg;
-			break;
-		case 'Q':
-			qmp_spec = optarg;
-			break;
-		case 'B':
-			c.reboot = true;
-			break;
-		case 'P':
-			cfg.mem_prealloc = true;
-			break;
-		case 'K':
-			key_file = optarg;
-			break;
-		case 'T':
-			c.shutdown_timeout = (unsigned int)parse_num_opt(
-			    "--shutdown-timeout", optarg, 0, SHUTDOWN_TIMEOUT_MAX);
-			break;
-		case 'C':
-			colo = optarg;
-			break;
-		case 'E':
-			peer = optarg;
-			break;
-		case 'L':
-			listen_uri = optarg;
-			break;
-		case 'W':
-			witness = optarg;
-			break;
-		case 'X':
-			witness_key_file = optarg;
-			break;
-		case 'N':
-			if (cfg.nnet == ARRAY_SIZE(nets))
-				usage_error("%s", "too many --net options");
-			nets[cfg.nnet++] = optarg;
-			cfg.net = nets;
-			break;
-		case 'D':
-			if (cfg.ndisk == ARRAY_SIZE(disks))
-				usage_error("%s", "too many --disk options");
-			disks[cfg.ndisk++] = optarg;
-			cfg.disk = disks;
-			break;
-		default:
-			if (common_opt(opt, argv))
-				return 0;
-		}
+	ret = load_options(&conf, &args, CONFIG_RUN, argc, argv);
+	if (ret) {
+		config_free(&conf);
+		config_free(&args);
+		return ret == 1 ? 0 : ret;
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
-	if (!cfg.kernel)
-		usage_error("%s", "run: --kernel FILE is required");
-	if (colo && strcmp(colo, "primary") && strcmp(colo, "secondary"))
-		usage_error("--colo '%s': expected primary or secondary", colo);
-	if (colo && !strcmp(colo, "primary") && !peer)
-		usage_error("%s", "run: --colo primary needs --peer tcp:HOST:PORT|rdma:HOST:PORT");
-	if (colo && !strcmp(colo, "secondary") && !listen_uri)
-		usage_error("%s",
-			    "run: --colo secondary needs --listen tcp:HOST:PORT|rdma:HOST:PORT");
-	if ((peer && (!colo || strcmp(colo, "primary"))) ||
-	    (listen_uri && (!colo || strcmp(colo, "secondary"))))
-		usage_error("%s",
-			    "run: --peer goes with --colo primary, --listen with --colo secondary");
-	if (colo && (restore || incoming))
-		usage_error("%s", "run: --colo excludes --restore and --incoming");
-	if (witness_key_file && !witness)
-		usage_error("%s", "run: --witness-key goes with --witness");
-	if (witness && strncmp(witness, "tcp:", 4))
-		usage_error("--witness %s: expected tcp:HOST:PORT", witness);
+	cfg = (struct vm_config){
+	    .kernel = config_str(&conf, CFG_KERNEL),
+	    .initrd = config_str(&conf, CFG_INITRD),
+	    .cmdline = config_str(&conf, CFG_CMDLINE),
+	    .mem_mib = config_num(&conf, CFG_MEM),
+	    .cpus = (unsigned int)config_num(&conf, CFG_CPUS),
+	    .serial = config_str(&conf, CFG_SERIAL),
+	    .net = conf.v[CFG_NET].item,
+	    .nnet = conf.v[CFG_NET].n,
+	    .disk = conf.v[CFG_DISK].item,
+	    .ndisk = conf.v[CFG_DISK].n,
+	    .mem_prealloc = config_bool(&conf, CFG_MEM_PREALLOC),
+	};
+	c.reboot = config_bool(&conf, CFG_REBOOT);
+	c.shutdown_timeout = (unsigned int)config_num(&conf, CFG_SHUTDOWN_TIMEOUT);
+	qmp_spec = config_str(&conf, CFG_QMP);
+	restore = config_str(&conf, CFG_RESTORE);
+	incoming = config_str(&conf, CFG_INCOMING);
+	key_file = config_str(&conf, CFG_PEER_KEY);
+	peer = config_str(&conf, CFG_PEER);
+	listen_uri = config_str(&conf, CFG_LISTEN);
+	witness = config_str(&conf, CFG_WITNESS);
+	witness_key_file = config_str(&conf, CFG_WITNESS_KEY);
 
 	ret = loop_new(&c.loop);
 	if (ret) {
 		log_err("cannot create the main loop: %s", strerror(-ret));
 		return EXIT_SETUP_FAILED;
 	}
-	if (restore && incoming)
-		usage_error("%s", "run: --restore and --incoming exclude each other");
 	if ((key_file && load_key("--peer-key", key_file, &key)) ||
 	    (witness_key_file && load_key("--witness-key", witness_key_file, &witness_key))) {
 		c.status = EXIT_SETUP_FAILED;
@@ -825,6 +850,10 @@ static int cmd_run(int argc, char **argv)
 		ret = register_colo_qmp(&c);
 	if (ret) {
 		log_err("cannot set up migration: %s", strerror(-ret));
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	if (apply_parameters(&c, &conf)) {
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
@@ -898,7 +927,56 @@ out:
 	if (c.sigfd >= 0)
 		close(c.sigfd);
 	loop_free(c.loop);
+	config_free(&conf);
+	config_free(&args);
 	return c.status;
+}
+
+/*
+ * colovm check-config FILE: the checks colovm run (a VM's file) or colovm
+ * witness (a [witness] file) makes before it starts, and that the files it
+ * names are there (kernel, initrd, disks, keys). Errors as FILE:LINE: msg;
+ * 0 valid, 2 not.
+ */
+static int cmd_check_config(int argc, char **argv)
+{
+	struct checked k = {0};
+	struct config cfg;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char name[128];
+	int ret;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		usage_error("%s", "usage: colovm check-config FILE");
+	ret = file_read_all(argv[1], &buf, &len);
+	if (ret) {
+		fprintf(stderr, "colovm: cannot read %s: %s\n", argv[1], strerror(-ret));
+		return EXIT_SETUP_FAILED;
+	}
+	config_init(&cfg, config_guess_kind((const char *)buf, len), collect_error, &k);
+	ret = config_load_buffer(&cfg, argv[1], (const char *)buf, len);
+	free(buf);
+	if (ret >= 0)
+		config_check(&cfg, true);
+	print_errors(&k);
+	if (ret < 0 || cfg.errors) {
+		fprintf(stderr, "%s: %u error%s\n", argv[1], cfg.errors,
+			cfg.errors == 1 ? "" : "s");
+		config_free(&cfg);
+		return EXIT_SETUP_FAILED;
+	}
+	if (cfg.kind == CONFIG_WITNESS)
+		printf("%s: valid: a witness on %s\n", argv[1], config_str(&cfg, CFG_W_LISTEN));
+	else
+		printf("%s: valid: VM %s, %s\n", argv[1], config_vm_name(&cfg, name, sizeof(name)),
+		       config_str(&cfg, CFG_ROLE) ? config_str(&cfg, CFG_ROLE) : "not a COLO pair");
+	config_free(&cfg);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -918,6 +996,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "witness"))
 		return cmd_witness(argc - 1, argv + 1);
-	usage_error("unknown command '%s' (expected: run, witness)", argv[1]);
+	if (!strcmp(argv[1], "check-config"))
+		return cmd_check_config(argc - 1, argv + 1);
+	usage_error("unknown command '%s' (expected: run, witness, check-config)", argv[1]);
 	return EXIT_SETUP_FAILED;
 }

@@ -62,12 +62,8 @@
 #define MIG_STALL_ROUNDS     5
 #define MIG_ACK_TIMEOUT_MS   60000
 #define MIG_CHANNEL_TIMEOUT  30000 /* ms: a stalled peer fails the migration */
-#define MIG_DEFAULT_DOWNTIME 300
 #define MIG_BULK_STREAMS     1
 #define MIG_STATE_CHUNK	     (512u << 10) /* device-state bytes per DeviceState */
-/* QEMU's x-checkpoint-delay default: a checkpoint every 200 ms. */
-#define COLO_DEFAULT_INTERVAL_MS 200
-#define COLO_DEFAULT_COMPARE_MS	 3000 /* QEMU colo-compare's compare_timeout */
 
 static const char *const mig_status_name[] = {
     [MIG_NONE] = "none",	   [MIG_SETUP] = "setup",   [MIG_ACTIVE] = "active",
@@ -838,29 +834,40 @@ static int qmp_set_params(void *opaque, json_t *args, json_t **ret, struct qmp_e
 	json_t *hi = json_object_get(args, "heartbeat-interval");
 	json_t *hm = json_object_get(args, "heartbeat-misses");
 
-	if (ct && (json_integer_value(ct) < 1 || json_integer_value(ct) > 3600000))
+	if (ct && (json_integer_value(ct) < PRIMARY_COMPARE_TIMEOUT_MIN ||
+		   json_integer_value(ct) > PRIMARY_COMPARE_TIMEOUT_MAX))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'compare-timeout' expects an integer in the "
-				     "range of 1 to 3600000 milliseconds");
-	if (hi && (json_integer_value(hi) < 10 || json_integer_value(hi) > 60000))
+				     "range of %d to %d milliseconds",
+				     PRIMARY_COMPARE_TIMEOUT_MIN, PRIMARY_COMPARE_TIMEOUT_MAX);
+	if (hi && (json_integer_value(hi) < PRIMARY_HEARTBEAT_INTERVAL_MIN ||
+		   json_integer_value(hi) > PRIMARY_HEARTBEAT_INTERVAL_MAX))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'heartbeat-interval' expects an integer in the "
-				     "range of 10 to 60000 milliseconds");
-	if (hm && (json_integer_value(hm) < 2 || json_integer_value(hm) > 1000))
+				     "range of %d to %d milliseconds",
+				     PRIMARY_HEARTBEAT_INTERVAL_MIN,
+				     PRIMARY_HEARTBEAT_INTERVAL_MAX);
+	if (hm && (json_integer_value(hm) < PRIMARY_HEARTBEAT_MISSES_MIN ||
+		   json_integer_value(hm) > PRIMARY_HEARTBEAT_MISSES_MAX))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'heartbeat-misses' expects an integer in the "
-				     "range of 2 to 1000");
+				     "range of %d to %d",
+				     PRIMARY_HEARTBEAT_MISSES_MIN, PRIMARY_HEARTBEAT_MISSES_MAX);
 	if (!ci)
 		ci = cd; /* QEMU's name for the same period */
-	if (ci && (json_integer_value(ci) < 1 || json_integer_value(ci) > 3600000))
+	if (ci && (json_integer_value(ci) < PRIMARY_CKPT_INTERVAL_MIN ||
+		   json_integer_value(ci) > PRIMARY_CKPT_INTERVAL_MAX))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'checkpoint-interval' expects an integer in the "
-				     "range of 1 to 3600000 milliseconds");
+				     "range of %d to %d milliseconds",
+				     PRIMARY_CKPT_INTERVAL_MIN, PRIMARY_CKPT_INTERVAL_MAX);
 
-	if (dl && (json_integer_value(dl) < 0 || json_integer_value(dl) > 2000000))
+	if (dl && (json_integer_value(dl) < PRIMARY_DOWNTIME_LIMIT_MIN ||
+		   json_integer_value(dl) > PRIMARY_DOWNTIME_LIMIT_MAX))
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'downtime_limit' expects an integer in the range "
-				     "of 0 to 2000000 milliseconds");
+				     "of %d to %d milliseconds",
+				     PRIMARY_DOWNTIME_LIMIT_MIN, PRIMARY_DOWNTIME_LIMIT_MAX);
 	if (bw && json_integer_value(bw) < 0)
 		return qmp_error_set(
 		    err, QMP_ERROR_GENERIC,
@@ -903,6 +910,18 @@ static int qmp_query_params(void *opaque, json_t *args, json_t **ret, struct qmp
 			 (json_int_t)m->hb_misses, "x-colo-ram-digest", m->ram_digest);
 	pthread_mutex_unlock(&m->lock);
 	return *ret ? 0 : -ENOMEM;
+}
+
+int primary_set_parameters(struct primary *p, json_t *args, char *msg, size_t len)
+{
+	struct qmp_error err = {0};
+	json_t *ret = NULL;
+	int r = qmp_set_params(p, args, &ret, &err);
+
+	json_decref(ret);
+	if (r)
+		snprintf(msg, len, "%s", err.desc[0] ? err.desc : strerror(-r));
+	return r;
 }
 
 static int qmp_snapshot_save(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
@@ -1012,11 +1031,11 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->vm = vm;
 	m->rs = rs;
 	m->loop = loop;
-	m->downtime_limit_ms = MIG_DEFAULT_DOWNTIME;
-	m->ckpt_interval_ms = COLO_DEFAULT_INTERVAL_MS;
-	m->compare_timeout_ms = COLO_DEFAULT_COMPARE_MS;
-	m->hb_interval_ms = TRANSPORT_HEARTBEAT_MS;
-	m->hb_misses = TRANSPORT_HEARTBEAT_MISSES;
+	m->downtime_limit_ms = PRIMARY_DOWNTIME_LIMIT_DEFAULT;
+	m->ckpt_interval_ms = PRIMARY_CKPT_INTERVAL_DEFAULT;
+	m->compare_timeout_ms = PRIMARY_COMPARE_TIMEOUT_DEFAULT;
+	m->hb_interval_ms = PRIMARY_HEARTBEAT_INTERVAL_DEFAULT;
+	m->hb_misses = PRIMARY_HEARTBEAT_MISSES_DEFAULT;
 	m->colo_evfd = -1;
 	if (opts && opts->key)
 		m->key = *opts->key;

@@ -59,6 +59,27 @@ enum colo_reason {
 /* "periodic", "request", "mismatch", "compare-timeout", "compare-limit". */
 const char *colo_reason_name(enum colo_reason r);
 
+/*
+ * migrate-set-parameters: the tunables' defaults and ranges (ms unless
+ * said). colovm run's flags and config keys for them take the same.
+ */
+#define PRIMARY_CKPT_INTERVAL_DEFAULT	   200 /* QEMU's x-checkpoint-delay default */
+#define PRIMARY_CKPT_INTERVAL_MIN	   1
+#define PRIMARY_CKPT_INTERVAL_MAX	   3600000
+#define PRIMARY_COMPARE_TIMEOUT_DEFAULT	   3000 /* QEMU colo-compare's compare_timeout */
+#define PRIMARY_COMPARE_TIMEOUT_MIN	   1
+#define PRIMARY_COMPARE_TIMEOUT_MAX	   3600000
+#define PRIMARY_HEARTBEAT_INTERVAL_DEFAULT 100 /* transport.h's TRANSPORT_HEARTBEAT_MS */
+#define PRIMARY_HEARTBEAT_INTERVAL_MIN	   10
+#define PRIMARY_HEARTBEAT_INTERVAL_MAX	   60000
+#define PRIMARY_HEARTBEAT_MISSES_DEFAULT   8 /* TRANSPORT_HEARTBEAT_MISSES */
+#define PRIMARY_HEARTBEAT_MISSES_MIN	   2
+#define PRIMARY_HEARTBEAT_MISSES_MAX	   1000
+#define PRIMARY_DOWNTIME_LIMIT_DEFAULT	   300
+#define PRIMARY_DOWNTIME_LIMIT_MIN	   0
+#define PRIMARY_DOWNTIME_LIMIT_MAX	   2000000
+#define PRIMARY_MAX_BANDWIDTH_DEFAULT	   0 /* bytes/s; 0: no limit */
+
 struct primary_opts {
 	/*
 	 * Pre-shared key for the channel (--peer-key). NULL: the public
@@ -101,6 +122,13 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 /* Cancels a migration in progress (the guest goes on here) and unregisters;
  * a protected pair is ended (the secondary is told to shut down). */
 void primary_free(struct primary *p);
+
+/*
+ * What QMP migrate-set-parameters does, for colovm run's flags: args is its
+ * argument object (checkpoint-interval, compare-timeout, ...). 0, or -EINVAL
+ * with QMP's message in msg (size len). Main loop.
+ */
+int primary_set_parameters(struct primary *p, json_t *args, char *msg, size_t len);
 
 /*
  * Protect the running VM (main loop): connect to the secondary at uri and

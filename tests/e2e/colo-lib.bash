@@ -56,6 +56,46 @@ start_primary() {
 	while [ ! -S "$d/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 	[ -S "$d/$n.sock" ] || fail "$n: no QMP socket: $(cat "$d/$n.err")"
 }
+# start_secondary_config DIR CONF / start_primary_config DIR NAME CONF: the
+# same, from a config file alone (`colovm run --config CONF`, no other flag):
+# CONF names the role, the channel, serial file:DIR/sec.out (DIR/NAME.out)
+# and QMP unix:DIR/sec.sock (DIR/NAME.sock); write_config writes one.
+start_secondary_config() {
+	"$COLOVM" run --config "$2" 2>"$1/sec.err" &
+	SEC_PID=$!
+	on_exit "kill -9 $SEC_PID 2>/dev/null"
+	wait_for_line "$1/sec.err" 'waiting for a primary' 20 ||
+		fail "the secondary does not listen: $(cat "$1/sec.err")"
+}
+start_primary_config() {
+	local d=$1 n=$2 t=0
+	"$COLOVM" run --config "$3" 2>"$d/$n.err" &
+	PRI_PID=$!
+	on_exit "kill -9 $PRI_PID 2>/dev/null"
+	while [ ! -S "$d/$n.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	[ -S "$d/$n.sock" ] || fail "$n: no QMP socket: $(cat "$d/$n.err")"
+}
+# write_config FILE DIR NAME ROLE URI [KEY = VALUE...]: a VM config for a
+# side of a pair: the test guest (ARGS_CONFIG: more [vm] lines), serial
+# and QMP as start_*_config expect, [colo] role, peer or listen URI, then
+# the extra [colo] lines given.
+ARGS_CONFIG=""
+write_config() {
+	local f=$1 d=$2 n=$3 role=$4 uri=$5 l
+	shift 5
+	{
+		echo "# $n: written by colo-lib.bash write_config"
+		echo "[vm]"
+		echo "kernel = $TESTGUEST"
+		printf '%s' "$ARGS_CONFIG"
+		echo "serial = file:$d/$n.out"
+		echo "qmp = unix:$d/$n.sock,server"
+		echo "[colo]"
+		echo "role = $role"
+		if [ "$role" = primary ]; then echo "peer = $uri"; else echo "listen = $uri"; fi
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+}
 # quit_split PRI SEC: after a pair broke, both sides run alone: quit each
 # (PRI.sock, SEC.sock), wait for PRI_PID and SEC_PID, no crash in their logs.
 quit_split() {

@@ -7,18 +7,30 @@
 # pause of checkpoint N. query-colo-stats counts them by reason; the guest
 # keeps running (its serial lines go on, no verification failure); a quit on
 # the primary shuts the secondary down too.
+# Both sides start from config files alone (colovm run --config FILE): the
+# primary's checkpoint-interval and heartbeat-misses come from its file and
+# rule the pair from its start (the secondary logs the heartbeat it got).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/colo-lib.bash"
 need_kvm
 port=$((47900 + RANDOM % 90))
 d=$TMP
 head -c32 /dev/urandom >"$d/key"
-args=(--kernel "$TESTGUEST" --mem 32 --cmdline "app=dirty mb=8 rate=2" --peer-key "$d/key")
+ARGS_CONFIG="mem = 32
+cmdline = app=dirty mb=8 rate=2
+"
+write_config "$d/sec.conf" "$d" sec secondary $CHAN:$port "peer-key = $d/key"
+write_config "$d/pri.conf" "$d" pri primary $CHAN:$port "peer-key = $d/key" \
+	"checkpoint-interval = 300" "heartbeat-misses = 20"
+for f in sec pri; do
+	"$COLOVM" check-config "$d/$f.conf" >"$d/$f.check" 2>&1 || fail "check-config $f.conf: $(cat "$d/$f.check")"
+done
+grep -q "valid: VM pri, primary" "$d/pri.check" || fail "check-config: $(cat "$d/pri.check")"
 
-start_secondary "$d" $port "${args[@]}"
+start_secondary_config "$d" "$d/sec.conf"
 q "$d/sec.sock" query-status | grep -q '"inmigrate"' || fail "the secondary is not inmigrate"
 q "$d/sec.sock" query-colo-status | grep -q '"waiting"' || fail "the secondary is not waiting"
-start_primary "$d" pri $port "${args[@]}"
+start_primary_config "$d" pri "$d/pri.conf"
 wait_state "$d/pri.sock" protected 180 ||
 	fail "no pair: $(q "$d/pri.sock" query-colo-status) $(cat "$d/pri.err" "$d/sec.err")"
 note "paired: $(q "$d/pri.sock" query-colo-status)"
@@ -27,9 +39,13 @@ q "$d/sec.sock" query-colo-status | grep -q '"protected"' || fail "the secondary
 q "$d/pri.sock" query-status | grep -qE '"status": "(running|colo)"' || fail "the primary is not running"
 q "$d/sec.sock" query-status | grep -qE '"status": "(running|colo)"' ||
 	fail "the secondary is not running: $(q "$d/sec.sock" query-status)"
-q "$d/pri.sock" migrate-set-parameters checkpoint-interval=300 x-colo-ram-digest=true >/dev/null
+# The file's tuning, in force from the start: QMP reads it back, and the
+# secondary took the primary's heartbeat (100 ms, given up after 20 misses).
 q "$d/pri.sock" query-migrate-parameters | grep -q '"checkpoint-interval": 300' ||
-	fail "checkpoint-interval not set"
+	fail "checkpoint-interval = 300 not in force: $(q "$d/pri.sock" query-migrate-parameters)"
+grep -q 'heartbeat every 100 ms, the primary given up after 2000 ms' "$d/sec.err" ||
+	fail "the secondary did not get heartbeat-misses = 20: $(grep heartbeat "$d/sec.err")"
+q "$d/pri.sock" migrate-set-parameters x-colo-ram-digest=true >/dev/null
 lines0=$(grep -c '^dirty: t=' "$d/pri.out" || true)
 
 compare_digests "$d" 20 450 4
