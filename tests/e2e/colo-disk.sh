@@ -31,7 +31,7 @@ truncate -s 8M "$d/b.img" "$d/c.img"
 truncate -s 4M "$d/small.img"
 args=(--kernel "$TESTGUEST" --mem 16 --cmdline "app=blk mb=4 loop=1" --peer-key "$d/key")
 # the passes a guest completed, by its console
-passes() { [ -e "$1" ] && grep -c '^blk: pass [0-9]* ok' "$1" || echo 0; }
+passes() { cat "$1" 2>/dev/null | grep -c '^blk: pass [0-9]* ok' || true; }
 # go_on OUT N: N more passes on the console OUT, none failed
 go_on() {
 	local n0 end=$((SECONDS + 120))
