@@ -991,6 +991,7 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->opts.witness_key = NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	hist_init(&m->pause_hist, hist_pause_us, HIST_PAUSE_BUCKETS);
 	m->colo_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!m->vm_config || m->colo_evfd < 0) {

@@ -398,6 +398,14 @@ out:
 	transport_close(ch);
 }
 
+void transport_witness_stats(const struct transport_witness *w, struct transport_witness_stats *out)
+{
+	out->granted = w->granted;
+	out->refused = w->refused;
+	out->bad = w->bad;
+	out->pairs = w->ngrants;
+}
+
 void transport_witness_free(struct transport_witness *w)
 {
 	if (!w)
