@@ -359,11 +359,11 @@ int metrics_new(struct loop *loop, const char *uri, metrics_render_fn render, vo
 		snprintf(msg, len, "main loop: %s", strerror(-ret));
 		goto err;
 	}
-	m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-				0, NULL, NULL, on_request, m, MHD_OPTION_LISTEN_SOCKET, m->lfd,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNECTIONS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_CONN_TIMEOUT_S,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_END);
+	m->d = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,
+				MHD_OPTION_LISTEN_SOCKET, m->lfd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned int)METRICS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned int)METRICS_CONN_TIMEOUT_S, MHD_OPTION_END);
 	if (!m->d) {
 		ret = -EIO;
 		snprintf(msg, len, "libmicrohttpd would not start");
