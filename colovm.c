@@ -603,7 +603,6 @@ static int start_metrics(struct loop *loop, const char *spec, metrics_render_fn 
 	return ret;
 }
 
-
 static uint64_t parse_num_opt(const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
@@ -651,6 +650,7 @@ static int load_key(const char *opt, const char *path, struct transport_key *key
 			ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)" : strerror(-ret));
 	return ret;
 }
+
 /* colovm witness: its main loop's state. */
 struct witness_run {
 	struct loop *loop;
@@ -682,7 +682,6 @@ static void witness_render(void *opaque, struct metrics_text *t)
 	transport_witness_stats(wr->w, &st);
 	metrics_witness(t, st.granted, st.refused, st.bad, st.pairs, COLOVM_VERSION);
 }
-
 
 /* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
 static int cmd_witness(int argc, char **argv)
@@ -817,8 +816,8 @@ static int cmd_run(int argc, char **argv)
 		{"listen", required_argument, NULL, 'L'},
 		{"witness", required_argument, NULL, 'W'},
 		{"witness-key", required_argument, NULL, 'X'},
-	    {"metrics", required_argument, NULL, 'M'},
-	    {"name", required_argument, NULL, 'A'},
+		{"metrics", required_argument, NULL, 'M'},
+		{"name", required_argument, NULL, 'A'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nets[16], *disks[16], *witness = NULL, *witness_key_file = NULL;
@@ -1057,6 +1056,7 @@ static int cmd_run(int argc, char **argv)
 		}
 		if (ret)
 			log_err("COLO: cannot protect the VM: %s; it runs unprotected", msg);
+	}
 	/* systemd: READY, STATUS and the watchdog, from this loop */
 	ret = notify_timer_new(c.loop, SERVICE_TICK_MS, service_tick, &c, &c.notify);
 	if (ret) {
@@ -1065,7 +1065,6 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	service_tick(&c);
-	}
 	while (!runstate_main_loop_should_exit(c.rs)) {
 		ret = loop_run_once(c.loop, powerdown_wait_ms(&c));
 		if (ret < 0) {
@@ -1073,13 +1072,13 @@ static int cmd_run(int argc, char **argv)
 			c.status = EXIT_GUEST_ERROR;
 			break;
 		}
-	notify_stopping();
 	}
+	notify_stopping();
 	if (!runstate_exit_signal(c.rs))
 		handle_vm_event(&c);
+out:
 	notify_timer_free(c.notify);
 	metrics_free(c.metrics); /* first: a scrape reads what follows */
-out:
 	secondary_colo_free(c.colo_secondary);
 	secondary_free(c.secondary);
 	primary_free(c.primary);

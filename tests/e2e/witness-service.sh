@@ -14,7 +14,8 @@
 # 3. Bad --metrics addresses: a clear error, exit 2 (run and witness).
 # 4. journald (root: a private mount namespace with a journal socket of our
 #    own): with JOURNAL_STREAM naming stderr, lines reach the journal socket
-#    with PRIORITY and COLOVM_ROLE=witness, and not stderr.
+#    with PRIORITY and COLOVM_ROLE=witness (a grant with
+#    COLOVM_EVENT=witness-grant), and not stderr.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3 # Debian's, with python3-prometheus-client
 CLAIM="$BUILD/tests/e2e/witness-claim"
@@ -207,9 +208,9 @@ if [ "$(id -u)" != 0 ] || ! unshare -m --propagation private true 2>/dev/null; t
 	echo "SKIP (part): journald needs root and mount namespaces"
 	exit 0
 fi
-unshare -m --propagation private bash -s -- "$COLOVM" "$TMP" "$PY" <<'SH' || fail "journald part"
+unshare -m --propagation private bash -s -- "$COLOVM" "$TMP" "$PY" "$CLAIM" <<'SH' || fail "journald part"
 set -euo pipefail
-COLOVM=$1 TMP=$2 PY=$3
+COLOVM=$1 TMP=$2 PY=$3 CLAIM=$4
 mount -t tmpfs colovm-test /run
 mkdir -p /run/systemd/journal
 $PY - /run/systemd/journal/socket "$TMP/journal.log" <<'PY' &
@@ -223,10 +224,12 @@ PY
 J=$!
 for _ in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 exec 9>"$TMP/jstderr"
+JP=$((47000 + RANDOM % 900))
 JOURNAL_STREAM=$(stat -c '%d:%i' "$TMP/jstderr") "$COLOVM" witness \
-	--listen tcp:127.0.0.1:0 2>&9 &
+	--listen tcp:127.0.0.1:$JP 2>&9 &
 W=$!
 for _ in $(seq 50); do grep -q 'serving claims' "$TMP/journal.log" 2>/dev/null && break; sleep 0.1; done
+"$CLAIM" tcp:127.0.0.1:$JP primary pair-j >/dev/null
 kill -TERM $W
 wait $W
 kill $J
@@ -235,6 +238,11 @@ grep 'MESSAGE=witness: serving claims on tcp:127.0.0.1:' "$TMP/journal.log" |
 	grep 'PRIORITY=6' | grep 'SYSLOG_IDENTIFIER=colovm' | grep -q 'COLOVM_ROLE=witness' ||
 	{ echo "FAIL: no structured journal entry"; exit 1; }
 ! grep -q 'serving claims' "$TMP/jstderr" || { echo "FAIL: the line went to stderr too"; exit 1; }
+# a COLO event carries its name
+grep 'MESSAGE=witness: pair 70616972 ' "$TMP/journal.log" | grep 'granted to the primary' |
+	grep -q 'COLOVM_EVENT=witness-grant' || { echo "FAIL: no COLOVM_EVENT"; exit 1; }
+! grep 'serving claims' "$TMP/journal.log" | grep -q COLOVM_EVENT ||
+	{ echo "FAIL: COLOVM_EVENT on a plain line"; exit 1; }
 # a JOURNAL_STREAM that is not stderr: plain stderr as before
 JOURNAL_STREAM=1:1 "$COLOVM" witness --listen tcp:127.0.0.1:0 2>"$TMP/plain" &
 W=$!
@@ -243,4 +251,4 @@ kill -TERM $W
 wait $W
 grep -q '^colovm: witness: serving claims' "$TMP/plain" || { echo "FAIL: no stderr line"; exit 1; }
 SH
-echo "ok: journald: structured entries (PRIORITY, COLOVM_ROLE) when JOURNAL_STREAM is stderr"
+echo "ok: journald: structured entries (PRIORITY, COLOVM_ROLE, COLOVM_EVENT) when JOURNAL_STREAM is stderr"
