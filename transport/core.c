@@ -899,7 +899,6 @@ static void beat(struct transport_channel *ch, uint64_t seq)
 {
 	Colovm__Transport__Heartbeat h = COLOVM__TRANSPORT__HEARTBEAT__INIT;
 	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
-
 	uint64_t echo_time, echo_recv;
 
 	h.seq = seq;
