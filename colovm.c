@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "common/metrics/metrics.h"
 #include "common/qmp/qmp.h"
 #include "common/runstate/runstate.h"
 #include "common/vmstate/vmstate.h"
@@ -38,6 +39,7 @@ static const char usage_text[] =
 	"Usage: colovm run --kernel FILE [OPTIONS]\n"
 	"       colovm run --config FILE [OPTIONS]\n"
 	"       colovm witness --listen tcp:HOST:PORT [--peer-key FILE] [--state FILE]\n"
+	"                      [--metrics tcp:HOST:PORT]\n"
 	"       colovm witness --config FILE [OPTIONS]\n"
 	"       colovm check-config FILE\n"
 	"       colovm --help | --version\n"
@@ -104,7 +106,8 @@ static const char usage_text[] =
 	"                        when valid, 2 when not\n"
 	"      --name NAME       the VM's name (default: the config file's name\n"
 	"                        without .conf; colovm@NAME.service reads\n"
-	"                        /etc/colovm/NAME.conf)\n"
+	"                        /etc/colovm/NAME.conf): the journal's COLOVM_VM\n"
+	"                        and the metrics' colovm_build_info\n"
 	"\n"
 	"Management:\n"
 	"      --restore FILE    start from a snapshot (QMP snapshot-save) instead\n"
@@ -182,6 +185,11 @@ static const char usage_text[] =
 	"      --qmp unix:PATH[,server]\n"
 	"                        serve QMP (QEMU's JSON protocol) on a UNIX socket\n"
 	"                        created mode 0600 at PATH; drive it with colovmctl\n"
+	"      --metrics tcp:HOST:PORT\n"
+	"                        serve Prometheus metrics over HTTP at\n"
+	"                        http://HOST:PORT/metrics (checkpoints, pauses,\n"
+	"                        compare verdicts, heartbeat round trip, failovers,\n"
+	"                        run state; PORT 0: any, logged)\n"
 	"\n"
 	"General:\n"
 	"  -v, --verbose         log debug messages (unhandled I/O, exits)\n"
@@ -210,6 +218,13 @@ static const char usage_text[] =
 	"  128+N      colovm was stopped by signal N (SIGTERM: 143, SIGINT: 130):\n"
 	"             at once, or --shutdown-timeout after SIGTERM pressed the\n"
 	"             power button of a guest that then did not power off\n"
+	"\n"
+	"systemd: with $NOTIFY_SOCKET, READY=1 once the guest runs (a COLO pair:\n"
+	"once protected; a primary refused by its secondary: once it runs\n"
+	"unprotected), STATUS= on every role or protection change, STOPPING=1 at\n"
+	"the end; with $WATCHDOG_USEC, WATCHDOG=1 from the main loop every half\n"
+	"period. When stderr is the journal, lines carry COLOVM_VM, COLOVM_ROLE\n"
+	"and, for COLO events, COLOVM_EVENT.\n"
 	"\n"
 	"Witness: `colovm witness` serves claims on --listen (same key scheme as\n"
 	"the pair's channel: --peer-key; many pairs may share one witness when\n"
@@ -246,6 +261,13 @@ struct colovm {
 	struct secondary *secondary;
 	struct secondary_colo *colo_secondary;
 	bool reprotected; /* the secondary took over and is a primary now */
+	/* systemd and metrics (service_*) */
+	struct metrics *metrics;
+	struct notify_timer *notify;
+	const char *name;   /* --name, or NULL */
+	bool colo_primary;  /* --colo primary: ready once protected (or refused) */
+	bool ready;	    /* READY=1 sent */
+	char notified[256]; /* the last STATUS= sent */
 };
 
 static void usage_error(const char *fmt, const char *arg)
@@ -523,6 +545,106 @@ static int register_colo_qmp(struct colovm *c)
 	return ret;
 }
 
+/* ---- systemd (sd_notify, watchdog, journal role) and metrics ----------------- */
+
+/* The role this colovm plays; *status: its query-colo-status body (a new
+ * reference) or NULL. Main loop. */
+static const char *service_role(struct colovm *c, json_t **status)
+{
+	const char *st;
+
+	*status = NULL;
+	if (colo_as_secondary(c)) {
+		*status = secondary_colo_status(c->colo_secondary);
+		return "secondary";
+	}
+	if (!c->primary)
+		return "standalone";
+	*status = primary_colo_status(c->primary);
+	st = json_string_value(json_object_get(*status, "state"));
+	return st && strcmp(st, "none") ? "primary" : "standalone";
+}
+
+/*
+ * Main loop, every SERVICE_TICK_MS: READY=1 once the guest runs (a COLO
+ * secondary: once protected; --colo primary: once protected, or running
+ * unprotected after its secondary refused or went), STATUS= when the role,
+ * protection or run state changes, and the journal's COLOVM_ROLE.
+ */
+#define SERVICE_TICK_MS 200
+static void service_tick(void *opaque)
+{
+	struct colovm *c = opaque;
+	json_t *status;
+	const char *role = service_role(c, &status);
+	const char *st = json_string_value(json_object_get(status, "state"));
+	const char *why = json_string_value(json_object_get(status, "reason"));
+	/* (a checkpoint's pause, COLO, is the guest running as far as the
+	 * service goes: no STATUS flapping with every checkpoint) */
+	bool running = runstate_is_running(c->rs) || runstate_check(c->rs, RUN_STATE_COLO);
+	bool ready = running;
+	char line[sizeof(c->notified)];
+
+	if (!st)
+		st = "none";
+	if (!strcmp(role, "secondary"))
+		ready = running && !strcmp(st, "protected");
+	else if (c->colo_primary)
+		ready = running && (!strcmp(st, "protected") || !strcmp(st, "unprotected"));
+	if (!strcmp(role, "standalone"))
+		snprintf(line, sizeof(line), "standalone: guest %s",
+			 running ? "running" : runstate_name(runstate_get(c->rs)));
+	else
+		snprintf(line, sizeof(line), "%s: %s%s%s; guest %s", role, st,
+			 why && why[0] ? ", " : "", why ? why : "",
+			 running ? "running" : runstate_name(runstate_get(c->rs)));
+	log_set_journal_role(role);
+	if (ready && !c->ready) {
+		c->ready = true;
+		notify_ready(line);
+		snprintf(c->notified, sizeof(c->notified), "%s", line);
+		log_info("systemd: ready (%s)", line);
+	} else if (strcmp(line, c->notified)) {
+		notify_status("%s", line);
+		snprintf(c->notified, sizeof(c->notified), "%s", line);
+	}
+	json_decref(status);
+}
+
+/* The metrics server's scrape, on the main loop (metrics.h). */
+static void service_render(void *opaque, struct metrics_text *t)
+{
+	struct colovm *c = opaque;
+	const char *names[RUN_STATE__MAX];
+	json_t *status, *stats = NULL;
+	const char *role = service_role(c, &status);
+
+	for (unsigned int i = 0; i < RUN_STATE__MAX; i++)
+		names[i] = runstate_name((enum run_state)i);
+	if (colo_as_secondary(c))
+		stats = secondary_colo_stats(c->colo_secondary);
+	else if (c->primary)
+		stats = primary_colo_stats(c->primary);
+	metrics_colo(t, role, runstate_name(runstate_get(c->rs)), names, RUN_STATE__MAX, status,
+		     stats, c->name, COLOVM_VERSION);
+	json_decref(status);
+	json_decref(stats);
+}
+
+/* --metrics: the server, or an error for the person who gave it. */
+static int start_metrics(struct loop *loop, const char *spec, metrics_render_fn render,
+			 void *opaque, struct metrics **out)
+{
+	char msg[256];
+	int ret = metrics_new(loop, spec, render, opaque, out, msg, sizeof(msg));
+
+	if (ret)
+		log_err("--metrics %s: %s", spec, msg);
+	else
+		log_info("metrics: serving %s", metrics_uri(*out));
+	return ret;
+}
+
 /* A key file for option opt; the error logged. */
 static int load_key(const char *opt, const char *path, struct transport_key *key)
 {
@@ -532,6 +654,38 @@ static int load_key(const char *opt, const char *path, struct transport_key *key
 		log_err("%s %s: %s", opt, path,
 			ret == -EINVAL ? "not a key (32 bytes, or 64 hex digits)" : strerror(-ret));
 	return ret;
+}
+
+/* colovm witness: its main loop's state. */
+struct witness_run {
+	struct loop *loop;
+	struct transport_witness *w;
+	struct metrics *metrics;
+	struct notify_timer *notify;
+	bool quit;
+};
+
+static void witness_claim(void *opaque, uint32_t events)
+{
+	struct witness_run *wr = opaque;
+
+	transport_witness_serve_one(wr->w);
+}
+
+static void witness_signal(void *opaque, uint32_t events)
+{
+	struct witness_run *wr = opaque;
+
+	wr->quit = true;
+}
+
+static void witness_render(void *opaque, struct metrics_text *t)
+{
+	struct witness_run *wr = opaque;
+	struct transport_witness_stats st;
+
+	transport_witness_stats(wr->w, &st);
+	metrics_witness(t, st.granted, st.refused, st.bad, st.pairs, COLOVM_VERSION);
 }
 
 /* Errors from the options and config files, printed in line order at the end:
@@ -648,9 +802,10 @@ static int load_options(struct config *c, struct config *args, enum config_kind 
 }
 
 /* The witness's loop, its options checked. */
-static int witness_serve(const char *listen_uri, const char *key_file, const char *state)
+static int witness_serve(const char *listen_uri, const char *key_file, const char *state,
+			 const char *metrics_spec)
 {
-	struct transport_witness *w = NULL;
+	struct witness_run wr = {0};
 	struct transport_key key;
 	sigset_t set;
 	int ret, sigfd;
@@ -666,36 +821,56 @@ static int witness_serve(const char *listen_uri, const char *key_file, const cha
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return EXIT_SETUP_FAILED;
 	sigdelset(&set, SIGPIPE);
+	log_set_journal_role("witness");
 	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
-	ret = sigfd < 0 ? -errno : transport_witness_new(listen_uri, &key, state, &w);
+	ret = sigfd < 0 ? -errno : loop_new(&wr.loop);
+	if (!ret)
+		ret = transport_witness_new(listen_uri, &key, state, &wr.w);
 	if (ret) {
 		/* (the state file's errors are logged where they are found) */
 		if (ret != -EBADMSG && (!state || ret == -EINVAL || ret == -EADDRINUSE))
 			log_err("witness: --listen %s: %s", listen_uri,
 				ret == -EINVAL ? "expected tcp:HOST:PORT" : strerror(-ret));
-		if (sigfd >= 0)
-			close(sigfd);
-		return EXIT_SETUP_FAILED;
+		goto out;
 	}
-	log_info("witness: serving claims on %s%s%s%s", transport_witness_uri(w),
+	if (metrics_spec &&
+	    start_metrics(wr.loop, metrics_spec, witness_render, &wr, &wr.metrics)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = loop_add_fd(wr.loop, transport_witness_fd(wr.w), 0x001 /* EPOLLIN */, witness_claim,
+			  &wr);
+	if (!ret)
+		ret = loop_add_fd(wr.loop, sigfd, 0x001 /* EPOLLIN */, witness_signal, &wr);
+	if (!ret)
+		ret = notify_timer_new(wr.loop, 0, NULL, NULL, &wr.notify);
+	if (ret) {
+		log_err("witness: %s", strerror(-ret));
+		goto out;
+	}
+	log_info("witness: serving claims on %s%s%s%s", transport_witness_uri(wr.w),
 		 state ? ", grants kept in " : "", state ? state : "",
 		 key_file ? "" : " (no --peer-key: anyone who reaches it may claim)");
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = transport_witness_fd(w), .events = POLLIN},
-					{.fd = sigfd, .events = POLLIN}};
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+	notify_ready("serving claims");
+	while (!wr.quit) {
+		ret = loop_run_once(wr.loop, -1);
+		if (ret < 0) {
+			log_err("witness: main loop: %s", strerror(-ret));
 			break;
-		if (pfd[1].revents)
-			break;
-		if (pfd[0].revents)
-			transport_witness_serve_one(w);
+		}
 	}
 	log_info("witness: stopping");
-	transport_witness_free(w);
-	close(sigfd);
+	notify_stopping();
+	ret = 0;
+out:
+	notify_timer_free(wr.notify);
+	metrics_free(wr.metrics);
+	transport_witness_free(wr.w);
+	loop_free(wr.loop);
+	if (sigfd >= 0)
+		close(sigfd);
 	memset(&key, 0, sizeof(key));
-	return 0;
+	return ret ? EXIT_SETUP_FAILED : 0;
 }
 
 /* colovm witness: answer claims until SIGTERM/SIGINT (transport.h). */
@@ -714,7 +889,7 @@ static int cmd_witness(int argc, char **argv)
 	listen_uri = config_str(&cfg, CFG_W_LISTEN);
 	key_file = config_str(&cfg, CFG_W_PEER_KEY);
 	state = config_str(&cfg, CFG_W_STATE);
-	ret = witness_serve(listen_uri, key_file, state);
+	ret = witness_serve(listen_uri, key_file, state, config_str(&cfg, CFG_W_METRICS));
 	config_free(&cfg);
 	config_free(&args);
 	return ret;
@@ -752,8 +927,8 @@ static int cmd_run(int argc, char **argv)
 	const char *witness, *witness_key_file;
 	struct transport_key witness_key;
 	const char *qmp_spec, *restore, *incoming, *key_file;
-	const char *peer, *listen_uri;
-	char vm_config[1024];
+	const char *peer, *listen_uri, *metrics_spec;
+	char vm_config[1024], name[CONFIG_MAX_LINE];
 	struct transport_key key;
 	struct vm_config cfg;
 	struct colovm c = {.sigfd = -1};
@@ -788,6 +963,11 @@ static int cmd_run(int argc, char **argv)
 	listen_uri = config_str(&conf, CFG_LISTEN);
 	witness = config_str(&conf, CFG_WITNESS);
 	witness_key_file = config_str(&conf, CFG_WITNESS_KEY);
+	metrics_spec = config_str(&conf, CFG_METRICS);
+	/* --name, or the config file's name: the journal's COLOVM_VM, metrics */
+	c.name = config_vm_name(&conf, name, sizeof(name));
+	if (c.name)
+		log_set_vm_name(c.name);
 
 	ret = loop_new(&c.loop);
 	if (ret) {
@@ -816,6 +996,11 @@ static int cmd_run(int argc, char **argv)
 		c.status = EXIT_SETUP_FAILED;
 		goto out;
 	}
+	if (metrics_spec && start_metrics(c.loop, metrics_spec, service_render, &c, &c.metrics)) {
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	c.colo_primary = peer != NULL;
 	if (qmp_spec) {
 		ret = qmp_new(c.loop, &c.qmp);
 		if (!ret)
@@ -906,6 +1091,14 @@ static int cmd_run(int argc, char **argv)
 		if (ret)
 			log_err("COLO: cannot protect the VM: %s; it runs unprotected", msg);
 	}
+	/* systemd: READY, STATUS and the watchdog, from this loop */
+	ret = notify_timer_new(c.loop, SERVICE_TICK_MS, service_tick, &c, &c.notify);
+	if (ret) {
+		log_err("cannot set up the service timer: %s", strerror(-ret));
+		c.status = EXIT_SETUP_FAILED;
+		goto out;
+	}
+	service_tick(&c);
 	while (!runstate_main_loop_should_exit(c.rs)) {
 		ret = loop_run_once(c.loop, powerdown_wait_ms(&c));
 		if (ret < 0) {
@@ -914,9 +1107,12 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 	}
+	notify_stopping();
 	if (!runstate_exit_signal(c.rs))
 		handle_vm_event(&c);
 out:
+	notify_timer_free(c.notify);
+	metrics_free(c.metrics); /* first: a scrape reads what follows */
 	secondary_colo_free(c.colo_secondary);
 	secondary_free(c.secondary);
 	primary_free(c.primary);

@@ -56,9 +56,10 @@ static const char usage_text[] =
     "  query-version         colovm's version\n"
     "  query-commands        the commands this colovm offers\n"
     "  colo-status           COLO protection for a person: mode, state, the reason\n"
-    "                        of the last change, the last checkpoint, checkpoints\n"
+    "                        of the last change, the last checkpoint, the\n"
+    "                        heartbeat's round trip (while paired), checkpoints\n"
     "                        by reason, pause median/p99/max, pages and bytes per\n"
-    "                        checkpoint, packets compared and released\n"
+    "                        checkpoint, failovers, packets compared and released\n"
     "                        (query-colo-status + query-colo-stats)\n"
     "  x-colo-lost-heartbeat failover now: a secondary takes over, a primary\n"
     "                        gives its secondary up (a drill, or a person's call)\n"
@@ -357,6 +358,14 @@ static int colo_status(struct conn *c)
 	printf("last checkpoint:  %lld (%lld ms ago)\n",
 	       (long long)jint(st, "last-checkpoint", NULL),
 	       (long long)jint(st, "last-checkpoint-age-ms", NULL));
+	if (json_object_get(st, "heartbeat-rtt"))
+		printf("heartbeat RTT:    last %lld us, min %lld, avg %lld, max %lld (%lld "
+		       "samples)\n",
+		       (long long)jint(st, "heartbeat-rtt", "last-us"),
+		       (long long)jint(st, "heartbeat-rtt", "min-us"),
+		       (long long)jint(st, "heartbeat-rtt", "avg-us"),
+		       (long long)jint(st, "heartbeat-rtt", "max-us"),
+		       (long long)jint(st, "heartbeat-rtt", "samples"));
 	printf("checkpoints:      %lld", (long long)jint(stats, "checkpoints", NULL));
 	by = json_object_get(stats, "by-reason");
 	json_object_foreach(by, k, v)
@@ -365,6 +374,13 @@ static int colo_status(struct conn *c)
 	printf("%s\n", json_object_size(by) ? ")" : "");
 	if (json_object_get(stats, "failed"))
 		printf("failed:           %lld\n", (long long)jint(stats, "failed", NULL));
+	if (json_object_get(stats, "failovers"))
+		printf("failovers:        %lld heartbeat, %lld drill, %lld peer lost; %lld "
+		       "fenced\n",
+		       (long long)jint(stats, "failovers", "heartbeat"),
+		       (long long)jint(stats, "failovers", "drill"),
+		       (long long)jint(stats, "failovers", "peer-lost"),
+		       (long long)jint(stats, "fences", NULL));
 	pause = json_object_get(stats, "pause");
 	printf("pause:            median %.3f ms, p99 %.3f ms, max %.3f ms\n",
 	       json_number_value(json_object_get(pause, "median-ms")),

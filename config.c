@@ -658,12 +658,12 @@ static void check_name(struct config *c)
 
 	if (!is_set(c, CFG_NAME))
 		return;
-	if (strlen(s) > 64 ||
+	if (!s[0] || strlen(s) > 64 ||
 	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		      "0123456789_.-") != strlen(s) ||
 	    s[0] == '.' || s[0] == '-')
 		opt_error(c, CFG_NAME,
-			  "%s '%s': expected up to 64 letters, digits, '_', '.' or '-' "
+			  "%s '%s': expected 1 to 64 letters, digits, '_', '.' or '-' "
 			  "(not first: '.', '-')",
 			  config_name(c, CFG_NAME), s);
 }
@@ -681,9 +681,10 @@ static void check_serial(struct config *c)
  * for it, and refused until it is built. */
 static void check_metrics(struct config *c, enum config_opt o)
 {
-	if (is_set(c, o))
-		opt_error(c, o, "%s: not available in this build (no metrics endpoint yet)",
-			  config_name(c, o));
+	const char *v = config_str(c, o);
+
+	if (is_set(c, o) && strncmp(v, "tcp:", 4))
+		opt_error(c, o, "%s %s: expected tcp:HOST:PORT", config_name(c, o), v);
 }
 
 static int check_witness_cfg(struct config *c, bool check_files)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,4 +105,26 @@ uint64_t clock_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const uint64_t hist_pause_us[HIST_PAUSE_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+};
+
+void hist_init(struct hist *h, const uint64_t *le, unsigned int n)
+{
+	memset(h, 0, sizeof(*h));
+	h->le = le;
+	h->n = MIN(n, HIST_MAX_BUCKETS);
+}
+
+void hist_add(struct hist *h, uint64_t v)
+{
+	unsigned int i = 0;
+
+	while (i < h->n && v > h->le[i])
+		i++;
+	h->count[i]++;
+	h->sum += v;
+	h->total++;
 }

@@ -66,6 +66,12 @@ static const char *const state_names[] = {
     [COLO_FENCED] = "fenced",
 };
 
+static const char *const failover_names[COLO_FAILOVER__MAX] = {
+    [COLO_FAILOVER_HEARTBEAT] = "heartbeat",
+    [COLO_FAILOVER_DRILL] = "drill",
+    [COLO_FAILOVER_PEER_LOST] = "peer-lost",
+};
+
 const char *colo_reason_name(enum colo_reason r)
 {
 	return (unsigned int)r < COLO_REASON__MAX ? reason_names[r] : "unknown";
@@ -206,6 +212,10 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		snprintf(fenced, sizeof(fenced), "%s; %s", why, m->fence_why);
 	pthread_mutex_unlock(&m->lock);
 	if (fenced[0]) {
+		pthread_mutex_lock(&m->lock);
+		m->fences++;
+		pthread_mutex_unlock(&m->lock);
+		log_event(LOG_ERROR, "fence", "COLO: the witness did not grant: fencing");
 		qmp_event_colo_exit(m->qmp, "primary", false, fenced, 0, true);
 		colo_fence(m, fenced);
 		return;
@@ -220,6 +230,17 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		log_err("COLO: cannot protect the VM: %s; it runs on unprotected", why);
 	}
 	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
+	if (m->colo_started && (ret != -ECANCELED || atomic_load(&m->hb_drill))) {
+		enum colo_failover f = atomic_load(&m->hb_drill)       ? COLO_FAILOVER_DRILL
+				       : atomic_load(&m->hb_silent_ms) ? COLO_FAILOVER_HEARTBEAT
+								       : COLO_FAILOVER_PEER_LOST;
+
+		pthread_mutex_lock(&m->lock);
+		m->failovers[f]++;
+		pthread_mutex_unlock(&m->lock);
+		log_event(LOG_ERROR, "failover", "COLO: failover (%s): the primary runs on alone",
+			  failover_names[f]);
+	}
 	if (m->colo_started)
 		qmp_event_colo_exit(m->qmp, "primary", ret == -ECANCELED, why,
 				    atomic_load(&m->hb_silent_ms), false);
@@ -273,6 +294,17 @@ static int unexpected(transport_msg *msg, struct vmstate_error *err)
 	}
 }
 
+/* A beat was read: the round trip it measured, for status and metrics. */
+static void note_rtt(struct primary *m, struct transport_channel *ch)
+{
+	struct transport_rtt r;
+
+	transport_heartbeat_rtt(ch, &r);
+	pthread_mutex_lock(&m->lock);
+	m->rtt = r;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* CheckpointReply{id, 0} and CheckpointAck{id, 0}, in that order (the
  * secondary's packets from before it stopped may come in between). */
 static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint64_t id,
@@ -299,6 +331,7 @@ static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint6
 				colo_net_secondary(m->net, msg->packet);
 		} else if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
 			/* its liveness is the heartbeat thread's business */
+			note_rtt(m, ch);
 		} else if (!replied &&
 			   msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REPLY &&
 			   msg->checkpoint_reply->id == id) {
@@ -332,6 +365,7 @@ static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint
 	m->ckpt_ns = clock_ns();
 	m->ckpt_count[reason]++;
 	m->pause_us[m->npause++ % COLO_PAUSE_RING] = (uint32_t)MIN(pause_ns / 1000, UINT32_MAX);
+	hist_add(&m->pause_hist, pause_ns / 1000);
 	m->pages_total += pages;
 	m->bytes_total += bytes;
 	m->pages_max = pages > m->pages_max ? pages : m->pages_max;
@@ -507,6 +541,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 	m->colo_started = true;
 	m->status = MIG_COLO;
 	m->colo_ch = ch; /* for colo_net_start, on the main loop */
+	memset(&m->rtt, 0, sizeof(m->rtt));
 	hb_ms = (unsigned int)m->hb_interval_ms;
 	hb_misses = (unsigned int)m->hb_misses;
 	pthread_mutex_unlock(&m->lock);
@@ -522,6 +557,8 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		return vmstate_seterr(err, ret, "cannot run the VM after the first sync: %s",
 				      strerror(-ret));
 	colo_set_state(m, COLO_PROTECTED, "paired with %s", transport_peer_name(ch));
+	log_event(LOG_INFO, "pair-formed", "COLO: paired with %s: protected",
+		  transport_peer_name(ch));
 	log_info("COLO: heartbeat every %u ms, the secondary given up after %u ms of silence",
 		 hb_ms, hb_ms * hb_misses);
 	mig_notify(m, REQ_NONE);
@@ -578,6 +615,9 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 				pthread_mutex_lock(&m->lock);
 				m->ckpt_failed++;
 				pthread_mutex_unlock(&m->lock);
+				log_event(LOG_ERROR, "checkpoint-failure",
+					  "COLO: checkpoint %llu failed: %s",
+					  (unsigned long long)m->ckpt_id + 1, err->msg);
 				snprintf(why, sizeof(why), "%s", err->msg);
 				if (atomic_load(&m->hb_silent_ms))
 					lost_why(m, ret, why, sizeof(why));
@@ -614,6 +654,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 				return vmstate_seterr(err, ret, "%s",
 						      lost_why(m, ret, why, sizeof(why)));
 			if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
+				note_rtt(m, ch);
 				transport_msg_free(msg);
 				continue;
 			}
@@ -647,6 +688,10 @@ json_t *primary_colo_status(struct primary *m)
 		json_object_set_new(o, "peer", json_string(m->uri));
 	if (o && m->witness)
 		json_object_set_new(o, "witness", json_string(m->witness));
+	if (o && m->colo_state == COLO_PROTECTED)
+		json_object_set_new(o, "heartbeat-rtt",
+				    qmp_rtt_json(m->rtt.samples, m->rtt.last_ns, m->rtt.min_ns,
+						 m->rtt.avg_ns, m->rtt.max_ns));
 	pthread_mutex_unlock(&m->lock);
 	return o;
 }
@@ -698,6 +743,16 @@ json_t *primary_colo_stats(struct primary *m)
 	    (json_int_t)m->pages_max, "total", (json_int_t)m->pages_total, "bytes", "last",
 	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
 	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
+	if (o) {
+		json_t *f = json_object();
+
+		for (unsigned int i = 0; i < COLO_FAILOVER__MAX; i++)
+			json_object_set_new(f, failover_names[i],
+					    json_integer((json_int_t)m->failovers[i]));
+		json_object_set_new(o, "failovers", f);
+		json_object_set_new(o, "fences", json_integer((json_int_t)m->fences));
+		json_object_set_new(o, "pause-us", qmp_hist_json(&m->pause_hist));
+	}
 	pthread_mutex_unlock(&m->lock);
 	/* The packets of the pair protecting this VM, or of the last one;
 	 * wire-offsets: connections of a takeover rewritten at this wire. */

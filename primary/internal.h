@@ -49,6 +49,14 @@ enum colo_state {
 	COLO_FENCED,	  /* the pair broke, the witness did not grant: stopped */
 };
 
+/* Why a pair broke while protected (query-colo-stats "failovers"). */
+enum colo_failover {
+	COLO_FAILOVER_HEARTBEAT, /* the peer fell silent */
+	COLO_FAILOVER_DRILL,	 /* x-colo-lost-heartbeat */
+	COLO_FAILOVER_PEER_LOST, /* its connection failed, it refused, it gave up */
+	COLO_FAILOVER__MAX,
+};
+
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
 #define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */
 
@@ -122,6 +130,10 @@ struct primary {
 	uint32_t pause_us[COLO_PAUSE_RING];
 	uint64_t npause;
 	uint64_t pages_total, bytes_total, pages_max, bytes_max, last_pages, last_bytes;
+	struct hist pause_hist;			/* every pause (us), for metrics */
+	uint64_t failovers[COLO_FAILOVER__MAX]; /* the secondary given up, by why */
+	uint64_t fences;			/* the witness did not grant: stopped */
+	struct transport_rtt rtt;		/* the heartbeat's, this pairing */
 	struct {
 		uint64_t id, digest, disk;
 	} digests[COLO_DIGEST_RING];

@@ -1050,6 +1050,7 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	m->opts.witness_key = NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	hist_init(&m->pause_hist, hist_pause_us, HIST_PAUSE_BUCKETS);
 	m->colo_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!m->vm_config || m->colo_evfd < 0) {
@@ -1097,12 +1098,15 @@ void primary_free(struct primary *m)
 		/* A thread waiting for the main loop (which no longer runs)
 		 * gets -ECANCELED; a protected pair ends: the secondary is
 		 * told to shut down too. */
+		/* cancel first: a thread that wakes on freeing must find it
+		 * (else a checkpoint cut short by the quit reads as a failure
+		 * and the secondary, never told, takes over) */
+		atomic_store(&m->cancel, true);
 		pthread_mutex_lock(&m->lock);
 		m->colo_shutdown = true;
 		m->freeing = true;
 		pthread_cond_broadcast(&m->cond);
 		pthread_mutex_unlock(&m->lock);
-		atomic_store(&m->cancel, true);
 		if (write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
 			log_err("colo: eventfd: %s", strerror(errno));
 		pthread_join(m->thread, NULL);

@@ -68,6 +68,10 @@
 static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "mismatch",
 							"compare-timeout", "compare-limit"};
 
+/* Why this side took over (query-colo-stats "failovers"; primary/ has the same). */
+enum { SC_FAILOVER_HEARTBEAT, SC_FAILOVER_DRILL, SC_FAILOVER_PEER_LOST, SC_NFAILOVER };
+static const char *const sc_failover_names[SC_NFAILOVER] = {"heartbeat", "drill", "peer-lost"};
+
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED, SC_FENCED };
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected",
 					     "fenced"};
@@ -123,6 +127,10 @@ struct secondary_colo {
 	uint32_t pause_us[SC_PAUSE_RING];
 	uint64_t npause;
 	uint64_t pages_total, pages_max, copied_total, bytes_total;
+	struct hist pause_hist;		  /* every pause (us), for metrics */
+	uint64_t failovers[SC_NFAILOVER]; /* took over, by why */
+	uint64_t fences;		  /* the witness did not grant: stopped */
+	struct transport_rtt rtt;	  /* the heartbeat's, this pairing */
 	struct {
 		uint64_t id, digest, disk;
 	} digests[SC_DIGEST_RING];
@@ -562,6 +570,7 @@ static void record(struct secondary_colo *s, uint64_t id, uint32_t reason, uint6
 	s->ckpt_ns = clock_ns();
 	s->count[reason < SC_NREASON ? reason : 0]++;
 	s->pause_us[s->npause++ % SC_PAUSE_RING] = (uint32_t)MIN(pause_ns / 1000, UINT32_MAX);
+	hist_add(&s->pause_hist, pause_ns / 1000);
 	s->pages_total += pages;
 	s->pages_max = pages > s->pages_max ? pages : s->pages_max;
 	s->copied_total += copied;
@@ -572,6 +581,16 @@ static void record(struct secondary_colo *s, uint64_t id, uint32_t reason, uint6
 		s->digests[s->ndigest % SC_DIGEST_RING].disk = disk_digest;
 		s->ndigest++;
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void note_rtt(struct secondary_colo *s, struct transport_channel *ch)
+{
+	struct transport_rtt r;
+
+	transport_heartbeat_rtt(ch, &r);
+	pthread_mutex_lock(&s->lock);
+	s->rtt = r;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -605,7 +624,10 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 		}
 		switch (m->body_case) {
 		case COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT:
-			break; /* its liveness is the heartbeat thread's business */
+			/* its liveness is the heartbeat thread's business; the
+			 * round trip it measured is status */
+			note_rtt(s, ch);
+			break;
 		case COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REQUEST:
 			if (in_ckpt || m->checkpoint_request->id != s->ckpt_id + 1) {
 				ret = vmstate_seterr(err, -EPROTO, "checkpoint %llu out of order",
@@ -759,9 +781,10 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 		 * are those of the last complete checkpoint (+ this guest's
 		 * own run since). */
 		ram_cache_abort(s->cache);
-		log_err("COLO: checkpoint %llu dropped half-way: the guest stays on checkpoint "
-			"%llu",
-			(unsigned long long)id, (unsigned long long)s->ckpt_id);
+		log_event(LOG_ERROR, "checkpoint-failure",
+			  "COLO: checkpoint %llu dropped half-way: the guest stays on checkpoint "
+			  "%llu",
+			  (unsigned long long)id, (unsigned long long)s->ckpt_id);
 	}
 	return ret ? ret : -EPIPE;
 }
@@ -852,7 +875,12 @@ static void *sc_thread(void *arg)
 		log_err("COLO: refused to pair: %s", err.msg);
 		sc_set_state(s, SC_WAITING, "refused a primary: %s", err.msg);
 	}
+	pthread_mutex_lock(&s->lock);
+	memset(&s->rtt, 0, sizeof(s->rtt));
+	pthread_mutex_unlock(&s->lock);
 	sc_set_state(s, SC_PROTECTED, "paired with %s", transport_peer_name(ch));
+	log_event(LOG_INFO, "pair-formed", "COLO: paired with %s: protected",
+		  transport_peer_name(ch));
 	memset(&err, 0, sizeof(err));
 	pthread_mutex_lock(&s->lock);
 	s->ch = ch;
@@ -892,8 +920,23 @@ static void *sc_thread(void *arg)
 		return NULL;
 	}
 	if (!claim(s, err.msg)) {
+		pthread_mutex_lock(&s->lock);
+		s->fences++;
+		pthread_mutex_unlock(&s->lock);
+		log_event(LOG_ERROR, "fence", "COLO: the witness did not grant: fencing");
 		sc_call(s, SC_REQ_FENCE);
 		return NULL;
+	}
+	{
+		int f = atomic_load(&s->hb_drill)	? SC_FAILOVER_DRILL
+			: atomic_load(&s->hb_silent_ms) ? SC_FAILOVER_HEARTBEAT
+							: SC_FAILOVER_PEER_LOST;
+
+		pthread_mutex_lock(&s->lock);
+		s->failovers[f]++;
+		pthread_mutex_unlock(&s->lock);
+		log_event(LOG_ERROR, "failover", "COLO: failover (%s): taking over",
+			  sc_failover_names[f]);
 	}
 	log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, unprotected",
 		err.msg, (unsigned long long)s->ckpt_id);
@@ -963,6 +1006,7 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 	s->evfd = s->quit = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	hist_init(&s->pause_hist, hist_pause_us, HIST_PAUSE_BUCKETS);
 	if (opts)
 		s->opts = *opts;
 	s->opts.key = NULL;
@@ -1080,6 +1124,10 @@ json_t *secondary_colo_status(struct secondary_colo *s)
 		      (json_int_t)(s->ckpt_ns ? (clock_ns() - s->ckpt_ns) / 1000000 : 0));
 	if (o && s->witness)
 		json_object_set_new(o, "witness", json_string(s->witness));
+	if (o && s->state == SC_PROTECTED)
+		json_object_set_new(o, "heartbeat-rtt",
+				    qmp_rtt_json(s->rtt.samples, s->rtt.last_ns, s->rtt.min_ns,
+						 s->rtt.avg_ns, s->rtt.max_ns));
 	pthread_mutex_unlock(&s->lock);
 	return o;
 }
@@ -1121,6 +1169,16 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	    (json_int_t)(n ? s->pages_total / n : 0), "max", (json_int_t)s->pages_max, "total",
 	    (json_int_t)s->pages_total, "copied-total", (json_int_t)s->copied_total, "bytes",
 	    "mean", (json_int_t)(n ? s->bytes_total / n : 0), "total", (json_int_t)s->bytes_total);
+	if (o) {
+		json_t *f = json_object();
+
+		for (unsigned int i = 0; i < SC_NFAILOVER; i++)
+			json_object_set_new(f, sc_failover_names[i],
+					    json_integer((json_int_t)s->failovers[i]));
+		json_object_set_new(o, "failovers", f);
+		json_object_set_new(o, "fences", json_integer((json_int_t)s->fences));
+		json_object_set_new(o, "pause-us", qmp_hist_json(&s->pause_hist));
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (o && s->net)
 		json_object_set_new(o, "network", sc_net_stats(s->net));

@@ -146,6 +146,7 @@ static int channel_new(const struct transport_ops *ops, const struct transport_o
 	}
 	pthread_mutex_init(&ch->send_lock, NULL);
 	pthread_mutex_init(&ch->recv_lock, NULL);
+	pthread_mutex_init(&ch->rtt_lock, NULL);
 	strcpy(ch->peer, "?");
 	*out = ch;
 	return 0;
@@ -157,6 +158,7 @@ static void channel_free(struct transport_channel *ch)
 		ch->ops->close(ch);
 	pthread_mutex_destroy(&ch->send_lock);
 	pthread_mutex_destroy(&ch->recv_lock);
+	pthread_mutex_destroy(&ch->rtt_lock);
 	sodium_memzero(ch->k_send, sizeof(ch->k_send));
 	sodium_memzero(ch->k_recv, sizeof(ch->k_recv));
 	sodium_memzero(ch->kb_send, sizeof(ch->kb_send));
@@ -683,6 +685,38 @@ static int check_commit(struct transport_channel *ch, const Colovm__Transport__B
 	return total == c->total_bytes ? 0 : -EPROTO;
 }
 
+/* A beat read (transport_recv): keep it to echo, and take the round trip
+ * of ours that it echoes. */
+static void hb_received(struct transport_channel *ch, const Colovm__Transport__Heartbeat *h)
+{
+	uint64_t now = clock_ns(), rtt;
+	struct transport_rtt *r = &ch->rtt;
+
+	pthread_mutex_lock(&ch->rtt_lock);
+	ch->echo_time_ns = h->time_ns;
+	ch->echo_recv_ns = now;
+	/* Our own clock's time; an echo from the future or held longer than
+	 * it took is garbage (or forged by nobody: frames are MAC'd). */
+	if (h->echo_time_ns && h->echo_time_ns <= now &&
+	    h->echo_delay_ns <= now - h->echo_time_ns) {
+		rtt = now - h->echo_time_ns - h->echo_delay_ns;
+		r->last_ns = rtt;
+		r->min_ns = !r->samples || rtt < r->min_ns ? rtt : r->min_ns;
+		r->max_ns = rtt > r->max_ns ? rtt : r->max_ns;
+		r->samples++;
+		ch->rtt_sum_ns += rtt;
+		r->avg_ns = ch->rtt_sum_ns / r->samples;
+	}
+	pthread_mutex_unlock(&ch->rtt_lock);
+}
+
+void transport_heartbeat_rtt(struct transport_channel *ch, struct transport_rtt *out)
+{
+	pthread_mutex_lock(&ch->rtt_lock);
+	*out = ch->rtt;
+	pthread_mutex_unlock(&ch->rtt_lock);
+}
+
 int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg **out)
 {
 	transport_msg *m = NULL;
@@ -723,6 +757,8 @@ int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg *
 				break;
 			}
 			ch->recv_epoch++;
+		} else if (m->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
+			hb_received(ch, m->heartbeat);
 		} else if (!user_body(m->body_case)) {
 			colovm__transport__msg__free_unpacked(m, NULL);
 			ret = tp_fail(ch, -EPROTO);
@@ -863,13 +899,25 @@ static void beat(struct transport_channel *ch, uint64_t seq)
 {
 	Colovm__Transport__Heartbeat h = COLOVM__TRANSPORT__HEARTBEAT__INIT;
 	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
+	uint64_t echo_time, echo_recv;
 
 	h.seq = seq;
-	h.time_ns = clock_ns();
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT;
 	m.heartbeat = &h;
 	if (pthread_mutex_trylock(&ch->send_lock))
 		return;
+	/* The peer's latest beat, echoed once (a skipped beat keeps it for
+	 * the next, which tells how long it was held). */
+	pthread_mutex_lock(&ch->rtt_lock);
+	echo_time = ch->echo_time_ns;
+	echo_recv = ch->echo_recv_ns;
+	ch->echo_time_ns = 0;
+	pthread_mutex_unlock(&ch->rtt_lock);
+	h.time_ns = clock_ns();
+	if (echo_time) {
+		h.echo_time_ns = echo_time;
+		h.echo_delay_ns = h.time_ns - echo_recv;
+	}
 	if (!tp_get_err(ch) && send_msg(ch, &m, ch->k_send, TRANSPORT_WIRE_VERSION))
 		tp_fail(ch, -EPIPE);
 	pthread_mutex_unlock(&ch->send_lock);

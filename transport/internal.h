@@ -178,6 +178,12 @@ struct transport_channel {
 
 	void *be;
 	struct tp_heartbeat *hb; /* transport_heartbeat_start */
+
+	/* heartbeat round trip (transport_heartbeat_rtt), under rtt_lock */
+	pthread_mutex_t rtt_lock;
+	uint64_t echo_time_ns, echo_recv_ns; /* the peer's beat to echo (0: none) */
+	struct transport_rtt rtt;
+	uint64_t rtt_sum_ns;
 };
 
 static inline int tp_get_err(const struct transport_channel *ch)

@@ -312,6 +312,20 @@ int transport_heartbeat_start(struct transport_channel *ch, unsigned int interva
 			      unsigned int misses, void (*lost)(void *opaque, unsigned int silent_ms),
 			      void *opaque);
 void transport_heartbeat_stop(struct transport_channel *ch);
+/*
+ * The heartbeat's round trip, both ways (each side measures its own). Each
+ * beat echoes the peer's latest beat it has read (its time_ns, and how long
+ * it was held here before this beat went out); the peer's reader, when it
+ * reads the echo, takes now - time_ns - held. So a round trip is the link's
+ * plus the time each side's reader took to read the beat (a checkpoint in
+ * progress delays it): what a heartbeat really waits for. Samples are taken
+ * by transport_recv() (the roles read beats and drop them). Any thread.
+ */
+struct transport_rtt {
+	uint64_t samples;
+	uint64_t last_ns, min_ns, max_ns, avg_ns;
+};
+void transport_heartbeat_rtt(struct transport_channel *ch, struct transport_rtt *out);
 /* Fail the channel now with err (< 0), as a lost heartbeat does: sockets
  * shut down, blocked and later calls return err. Any thread. */
 void transport_abort(struct transport_channel *ch, int err);
@@ -363,6 +377,14 @@ int transport_witness_fd(const struct transport_witness *w);
 /* Accept one claimant and answer it (bounded: 2 s for the handshake, 2 s
  * for the claim). */
 void transport_witness_serve_one(struct transport_witness *w);
+/* What it answered since it started (the thread that serves). */
+struct transport_witness_stats {
+	uint64_t granted, refused; /* claims, by verdict */
+	uint64_t bad;		   /* peers that failed the handshake or sent no claim */
+	uint64_t pairs;		   /* pairings whose grant is remembered */
+};
+void transport_witness_stats(const struct transport_witness *w,
+			     struct transport_witness_stats *out);
 void transport_witness_free(struct transport_witness *w);
 
 #endif

@@ -382,20 +382,29 @@ void transport_witness_serve_one(struct transport_witness *w)
 	}
 	if (g->side == side) {
 		w->granted++;
-		log_info("witness: pair %.8s (%.64s): granted to the %s (checkpoint %llu)", hex,
-			 c->vm, side_name(side), (unsigned long long)c->checkpoint_id);
+		log_event(LOG_INFO, "witness-grant",
+			  "witness: pair %.8s (%.64s): granted to the %s (checkpoint %llu)", hex,
+			  c->vm, side_name(side), (unsigned long long)c->checkpoint_id);
 		verdict(ch, true, g, "granted");
 	} else {
 		w->refused++;
 		snprintf(why, sizeof(why), "the %s holds this pair's grant (for %llu ms)",
 			 side_name(g->side), (unsigned long long)(unix_ms() - g->since_ms));
-		log_info("witness: pair %.8s (%.64s): refused the %s: %s", hex, c->vm,
-			 side_name(side), why);
+		log_event(LOG_INFO, "witness-refuse", "witness: pair %.8s (%.64s): refused the %s: %s",
+			  hex, c->vm, side_name(side), why);
 		verdict(ch, false, g, why);
 	}
 out:
 	transport_msg_free(in);
 	transport_close(ch);
+}
+
+void transport_witness_stats(const struct transport_witness *w, struct transport_witness_stats *out)
+{
+	out->granted = w->granted;
+	out->refused = w->refused;
+	out->bad = w->bad;
+	out->pairs = w->ngrants;
 }
 
 void transport_witness_free(struct transport_witness *w)

@@ -770,3 +770,23 @@ void qmp_free(struct qmp *qmp)
 		qmp_unregister(qmp, qmp->cmds->name);
 	free(qmp);
 }
+
+json_t *qmp_hist_json(const struct hist *h)
+{
+	json_t *le = json_array(), *counts = json_array();
+
+	for (unsigned int i = 0; i < h->n; i++)
+		json_array_append_new(le, json_integer((json_int_t)h->le[i]));
+	for (unsigned int i = 0; i <= h->n; i++)
+		json_array_append_new(counts, json_integer((json_int_t)h->count[i]));
+	return json_pack("{s:o,s:o,s:I,s:I}", "le", le, "counts", counts, "sum", (json_int_t)h->sum,
+			 "count", (json_int_t)h->total);
+}
+
+json_t *qmp_rtt_json(uint64_t samples, uint64_t last_ns, uint64_t min_ns, uint64_t avg_ns,
+		     uint64_t max_ns)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "last-us", (json_int_t)(last_ns / 1000), "min-us",
+			 (json_int_t)(min_ns / 1000), "avg-us", (json_int_t)(avg_ns / 1000),
+			 "max-us", (json_int_t)(max_ns / 1000), "samples", (json_int_t)samples);
+}

@@ -120,6 +120,16 @@ void qmp_event(struct qmp *qmp, const char *name, json_t *data);
 void qmp_event_colo_exit(struct qmp *qmp, const char *mode, bool request, const char *message,
 			 unsigned int silent_ms, bool fenced);
 
+/* A histogram (common.h) for query-colo-stats: {"le": [bounds...], "counts":
+ * [per bucket, not cumulative; one more than le: above the last], "sum",
+ * "count"}, in the unit the histogram was filled in. A new reference. */
+struct hist;
+json_t *qmp_hist_json(const struct hist *h);
+/* {"last-us", "min-us", "avg-us", "max-us", "samples"} of a heartbeat's
+ * round trip (transport.h struct transport_rtt, passed as its fields). */
+json_t *qmp_rtt_json(uint64_t samples, uint64_t last_ns, uint64_t min_ns, uint64_t avg_ns,
+		     uint64_t max_ns);
+
 /*
  * Add the run-state commands (query-status, stop, cont, system_reset,
  * system_powerdown, system_wakeup, quit) and forward rs's events (STOP,

@@ -19,6 +19,9 @@
 # 3. x-colo-lost-heartbeat on a primary: it gives its secondary up, which
 #    is told to stand down and ends (never a second copy); the primary's
 #    guest serves on.
+# Each failover is counted once, by why (query-colo-stats "failovers", the
+# colovm_failovers_total metric): heartbeat in 1 on both sides, drill on
+# the side that was told in 2 and 3.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/colo-lib.bash"
 need_kvm
@@ -95,6 +98,13 @@ grep -q 'heartbeat: nothing from the secondary for [0-9]* ms' "$TMP/cut-pri.err"
 	fail "the primary does not say the heartbeat was lost: $(tail -5 "$TMP/cut-pri.err")"
 colo_exit cut sec secondary error
 colo_exit cut pri primary error
+# failovers(NAME SIDE) -> "heartbeat drill peer-lost" counts of query-colo-stats
+failovers() {
+	q "$TMP/$1-$2.sock" query-colo-stats |
+		jq_ '" ".join(str(d["failovers"][k]) for k in ("heartbeat", "drill", "peer-lost"))'
+}
+[ "$(failovers cut sec)" = "1 0 0" ] || fail "the secondary's failovers: $(failovers cut sec)"
+[ "$(failovers cut pri)" = "1 0 0" ] || fail "the primary's failovers: $(failovers cut pri)"
 grep '"COLO_EXIT"' "$TMP/cut-sec.ev" | grep -q '"silent-ms": [0-9]' ||
 	fail "the secondary's COLO_EXIT does not give the silence: $(grep COLO_EXIT "$TMP/cut-sec.ev")"
 note "secondary's event: $(grep COLO_EXIT "$TMP/cut-sec.ev")"
@@ -123,6 +133,10 @@ q "$TMP/dsec-sec.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
 wait_state "$TMP/dsec-pri.sock" unprotected 20 ||
 	fail "the primary did not notice: $(q "$TMP/dsec-pri.sock" query-colo-status)"
 colo_exit dsec sec secondary request
+[ "$(failovers dsec sec)" = "0 1 0" ] || fail "the secondary's failovers: $(failovers dsec sec)"
+# (the primary saw its secondary go: the connection, or its silence)
+[ "$(failovers dsec pri | tr ' ' + | bc)" = 1 ] ||
+	fail "the primary's failovers: $(failovers dsec pri)"
 [ "$(kv $NSP "SET a 1" "GET a")" = "$(printf 'OK\n1')" ] || fail "the primary's guest"
 ! q "$TMP/dsec-sec.sock" x-colo-lost-heartbeat 2>"$TMP/again.err" ||
 	fail "x-colo-lost-heartbeat taken outside a pair"
@@ -138,6 +152,7 @@ wait_state "$TMP/dpri-pri.sock" unprotected 10 ||
 q "$TMP/dpri-pri.sock" query-colo-status | grep -q 'x-colo-lost-heartbeat' ||
 	fail "the primary's reason: $(q "$TMP/dpri-pri.sock" query-colo-status)"
 colo_exit dpri pri primary request
+[ "$(failovers dpri pri)" = "0 1 0" ] || fail "the primary's failovers: $(failovers dpri pri)"
 wait_exit $SEC_PID 30 || fail "the secondary did not stand down"
 grep -q 'the primary ends the pair' "$TMP/dpri-sec.err" ||
 	fail "the secondary does not say why it ended: $(tail -3 "$TMP/dpri-sec.err")"

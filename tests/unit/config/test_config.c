@@ -318,7 +318,8 @@ static void test_run_checks(void **state)
 	check_only("[vm]\nkernel = k\nqmp = /run/x.sock\n", 3, "expected unix:PATH");
 	check_only("[vm]\nkernel = k\nserial = tty9\n", 3, "serial tty9: expected stdio");
 	check_only("[vm]\nkernel = k\nname = web/1\n", 3, "name 'web/1': expected");
-	check_only("[vm]\nkernel = k\nmetrics = tcp:0.0.0.0:9100\n", 3, "not available");
+	check_only("[vm]\nkernel = k\nmetrics = http://0.0.0.0:9100\n", 3,
+		   "metrics http://0.0.0.0:9100: expected tcp:HOST:PORT");
 	check_only("[vm]\nkernel = k\nverbose = yes\nquiet = yes\n", 4, "quiet excludes verbose");
 	/* a pair without a witness on one side: each side's file is fine alone */
 	assert_int_equal(
