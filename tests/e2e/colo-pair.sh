@@ -28,19 +28,6 @@ d=$TMP
 head -c32 /dev/urandom >"$d/key"
 PY=/usr/bin/python3 # Debian's, with python3-prometheus-client
 
-# notify_listen SOCKET LOG: each datagram a line (newlines as |)
-notify_listen() {
-	$PY - "$1" "$2" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as log:
-    while True:
-        log.write(s.recv(4096).decode(errors="replace").replace("\n", "|") + "\n")
-PY
-	local t=0
-	while [ ! -S "$1" ] && [ $t -lt 50 ]; do sleep 0.1; t=$((t + 1)); done
-}
 notify_listen "$d/pri.notify" "$d/pri.nlog"
 notify_listen "$d/sec.notify" "$d/sec.nlog"
 

@@ -158,3 +158,20 @@ migration_pair() {
 	wait_for_line "$TMP/s.out" '^net: up ' 30 || fail "source guest not up: $(cat "$TMP/s.out")"
 	wait_for_line "$TMP/t.out" 'waiting for an incoming' 10 || fail "target not listening"
 }
+
+# notify_listen SOCKET LOG: a NOTIFY_SOCKET (sd_notify's AF_UNIX datagram
+# socket) in the background, NOTIFY_PID; every datagram as one line "MONOTONIC_S MSG" (newlines as |).
+notify_listen() {
+	"${PY:-python3}" - "$1" "$2" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        m = s.recv(4096).decode(errors="replace").replace("\n", "|")
+        log.write("%.3f %s\n" % (time.monotonic(), m))
+PY
+	NOTIFY_PID=$!
+	for _ in $(seq 50); do [ -S "$1" ] && return 0; sleep 0.1; done
+	fail "the notify listener did not start"
+}

@@ -24,21 +24,6 @@ $PY -c 'import prometheus_client.parser' 2>/dev/null || fail "python3-prometheus
 head -c32 /dev/urandom >"$TMP/key"
 head -c32 /dev/urandom >"$TMP/other.key"
 
-# notify_listen SOCKET LOG: every datagram as one line "MONOTONIC_S MSG" (newlines as |).
-notify_listen() {
-	$PY - "$1" "$2" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as log:
-    while True:
-        m = s.recv(4096).decode(errors="replace").replace("\n", "|")
-        log.write("%.3f %s\n" % (time.monotonic(), m))
-PY
-	NOTIFY_PID=$!
-	for _ in $(seq 50); do [ -S "$1" ] && return 0; sleep 0.1; done
-	fail "the notify listener did not start"
-}
 
 # scrape URL: the exposition parsed; prints "name{labels} value" per sample, sorted.
 scrape() {

@@ -112,11 +112,32 @@ static uint64_t rate_tenths(uint64_t bytes, uint64_t us)
 	return us ? bytes * 10 / us : 0;
 }
 
+/* Write the pattern over the chunks, flush, read it back and verify: MB/s
+ * (tenths) of the write (with the flush) and of the read. */
+static int write_read(uint64_t chunks, uint8_t **bufs, unsigned int depth, bool has_flush,
+		      uint64_t *w, uint64_t *r)
+{
+	uint64_t t0 = now_us(), t1, t2;
+	int rc;
+
+	if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
+		return rc;
+	if (has_flush && (rc = flush()))
+		return rc;
+	t1 = now_us();
+	if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
+		return rc;
+	t2 = now_us();
+	*w = rate_tenths(chunks * CHUNK, t1 - t0);
+	*r = rate_tenths(chunks * CHUNK, t2 - t1);
+	return 0;
+}
+
 int app_blk(void)
 {
 	struct vblk_info info;
 	uint8_t *bufs[DEPTH];
-	uint64_t mb, chunks, t0, t1, t2, w, r, loop;
+	uint64_t mb, chunks, w, r, loop;
 	unsigned int depth;
 	int rc;
 
@@ -144,31 +165,13 @@ int app_blk(void)
 
 	for (uint64_t g = 1; loop; g++) {
 		gen_salt = g * 0x9e3779b97f4a7c15ull;
-		t0 = now_us();
-		if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
+		if ((rc = write_read(chunks, bufs, depth, info.flush, &w, &r)))
 			return rc;
-		if (info.flush && (rc = flush()))
-			return rc;
-		t1 = now_us();
-		if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
-			return rc;
-		t2 = now_us();
-		w = rate_tenths(mb * MIB, t1 - t0);
-		r = rate_tenths(mb * MIB, t2 - t1);
 		printf("blk: pass %lu ok MB/s write=%lu.%lu read=%lu.%lu\n", g, w / 10, w % 10,
 		       r / 10, r % 10);
 	}
-	t0 = now_us();
-	if ((rc = pass(VBLK_OUT, chunks, bufs, depth)))
+	if ((rc = write_read(chunks, bufs, depth, info.flush, &w, &r)))
 		return rc;
-	if (info.flush && (rc = flush()))
-		return rc;
-	t1 = now_us();
-	if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
-		return rc;
-	t2 = now_us();
-	w = rate_tenths(mb * MIB, t1 - t0);
-	r = rate_tenths(mb * MIB, t2 - t1);
 	printf("blk: ok sectors=%lu MB/s write=%lu.%lu read=%lu.%lu\n", info.sectors, w / 10,
 	       w % 10, r / 10, r % 10);
 	return EXIT_OK;
