@@ -63,7 +63,7 @@ const char *colo_reason_name(enum colo_reason r);
  * migrate-set-parameters: the tunables' defaults and ranges (ms unless
  * said). colovm run's flags and config keys for them take the same.
  */
-#define PRIMARY_CKPT_INTERVAL_DEFAULT	   200 /* QEMU's x-checkpoint-delay default */
+#define PRIMARY_CKPT_INTERVAL_DEFAULT	   200 /* (QEMU's x-checkpoint-delay: 20000) */
 #define PRIMARY_CKPT_INTERVAL_MIN	   1
 #define PRIMARY_CKPT_INTERVAL_MAX	   3600000
 #define PRIMARY_COMPARE_TIMEOUT_DEFAULT	   3000 /* QEMU colo-compare's compare_timeout */
