@@ -403,6 +403,10 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	/* Packets the guest sent until now are covered by this checkpoint. */
 	if (m->net)
 		colo_net_checkpoint_begin(m->net);
+	/* ... and its disk writes, which go ahead of the request */
+	ret = colo_disk_drain(m->disk, err);
+	if (ret)
+		return ret;
 	ret = send_request(ch, id, reason, want_digest, err);
 	if (ret)
 		return ret;

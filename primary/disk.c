@@ -7,15 +7,21 @@
  *                the migration thread sends every chunk of every image, then
  *                what was marked meanwhile, pass after pass while the guest
  *                runs, and the rest once the VM is stopped (disk_sync)
- *   protected    the tap sends each write as it reached the image (STREAM),
- *                from the disk's I/O thread, before the guest hears of it:
- *                the channel keeps them in order, ahead of the checkpoint
- *                request that covers them
+ *   protected    the tap queues a copy of each write as it reached the image
+ *                (STREAM), and the guest hears of it at once; a sender
+ *                thread sends the queue, in order, as DiskWrites. A
+ *                checkpoint waits for the queue to drain (the VM stopped:
+ *                nothing joins it) before its request goes out, so every
+ *                write it covers is ahead of the request on the channel.
+ *                The queue holds at most DISK_QUEUE_MAX bytes: beyond, the
+ *                tap waits for room (the guest's writes slow to the link's
+ *                pace instead of memory growing)
  *
  * The tap goes when protection ends (disk_free, before the channel is
  * closed): from then on the guest writes its image alone.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +38,16 @@
 #define DISK_CHUNK	(64u << 10)  /* first sync: the unit marked and sent */
 #define DISK_PIECE	(256u << 10) /* data bytes per DiskWrite */
 #define DISK_MAX	16
-#define DISK_PASSES	8  /* first sync: passes while the guest runs, at most */
-#define DISK_FEW_CHUNKS 16 /* ... or until this few are left for the stop */
+#define DISK_PASSES	8	    /* first sync: passes while the guest runs, at most */
+#define DISK_FEW_CHUNKS 16	    /* ... or until this few are left for the stop */
+#define DISK_QUEUE_MAX	(32u << 20) /* protected: write bytes queued for the sender */
+
+struct disk_write {
+	struct disk_write *next;
+	unsigned int disk;
+	uint64_t off, len;
+	uint8_t data[];
+};
 
 enum disk_mode { DISK_TRACK, DISK_STREAM };
 
@@ -47,9 +61,15 @@ struct colo_disk {
 		bool replicate;
 		uint64_t bytes, chunks;
 		_Atomic uint64_t *map; /* TRACK: one bit per chunk */
-		uint8_t *buf;	       /* STREAM: a write's data (the disk's I/O thread) */
 	} d[DISK_MAX];
 	uint8_t *rbuf; /* first sync: a chunk read (the migration thread) */
+	/* STREAM: the writes not yet sent, oldest first (under qlock) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond; /* an entry, room, the queue drained, stop */
+	struct disk_write *head, **tail;
+	uint64_t queued; /* bytes in the queue and in the sender's hands */
+	bool stop, sender_live;
+	pthread_t sender;
 	/* figures */
 	_Atomic uint64_t writes, write_bytes, sync_bytes, sync_total, sync_left;
 };
@@ -75,14 +95,52 @@ static int send_piece(struct transport_channel *ch, unsigned int disk, uint64_t 
 	return transport_send(ch, &msg);
 }
 
+/* The sender thread: the queue, in order, as DiskWrite pieces. */
+static void *sender(void *arg)
+{
+	struct colo_disk *k = arg;
+
+	pthread_mutex_lock(&k->qlock);
+	for (;;) {
+		struct disk_write *w;
+		int ret = 0;
+
+		while (!k->head && !k->stop)
+			pthread_cond_wait(&k->qcond, &k->qlock);
+		if (!k->head)
+			break;
+		w = k->head;
+		k->head = w->next;
+		if (!k->head)
+			k->tail = &k->head;
+		pthread_mutex_unlock(&k->qlock);
+		for (uint64_t done = 0; !ret && !atomic_load(&k->err) && done < w->len;) {
+			size_t piece = (size_t)MIN(w->len - done, (uint64_t)DISK_PIECE);
+
+			ret = send_piece(k->ch, w->disk, w->off + done, w->data + done, piece);
+			done += piece;
+		}
+		if (ret) {
+			int zero = 0;
+
+			atomic_compare_exchange_strong(&k->err, &zero, ret);
+		}
+		pthread_mutex_lock(&k->qlock);
+		k->queued -= w->len;
+		free(w);
+		pthread_cond_broadcast(&k->qcond);
+	}
+	pthread_mutex_unlock(&k->qlock);
+	return NULL;
+}
+
 /* The disk's I/O thread: a write of the guest reached the image. */
 static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iovec *iov,
 		unsigned int cnt, uint64_t len)
 {
 	struct colo_disk *k = opaque;
-	uint8_t *buf = k->d[disk].buf;
-	unsigned int i = 0;
-	size_t in_seg = 0;
+	struct disk_write *w;
+	uint64_t at = 0;
 
 	if (disk >= k->n || !len)
 		return;
@@ -92,31 +150,34 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 	}
 	if (atomic_load(&k->err))
 		return; /* the pair is breaking: the channel failed */
+	w = malloc(sizeof(*w) + len);
+	if (!w) {
+		int zero = 0;
+
+		/* (the next checkpoint fails: protection ends, nothing lost) */
+		atomic_compare_exchange_strong(&k->err, &zero, -ENOMEM);
+		return;
+	}
+	w->next = NULL;
+	w->disk = disk;
+	w->off = off;
+	w->len = len;
+	for (unsigned int i = 0; i < cnt && at < len; i++) {
+		size_t c = (size_t)MIN(iov[i].iov_len, len - at);
+
+		memcpy(w->data + at, iov[i].iov_base, c);
+		at += c;
+	}
 	atomic_fetch_add(&k->writes, 1);
 	atomic_fetch_add(&k->write_bytes, len);
-	while (len) {
-		size_t piece = (size_t)MIN(len, (uint64_t)DISK_PIECE), done = 0;
-		int ret;
-
-		while (done < piece && i < cnt) {
-			size_t c = MIN(iov[i].iov_len - in_seg, piece - done);
-
-			memcpy(buf + done, (uint8_t *)iov[i].iov_base + in_seg, c);
-			done += c;
-			in_seg += c;
-			if (in_seg == iov[i].iov_len)
-				i++, in_seg = 0;
-		}
-		ret = send_piece(k->ch, disk, off, buf, piece);
-		if (ret) {
-			int zero = 0;
-
-			atomic_compare_exchange_strong(&k->err, &zero, ret);
-			return;
-		}
-		off += piece;
-		len -= piece;
-	}
+	pthread_mutex_lock(&k->qlock);
+	while (k->queued && k->queued + len > DISK_QUEUE_MAX && !atomic_load(&k->err) && !k->stop)
+		pthread_cond_wait(&k->qcond, &k->qlock);
+	k->queued += len;
+	*k->tail = w;
+	k->tail = &w->next;
+	pthread_cond_broadcast(&k->qcond);
+	pthread_mutex_unlock(&k->qlock);
 }
 
 int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk **out)
@@ -134,6 +195,9 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 	k->vm = vm;
 	k->ch = ch;
 	k->n = n;
+	pthread_mutex_init(&k->qlock, NULL);
+	pthread_cond_init(&k->qcond, NULL);
+	k->tail = &k->head;
 	atomic_store(&k->mode, DISK_TRACK);
 	for (unsigned int i = 0; i < n; i++) {
 		struct hw_disk_info info;
@@ -145,8 +209,7 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 		k->d[i].bytes = info.bytes;
 		k->d[i].chunks = (info.bytes + DISK_CHUNK - 1) / DISK_CHUNK;
 		k->d[i].map = calloc(k->d[i].chunks / 64 + 1, sizeof(uint64_t));
-		k->d[i].buf = malloc(DISK_PIECE);
-		if (!k->d[i].map || !k->d[i].buf)
+		if (!k->d[i].map)
 			goto nomem;
 		/* every chunk: the first pass copies the whole image */
 		for (uint64_t c = 0; c < k->d[i].chunks; c++)
@@ -160,6 +223,11 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 	k->rbuf = malloc(DISK_CHUNK);
 	if (!k->rbuf)
 		goto nomem;
+	if (pthread_create(&k->sender, NULL, sender, k)) {
+		colo_disk_free(k);
+		return -EAGAIN;
+	}
+	k->sender_live = true;
 	hw_vm_disk_set_tap(vm, tap, k);
 	*out = k;
 	return 0;
@@ -173,12 +241,47 @@ void colo_disk_free(struct colo_disk *k)
 	if (!k)
 		return;
 	hw_vm_disk_set_tap(k->vm, NULL, NULL); /* waits for a write in the tap */
-	for (unsigned int i = 0; i < k->n; i++) {
-		free((void *)k->d[i].map);
-		free(k->d[i].buf);
+	pthread_mutex_lock(&k->qlock);
+	k->stop = true;
+	if (k->sender_live && k->head) {
+		int zero = 0;
+
+		/* writes not sent when protection ends: the secondary is gone
+		 * or told to stand down; they are on this side's image */
+		atomic_compare_exchange_strong(&k->err, &zero, -ECANCELED);
 	}
+	pthread_cond_broadcast(&k->qcond);
+	pthread_mutex_unlock(&k->qlock);
+	if (k->sender_live)
+		pthread_join(k->sender, NULL);
+	while (k->head) {
+		struct disk_write *w = k->head;
+
+		k->head = w->next;
+		free(w);
+	}
+	for (unsigned int i = 0; i < k->n; i++)
+		free((void *)k->d[i].map);
+	pthread_mutex_destroy(&k->qlock);
+	pthread_cond_destroy(&k->qcond);
 	free(k->rbuf);
 	free(k);
+}
+
+int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
+{
+	int ret;
+
+	if (!k)
+		return 0;
+	pthread_mutex_lock(&k->qlock);
+	while (k->queued && !atomic_load(&k->err))
+		pthread_cond_wait(&k->qcond, &k->qlock);
+	pthread_mutex_unlock(&k->qlock);
+	ret = atomic_load(&k->err);
+	return ret ? vmstate_seterr(err, ret, "the disk writes did not reach the secondary: %s",
+				    strerror(-ret))
+		   : 0;
 }
 
 static uint64_t marked(struct colo_disk *k)
@@ -256,10 +359,16 @@ void colo_disk_stream(struct colo_disk *k)
 
 json_t *colo_disk_stats(struct colo_disk *k)
 {
+	uint64_t queued;
+
 	if (!k)
 		return NULL;
-	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "writes", (json_int_t)atomic_load(&k->writes),
-			 "write-bytes", (json_int_t)atomic_load(&k->write_bytes), "sync-bytes",
+	pthread_mutex_lock(&k->qlock);
+	queued = k->queued;
+	pthread_mutex_unlock(&k->qlock);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queued-bytes", (json_int_t)queued, "writes",
+			 (json_int_t)atomic_load(&k->writes), "write-bytes",
+			 (json_int_t)atomic_load(&k->write_bytes), "sync-bytes",
 			 (json_int_t)atomic_load(&k->sync_bytes), "sync-total",
 			 (json_int_t)atomic_load(&k->sync_total), "sync-remaining",
 			 (json_int_t)atomic_load(&k->sync_left));

@@ -212,14 +212,20 @@ uint64_t colo_wire_active(struct colo_wire *w);
  * disk.c: replicated disks (--disk PATH,replicate), see there. Migration
  * thread: new (no replicated disk: *out NULL, 0) installs the tap, which
  * marks writes; sync sends the images (stopped: only what was marked);
- * stream (VM stopped) turns the tap to sending each write; free removes
- * the tap (before the channel closes). NULL is fine everywhere.
+ * stream (VM stopped) turns the tap to queueing each write for a sender
+ * thread; free removes the tap and stops the sender (before the channel
+ * closes; after a transport_abort if a send may be stuck). NULL is fine
+ * everywhere.
  */
 struct colo_disk;
 int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk **out);
 int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 		   struct vmstate_error *err);
 void colo_disk_stream(struct colo_disk *k);
+/* Checkpoint thread, the VM stopped: wait until every queued write was
+ * sent (they go ahead of the checkpoint's request); an error once a send
+ * failed (the channel has too). */
+int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err);
 void colo_disk_free(struct colo_disk *k);
 /* {writes, write-bytes, sync-bytes, sync-total, sync-remaining}; NULL: none. */
 json_t *colo_disk_stats(struct colo_disk *k);
