@@ -66,12 +66,6 @@ static const char *const state_names[] = {
     [COLO_FENCED] = "fenced",
 };
 
-static const char *const failover_names[COLO_FAILOVER__MAX] = {
-    [COLO_FAILOVER_HEARTBEAT] = "heartbeat",
-    [COLO_FAILOVER_DRILL] = "drill",
-    [COLO_FAILOVER_PEER_LOST] = "peer-lost",
-};
-
 const char *colo_reason_name(enum colo_reason r)
 {
 	return (unsigned int)r < COLO_REASON__MAX ? reason_names[r] : "unknown";
@@ -239,7 +233,7 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		m->failovers[f]++;
 		pthread_mutex_unlock(&m->lock);
 		log_event(LOG_ERROR, "failover", "COLO: failover (%s): the primary runs on alone",
-			  failover_names[f]);
+			  qmp_colo_failover_name(f));
 	}
 	if (m->colo_started)
 		qmp_event_colo_exit(m->qmp, "primary", ret == -ECANCELED, why,
@@ -747,16 +741,8 @@ json_t *primary_colo_stats(struct primary *m)
 	    (json_int_t)m->pages_max, "total", (json_int_t)m->pages_total, "bytes", "last",
 	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
 	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
-	if (o) {
-		json_t *f = json_object();
-
-		for (unsigned int i = 0; i < COLO_FAILOVER__MAX; i++)
-			json_object_set_new(f, failover_names[i],
-					    json_integer((json_int_t)m->failovers[i]));
-		json_object_set_new(o, "failovers", f);
-		json_object_set_new(o, "fences", json_integer((json_int_t)m->fences));
-		json_object_set_new(o, "pause-us", qmp_hist_json(&m->pause_hist));
-	}
+	if (o)
+		qmp_colo_stats_breaks(o, m->failovers, m->fences, &m->pause_hist);
 	pthread_mutex_unlock(&m->lock);
 	/* The packets of the pair protecting this VM, or of the last one;
 	 * wire-offsets: connections of a takeover rewritten at this wire. */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/qmp/qmp.h"
 #include "primary/primary.h"
 #include "transport/transport.h"
 
@@ -49,13 +50,6 @@ enum colo_state {
 	COLO_FENCED,	  /* the pair broke, the witness did not grant: stopped */
 };
 
-/* Why a pair broke while protected (query-colo-stats "failovers"). */
-enum colo_failover {
-	COLO_FAILOVER_HEARTBEAT, /* the peer fell silent */
-	COLO_FAILOVER_DRILL,	 /* x-colo-lost-heartbeat */
-	COLO_FAILOVER_PEER_LOST, /* its connection failed, it refused, it gave up */
-	COLO_FAILOVER__MAX,
-};
 
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
 #define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */

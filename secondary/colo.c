@@ -69,8 +69,6 @@ static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "
 							"compare-timeout", "compare-limit"};
 
 /* Why this side took over (query-colo-stats "failovers"; primary/ has the same). */
-enum { SC_FAILOVER_HEARTBEAT, SC_FAILOVER_DRILL, SC_FAILOVER_PEER_LOST, SC_NFAILOVER };
-static const char *const sc_failover_names[SC_NFAILOVER] = {"heartbeat", "drill", "peer-lost"};
 
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED, SC_FENCED };
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected",
@@ -128,7 +126,7 @@ struct secondary_colo {
 	uint64_t npause;
 	uint64_t pages_total, pages_max, copied_total, bytes_total;
 	struct hist pause_hist;		  /* every pause (us), for metrics */
-	uint64_t failovers[SC_NFAILOVER]; /* took over, by why */
+	uint64_t failovers[COLO_FAILOVER__MAX]; /* took over, by why */
 	uint64_t fences;		  /* the witness did not grant: stopped */
 	struct transport_rtt rtt;	  /* the heartbeat's, this pairing */
 	struct {
@@ -928,15 +926,15 @@ static void *sc_thread(void *arg)
 		return NULL;
 	}
 	{
-		int f = atomic_load(&s->hb_drill)	? SC_FAILOVER_DRILL
-			: atomic_load(&s->hb_silent_ms) ? SC_FAILOVER_HEARTBEAT
-							: SC_FAILOVER_PEER_LOST;
+		enum colo_failover f = atomic_load(&s->hb_drill)       ? COLO_FAILOVER_DRILL
+				       : atomic_load(&s->hb_silent_ms) ? COLO_FAILOVER_HEARTBEAT
+								       : COLO_FAILOVER_PEER_LOST;
 
 		pthread_mutex_lock(&s->lock);
 		s->failovers[f]++;
 		pthread_mutex_unlock(&s->lock);
 		log_event(LOG_ERROR, "failover", "COLO: failover (%s): taking over",
-			  sc_failover_names[f]);
+			  qmp_colo_failover_name(f));
 	}
 	log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, unprotected",
 		err.msg, (unsigned long long)s->ckpt_id);
@@ -1169,16 +1167,8 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	    (json_int_t)(n ? s->pages_total / n : 0), "max", (json_int_t)s->pages_max, "total",
 	    (json_int_t)s->pages_total, "copied-total", (json_int_t)s->copied_total, "bytes",
 	    "mean", (json_int_t)(n ? s->bytes_total / n : 0), "total", (json_int_t)s->bytes_total);
-	if (o) {
-		json_t *f = json_object();
-
-		for (unsigned int i = 0; i < SC_NFAILOVER; i++)
-			json_object_set_new(f, sc_failover_names[i],
-					    json_integer((json_int_t)s->failovers[i]));
-		json_object_set_new(o, "failovers", f);
-		json_object_set_new(o, "fences", json_integer((json_int_t)s->fences));
-		json_object_set_new(o, "pause-us", qmp_hist_json(&s->pause_hist));
-	}
+	if (o)
+		qmp_colo_stats_breaks(o, s->failovers, s->fences, &s->pause_hist);
 	pthread_mutex_unlock(&s->lock);
 	if (o && s->net)
 		json_object_set_new(o, "network", sc_net_stats(s->net));

@@ -771,6 +771,30 @@ void qmp_free(struct qmp *qmp)
 	free(qmp);
 }
 
+const char *qmp_colo_failover_name(enum colo_failover f)
+{
+	static const char *const names[COLO_FAILOVER__MAX] = {
+	    [COLO_FAILOVER_HEARTBEAT] = "heartbeat",
+	    [COLO_FAILOVER_DRILL] = "drill",
+	    [COLO_FAILOVER_PEER_LOST] = "peer-lost",
+	};
+
+	return (unsigned int)f < COLO_FAILOVER__MAX ? names[f] : "unknown";
+}
+
+void qmp_colo_stats_breaks(json_t *o, const uint64_t failovers[COLO_FAILOVER__MAX], uint64_t fences,
+			   const struct hist *pause)
+{
+	json_t *f = json_object();
+
+	for (unsigned int i = 0; i < COLO_FAILOVER__MAX; i++)
+		json_object_set_new(f, qmp_colo_failover_name((enum colo_failover)i),
+				    json_integer((json_int_t)failovers[i]));
+	json_object_set_new(o, "failovers", f);
+	json_object_set_new(o, "fences", json_integer((json_int_t)fences));
+	json_object_set_new(o, "pause-us", qmp_hist_json(pause));
+}
+
 json_t *qmp_hist_json(const struct hist *h)
 {
 	json_t *le = json_array(), *counts = json_array();

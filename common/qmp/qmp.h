@@ -120,10 +120,24 @@ void qmp_event(struct qmp *qmp, const char *name, json_t *data);
 void qmp_event_colo_exit(struct qmp *qmp, const char *mode, bool request, const char *message,
 			 unsigned int silent_ms, bool fenced);
 
+/* Why a pair broke while protected, on either side (query-colo-stats
+ * "failovers", the journal's failover events). */
+enum colo_failover {
+	COLO_FAILOVER_HEARTBEAT, /* the peer fell silent */
+	COLO_FAILOVER_DRILL,	 /* x-colo-lost-heartbeat */
+	COLO_FAILOVER_PEER_LOST, /* its connection failed, it refused, it gave up */
+	COLO_FAILOVER__MAX,
+};
+const char *qmp_colo_failover_name(enum colo_failover f);
+/* query-colo-stats' figures of breaks, either side, into o: "failovers"
+ * {why: count}, "fences" and "pause-us" (qmp_hist_json of pause). */
+struct hist;
+void qmp_colo_stats_breaks(json_t *o, const uint64_t failovers[COLO_FAILOVER__MAX], uint64_t fences,
+			   const struct hist *pause);
+
 /* A histogram (common.h) for query-colo-stats: {"le": [bounds...], "counts":
  * [per bucket, not cumulative; one more than le: above the last], "sum",
  * "count"}, in the unit the histogram was filled in. A new reference. */
-struct hist;
 json_t *qmp_hist_json(const struct hist *h);
 /* {"last-us", "min-us", "avg-us", "max-us", "samples"} of a heartbeat's
  * round trip (transport.h struct transport_rtt, passed as its fields). */
