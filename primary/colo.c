@@ -388,6 +388,10 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	pthread_mutex_lock(&m->lock);
 	want_digest = m->ram_digest;
 	pthread_mutex_unlock(&m->lock);
+	/* (not in the pause: the guest runs, its disk writes held to the
+	 * link's pace, until little is queued) */
+	colo_disk_settle(m->disk);
+	t0 = clock_ns();
 	ret = mig_call(m, REQ_CKPT_STOP);
 	if (ret == -EAGAIN)
 		return ret;

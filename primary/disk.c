@@ -15,7 +15,11 @@
  *                write it covers is ahead of the request on the channel.
  *                The queue holds at most DISK_QUEUE_MAX bytes: beyond, the
  *                tap waits for room (the guest's writes slow to the link's
- *                pace instead of memory growing)
+ *                pace instead of memory growing). Before a checkpoint stops
+ *                the VM the queue settles (colo_disk_settle): the limit
+ *                drops to DISK_SETTLE and the checkpoint waits, the guest
+ *                running, until no more is queued, so the pause drains at
+ *                most that much rather than up to the whole queue
  *
  * The tap goes when protection ends (disk_free, before the channel is
  * closed): from then on the guest writes its image alone.
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -41,6 +46,8 @@
 #define DISK_PASSES	8	    /* first sync: passes while the guest runs, at most */
 #define DISK_FEW_CHUNKS 16	    /* ... or until this few are left for the stop */
 #define DISK_QUEUE_MAX	(32u << 20) /* protected: write bytes queued for the sender */
+#define DISK_SETTLE	(4u << 20)  /* ... and before a checkpoint's stop */
+#define DISK_SETTLE_NS	(1000ull * 1000 * 1000) /* the longest a settle waits */
 
 struct disk_write {
 	struct disk_write *next;
@@ -68,10 +75,12 @@ struct colo_disk {
 	pthread_cond_t qcond; /* an entry, room, the queue drained, stop */
 	struct disk_write *head, **tail;
 	uint64_t queued; /* bytes in the queue and in the sender's hands */
+	uint64_t limit;	 /* DISK_QUEUE_MAX, or DISK_SETTLE while a checkpoint settles */
 	bool stop, sender_live;
 	pthread_t sender;
 	/* figures */
 	_Atomic uint64_t writes, write_bytes, sync_bytes, sync_total, sync_left;
+	_Atomic uint64_t settle_ns_max, settle_ns_last;
 };
 
 static void mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint64_t len)
@@ -171,7 +180,7 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 	atomic_fetch_add(&k->writes, 1);
 	atomic_fetch_add(&k->write_bytes, len);
 	pthread_mutex_lock(&k->qlock);
-	while (k->queued && k->queued + len > DISK_QUEUE_MAX && !atomic_load(&k->err) && !k->stop)
+	while (k->queued && k->queued + len > k->limit && !atomic_load(&k->err) && !k->stop)
 		pthread_cond_wait(&k->qcond, &k->qlock);
 	k->queued += len;
 	*k->tail = w;
@@ -198,6 +207,7 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 	pthread_mutex_init(&k->qlock, NULL);
 	pthread_cond_init(&k->qcond, NULL);
 	k->tail = &k->head;
+	k->limit = DISK_QUEUE_MAX;
 	atomic_store(&k->mode, DISK_TRACK);
 	for (unsigned int i = 0; i < n; i++) {
 		struct hw_disk_info info;
@@ -268,6 +278,27 @@ void colo_disk_free(struct colo_disk *k)
 	free(k);
 }
 
+void colo_disk_settle(struct colo_disk *k)
+{
+	struct timespec until;
+	uint64_t t0 = clock_ns(), took;
+
+	if (!k || atomic_load(&k->mode) != DISK_STREAM)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += DISK_SETTLE_NS / 1000000000ull;
+	pthread_mutex_lock(&k->qlock);
+	k->limit = DISK_SETTLE;
+	while (k->queued > DISK_SETTLE && !atomic_load(&k->err) &&
+	       pthread_cond_timedwait(&k->qcond, &k->qlock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&k->qlock);
+	took = clock_ns() - t0;
+	atomic_store(&k->settle_ns_last, took);
+	if (took > atomic_load(&k->settle_ns_max))
+		atomic_store(&k->settle_ns_max, took);
+}
+
 int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 {
 	int ret;
@@ -277,6 +308,9 @@ int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 	pthread_mutex_lock(&k->qlock);
 	while (k->queued && !atomic_load(&k->err))
 		pthread_cond_wait(&k->qcond, &k->qlock);
+	/* (the VM is stopped: no write joins the queue until it runs again) */
+	k->limit = DISK_QUEUE_MAX;
+	pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
 	ret = atomic_load(&k->err);
 	return ret ? vmstate_seterr(err, ret, "the disk writes did not reach the secondary: %s",
@@ -366,10 +400,12 @@ json_t *colo_disk_stats(struct colo_disk *k)
 	pthread_mutex_lock(&k->qlock);
 	queued = k->queued;
 	pthread_mutex_unlock(&k->qlock);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queued-bytes", (json_int_t)queued, "writes",
-			 (json_int_t)atomic_load(&k->writes), "write-bytes",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "queued-bytes", (json_int_t)queued,
+			 "writes", (json_int_t)atomic_load(&k->writes), "write-bytes",
 			 (json_int_t)atomic_load(&k->write_bytes), "sync-bytes",
 			 (json_int_t)atomic_load(&k->sync_bytes), "sync-total",
 			 (json_int_t)atomic_load(&k->sync_total), "sync-remaining",
-			 (json_int_t)atomic_load(&k->sync_left));
+			 (json_int_t)atomic_load(&k->sync_left), "settle-last-ms",
+			 (double)atomic_load(&k->settle_ns_last) / 1e6, "settle-max-ms",
+			 (double)atomic_load(&k->settle_ns_max) / 1e6);
 }

@@ -216,12 +216,17 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 		   struct vmstate_error *err);
 void colo_disk_stream(struct colo_disk *k);
+/* Checkpoint thread, the VM running, before the stop: the queue limit
+ * drops to 1 MiB (the guest's writes wait for room beyond) and this waits
+ * (at most 2 s) until no more is queued, so the stop drains little. */
+void colo_disk_settle(struct colo_disk *k);
 /* Checkpoint thread, the VM stopped: wait until every queued write was
  * sent (they go ahead of the checkpoint's request); an error once a send
  * failed (the channel has too). */
 int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err);
 void colo_disk_free(struct colo_disk *k);
-/* {writes, write-bytes, sync-bytes, sync-total, sync-remaining}; NULL: none. */
+/* {queued-bytes, writes, write-bytes, sync-bytes, sync-total, sync-remaining,
+ * settle-last-ms, settle-max-ms}; NULL: none. */
 json_t *colo_disk_stats(struct colo_disk *k);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */

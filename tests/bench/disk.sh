@@ -41,6 +41,8 @@ rates() {
 passes() { cat "$1" 2>/dev/null | grep -c '^blk: pass' || true; }
 
 one() { # unprotected
+	# (a fresh console: the last run's must not count as this one's passes)
+	rm -f "$tmp/u.img" "$tmp/u.out"
 	truncate -s 8M "$tmp/u.img"
 	"$COLOVM" run "${args[@]}" --disk "$tmp/u.img" --serial file:"$tmp/u.out" 2>"$tmp/u.err" &
 	local pid=$! n0
@@ -55,8 +57,8 @@ one() { # unprotected
 
 pair() { # protected: prints write read ckpt/s pause-ms
 	local p=$((port++)) n0 c0 c1 st t0
+	rm -f "$tmp"/*.sock "$tmp/p.out" "$tmp/p.img" "$tmp/s.img"
 	truncate -s 8M "$tmp/p.img" "$tmp/s.img"
-	rm -f "$tmp"/*.sock
 	"$COLOVM" run "${args[@]}" --disk "$tmp/s.img",replicate --peer-key "$tmp/key" \
 		--colo secondary --listen tcp:127.0.0.1:$p --serial none \
 		--qmp unix:"$tmp/s.sock",server 2>"$tmp/s.err" &
@@ -80,7 +82,7 @@ pair() { # protected: prints write read ckpt/s pause-ms
 	local secs_run
 	secs_run=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { print (b - a) / 1e9 }')
 	echo "$(rates "$tmp/p.out" "$n0") $(awk -v c=$((c1 - c0)) -v s="$secs_run" 'BEGIN { printf "%.1f", c / s }') \
-$(echo "$st" | jq_ 'round(d["pause"]["median-ms"], 1)')"
+$(echo "$st" | jq_ 'round(d["pause"]["median-ms"], 1)') $(echo "$st" | jq_ 'round(d["disk"]["settle-max-ms"], 1)')"
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	pids=()
@@ -92,8 +94,8 @@ for r in $(seq "$RUNS"); do
 done
 uw=$(cut -d' ' -f1 "$tmp/one" | median) ur=$(cut -d' ' -f2 "$tmp/one" | median)
 pw=$(cut -d' ' -f1 "$tmp/pair" | median) pr=$(cut -d' ' -f2 "$tmp/pair" | median)
-echo "| app=blk loop=1, 4 MiB passes, $SECS s, median of $RUNS | write MB/s | read MB/s | checkpoints/s | pause median ms |"
-echo "|---|---|---|---|---|"
-echo "| one colovm, plain --disk | $uw | $ur | - | - |"
-echo "| colovm pair, --disk PATH,replicate | $pw | $pr | $(cut -d' ' -f3 "$tmp/pair" | median) | $(cut -d' ' -f4 "$tmp/pair" | median) |"
-echo "| protected / unprotected | $(ratio "$pw" "$uw") | $(ratio "$pr" "$ur") | | |"
+echo "| app=blk loop=1, 4 MiB passes, $SECS s, median of $RUNS | write MB/s | read MB/s | checkpoints/s | pause median ms | settle max ms |"
+echo "|---|---|---|---|---|---|"
+echo "| one colovm, plain --disk | $uw | $ur | - | - | - |"
+echo "| colovm pair, --disk PATH,replicate | $pw | $pr | $(cut -d' ' -f3 "$tmp/pair" | median) | $(cut -d' ' -f4 "$tmp/pair" | median) | $(cut -d' ' -f5 "$tmp/pair" | median) |"
+echo "| protected / unprotected | $(ratio "$pw" "$uw") | $(ratio "$pr" "$ur") | | | |"
