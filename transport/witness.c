@@ -154,9 +154,10 @@ int transport_witness_probe(const char *uri, const struct transport_key *key, co
 
 	ret = transport_connect(uri, &opts, &ch);
 	if (ret) {
-		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri, strerror(-ret),
+		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri,
+			 ret == -EAGAIN ? "no answer in time" : strerror(-ret),
 			 ret == -EACCES ? " (it has another key)" : "");
-		return ret;
+		return ret == -EAGAIN ? -ETIMEDOUT : ret;
 	}
 	wp.name = (char *)opts.name;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_WITNESS_PROBE;

@@ -12,6 +12,7 @@ cmake --install "$BUILD" --prefix "$p" >"$TMP/install.log" || fail "cmake --inst
 cat >"$TMP/want" <<'LIST'
 bin/colovm
 bin/colovmctl
+lib/ocf/resource.d/colovm/colovm-witness
 lib/systemd/system/colovm-witness.service
 lib/systemd/system/colovm@.service
 share/doc/colovm/examples/primary.conf
