@@ -7,7 +7,8 @@
 #
 #   up (A, primary config)   br0 with eA0, tap0 owned by nobody, in br0
 #                            and up; 192.168.77.1/24 and MTU 9000 on rA;
-#                            a warning while B does not answer yet
+#                            a warning while B does not answer yet; a
+#                            client's frame reaches the tap, opened by nobody
 #   up again                 changes nothing (links, addresses, state)
 #   up (B, secondary, its bridge there before with another port)
 #   status                   0, tap in the bridge, the peer answering
@@ -139,6 +140,31 @@ echo "$after_up" | grep -qE "^link eA0 up=1 master=br0 " || fail "eA0 not up in 
 echo "$after_up" | grep -qE "^link rA up=1 master=- mtu=9000 " || fail "rA not up with MTU 9000"
 echo "$after_up" | grep -qx "addr rA 192.168.77.1/24" || fail "rA has no 192.168.77.1/24"
 echo "ok: up: tap0 (owner nobody) and eA0 in br0, all up; rA 192.168.77.1/24, MTU 9000"
+
+# --- a client's frame reaches the tap through the bridge, read by the
+# tap's owner (nobody: no CAP_NET_ADMIN) as colovm would read it
+ip -n $C addr add 10.0.0.9/24 dev eC0
+ip netns exec $A setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 - \
+	"$(ip netns exec $C cat /sys/class/net/eC0/address)" >"$TMP/tap.out" 2>&1 <<'PY' &
+import fcntl, os, select, struct, sys, time
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tap0", 0x0002 | 0x1000))  # TUNSETIFF, IFF_TAP|IFF_NO_PI
+print("open", flush=True)
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    if select.select([fd], [], [], 0.5)[0]:
+        f = os.read(fd, 65536)
+        if f[6:12] == mac:
+            print("frame from the client, ethertype %04x" % struct.unpack("!H", f[12:14]), flush=True)
+            sys.exit(0)
+sys.exit(1)
+PY
+READER=$!
+wait_for_line "$TMP/tap.out" '^open' 5 || fail "nobody cannot open tap0: $(cat "$TMP/tap.out")"
+ip netns exec $C ping -c 3 -i 0.3 -W 1 10.0.0.2 >/dev/null 2>&1 || true # (nobody answers: ARP is enough)
+wait $READER || fail "no frame of the client's reached tap0: $(cat "$TMP/tap.out")"
+echo "ok: tap0 opened by its owner (nobody); $(tail -1 "$TMP/tap.out") through eA0 and br0"
 
 # --- again: nothing changes
 cp "$TMP/state-$A/tap0.state" "$TMP/state1"
