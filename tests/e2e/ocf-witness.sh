@@ -45,6 +45,9 @@ export OCF_RESKEY_config=$TMP/witness.conf
 export OCF_RESKEY_pidfile=$TMP/run/witness.pid
 export OCF_RESKEY_log=$TMP/log/witness.log
 export OCF_RESKEY_CRM_meta_timeout=20000
+# The agent's witness runs in a session of its own, not under this script:
+# a test that fails half-way stops it here.
+on_exit 'for f in "$TMP"/run/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; done'
 
 # ra WANT ACTION [VAR=VALUE...]: run the agent, expect WANT; its stderr in $TMP/ra.err
 ra() {
