@@ -41,6 +41,8 @@ static const char usage_text[] =
 	"       colovm witness --listen tcp:HOST:PORT [--peer-key FILE] [--state FILE]\n"
 	"                      [--metrics tcp:HOST:PORT]\n"
 	"       colovm witness --config FILE [OPTIONS]\n"
+	"       colovm witness-probe [--config FILE] [--listen tcp:HOST:PORT]\n"
+	"                            [--peer-key FILE]\n"
 	"       colovm check-config FILE\n"
 	"       colovm --help | --version\n"
 	"\n"
@@ -233,6 +235,10 @@ static const char usage_text[] =
 	"could grant a pairing twice). SIGTERM or SIGINT end it (status 0).\n"
 	"--config FILE: a file with a [witness] section (keys listen, peer-key,\n"
 	"state, verbose, quiet).\n"
+	"`colovm witness-probe` asks the witness of the same options (a wildcard\n"
+	"listen address: this host's loopback) whether it serves claims under\n"
+	"that key: one authenticated probe that records nothing (0: it answers,\n"
+	"its counts on stdout; 1: no answer, why on stderr; 2: bad options).\n"
 	"\n"
 	"Examples:\n"
 	"  colovm run --kernel build/tests/guest/testguest.elf --cmdline app=hello\n"
@@ -895,6 +901,51 @@ static int cmd_witness(int argc, char **argv)
 	return ret;
 }
 
+/* colovm witness-probe: does the witness of these options answer? 0 yes, 1
+ * no, 2 bad options (the Pacemaker agent's monitor, deploy/ocf). */
+static int cmd_witness_probe(int argc, char **argv)
+{
+	struct transport_witness_stats st;
+	struct config cfg, args;
+	struct transport_key key;
+	const char *listen_uri, *key_file, *host;
+	char uri[300], msg[512];
+	int ret;
+
+	ret = load_options(&cfg, &args, CONFIG_WITNESS, argc, argv);
+	if (ret) {
+		ret = ret == 1 ? 0 : ret; /* 1: the help was printed */
+		goto out;
+	}
+	listen_uri = config_str(&cfg, CFG_W_LISTEN);
+	key_file = config_str(&cfg, CFG_W_PEER_KEY);
+	ret = EXIT_SETUP_FAILED;
+	if (key_file && load_key("--peer-key", key_file, &key))
+		goto out;
+	if (!key_file)
+		transport_key_public(&key);
+	/* where it listens on every address, ask it on this host's loopback */
+	host = listen_uri + strlen("tcp:");
+	if (!strncmp(host, "0.0.0.0:", 8))
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%s", host + 8);
+	else if (!strncmp(host, "[::]:", 5))
+		snprintf(uri, sizeof(uri), "tcp:[::1]:%s", host + 5);
+	else
+		snprintf(uri, sizeof(uri), "%s", listen_uri);
+	if (transport_witness_probe(uri, &key, "colovm witness-probe", &st, msg, sizeof(msg))) {
+		fprintf(stderr, "colovm: witness-probe: %s\n", msg);
+		ret = 1;
+	} else {
+		printf("%s\n", msg);
+		ret = 0;
+	}
+	memset(&key, 0, sizeof(key));
+out:
+	config_free(&cfg);
+	config_free(&args);
+	return ret;
+}
+
 /* The tuning flags (config keys) that are QMP migrate-set-parameters' too:
  * applied at start as that command would, the same names. */
 static int apply_parameters(struct colovm *c, const struct config *cfg)
@@ -1194,6 +1245,9 @@ int main(int argc, char **argv)
 		return cmd_witness(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-config"))
 		return cmd_check_config(argc - 1, argv + 1);
-	usage_error("unknown command '%s' (expected: run, witness, check-config)", argv[1]);
+	if (!strcmp(argv[1], "witness-probe"))
+		return cmd_witness_probe(argc - 1, argv + 1);
+	usage_error("unknown command '%s' (expected: run, witness, witness-probe, check-config)",
+		    argv[1]);
 	return EXIT_SETUP_FAILED;
 }

@@ -574,8 +574,9 @@ int transport_accept(struct transport_listener *l, struct transport_channel **ou
 	ret = handshake_server(ch, l);
 	if (ret)
 		goto err;
-	log_info("transport: %s peer %s (%s) connected, %u bulk stream(s)", l->ops->scheme,
-		 ch->peer, ch->peer_name, ch->streams);
+	log_msg(l->opts.quiet_accept ? LOG_DEBUG : LOG_INFO,
+		"transport: %s peer %s (%s) connected, %u bulk stream(s)", l->ops->scheme, ch->peer,
+		ch->peer_name, ch->streams);
 	*out = ch;
 	return 0;
 err:
@@ -649,7 +650,7 @@ static bool user_body(int c)
 {
 	return c >= COLOVM__TRANSPORT__MSG__BODY_ERROR &&
 	       c != COLOVM__TRANSPORT__MSG__BODY_BULK_COMMIT &&
-	       c <= COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE;
+	       c <= COLOVM__TRANSPORT__MSG__BODY_WITNESS_STATUS;
 }
 
 int transport_send(struct transport_channel *ch, const transport_msg *msg)

@@ -33,7 +33,7 @@
  *   magic   "CVTP" (0x50545643)
  *   version TRANSPORT_WIRE_VERSION (1); a frame with another version is
  *           refused with an Error message naming the versions we speak
- *   type    control frames: the field number of the Msg body (1..18);
+ *   type    control frames: the field number of the Msg body (1..20);
  *           bulk stream frames: TRANSPORT_FRAME_BULK_DATA / _BULK_END
  *   length  payload bytes (control: <= TRANSPORT_MAX_MSG)
  *   flags   0
@@ -238,6 +238,9 @@ struct transport_opts {
 	void *send_region;
 	size_t send_region_len;
 	const char *name; /* shown to the peer and in logs */
+	/* listener: a peer's connection logged at debug level, not info (the
+	 * witness, probed every few seconds, logs what each peer wanted) */
+	bool quiet_accept;
 };
 
 struct transport_listener;
@@ -366,6 +369,19 @@ enum transport_side { TRANSPORT_SIDE_PRIMARY, TRANSPORT_SIDE_SECONDARY };
 int transport_witness_claim(const char *uri, const struct transport_key *key,
 			    const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
 			    uint64_t checkpoint_id, const char *vm, char *msg, size_t len);
+/* What a witness answered since it started (the thread that serves). */
+struct transport_witness_stats {
+	uint64_t granted, refused; /* claims, by verdict */
+	uint64_t bad;		   /* peers that failed the handshake or sent no claim */
+	uint64_t pairs;		   /* pairings whose grant is remembered */
+	uint64_t probes;	   /* probes answered (transport_witness_probe) */
+};
+/* Is the witness at uri serving claims under key? One authenticated probe
+ * (no retry, answered within 2 s), which records nothing at the witness.
+ * 0: it answers, out holds its counts (bad, probes: 0); < 0: no answer
+ * (-EACCES: another key). msg says which, for a person. name: for its logs. */
+int transport_witness_probe(const char *uri, const struct transport_key *key, const char *name,
+			    struct transport_witness_stats *out, char *msg, size_t len);
 struct transport_witness;
 /* Listen on uri; state_path (NULL: none) keeps the grants across restarts
  * (a bad line: -EBADMSG, logged with its number; other state file errors logged too). */
@@ -378,11 +394,6 @@ int transport_witness_fd(const struct transport_witness *w);
  * for the claim). */
 void transport_witness_serve_one(struct transport_witness *w);
 /* What it answered since it started (the thread that serves). */
-struct transport_witness_stats {
-	uint64_t granted, refused; /* claims, by verdict */
-	uint64_t bad;		   /* peers that failed the handshake or sent no claim */
-	uint64_t pairs;		   /* pairings whose grant is remembered */
-};
 void transport_witness_stats(const struct transport_witness *w,
 			     struct transport_witness_stats *out);
 void transport_witness_free(struct transport_witness *w);

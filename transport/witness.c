@@ -14,6 +14,14 @@
  *   |                                                 |  file, fsync'd)
  *   |<- WitnessVerdict{granted, holder, since} -------|  before the answer
  *
+ * A probe (is it serving, under this key?) takes the same road and records
+ * nothing:
+ *
+ *   prober                                         witness
+ *   |== transport_connect (Hello, Auth, ...) ========>|
+ *   |-- WitnessProbe{name} -------------------------->|
+ *   |<- WitnessStatus{pairs, granted, refused} -------|
+ *
  * The witness serves one claimant at a time; the handshake and the claim
  * are bounded by WITNESS_TIMEOUT_MS, so a peer that connects and says
  * nothing delays the next one by at most that.
@@ -134,6 +142,55 @@ int transport_witness_claim(const char *uri, const struct transport_key *key,
 	}
 }
 
+int transport_witness_probe(const char *uri, const struct transport_key *key, const char *name,
+			    struct transport_witness_stats *out, char *msg, size_t len)
+{
+	struct transport_opts opts = {
+	    .key = key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = name ? name : "witness probe"};
+	Colovm__Transport__WitnessProbe wp = COLOVM__TRANSPORT__WITNESS_PROBE__INIT;
+	transport_msg m = COLOVM__TRANSPORT__MSG__INIT, *in = NULL;
+	struct transport_channel *ch = NULL;
+	int ret;
+
+	ret = transport_connect(uri, &opts, &ch);
+	if (ret) {
+		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri,
+			 ret == -EAGAIN ? "no answer in time" : strerror(-ret),
+			 ret == -EACCES ? " (it has another key)" : "");
+		return ret == -EAGAIN ? -ETIMEDOUT : ret;
+	}
+	wp.name = (char *)opts.name;
+	m.body_case = COLOVM__TRANSPORT__MSG__BODY_WITNESS_PROBE;
+	m.witness_probe = &wp;
+	ret = transport_send(ch, &m);
+	if (!ret)
+		ret = transport_recv(ch, WITNESS_TIMEOUT_MS, &in);
+	if (ret) {
+		snprintf(msg, len, "the witness at %s did not answer the probe: %s", uri,
+			 ret == -EAGAIN ? "no answer in time" : strerror(-ret));
+		ret = ret == -EAGAIN ? -ETIMEDOUT : ret;
+	} else if (in->body_case != COLOVM__TRANSPORT__MSG__BODY_WITNESS_STATUS) {
+		snprintf(msg, len, "the witness at %s answered the probe with message type %d", uri,
+			 (int)in->body_case);
+		ret = -EPROTO;
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->pairs = in->witness_status->pairs;
+		out->granted = in->witness_status->granted;
+		out->refused = in->witness_status->refused;
+		snprintf(msg, len,
+			 "the witness at %s answers: %llu pairings, %llu granted, "
+			 "%llu refused since it started%s",
+			 uri, (unsigned long long)out->pairs, (unsigned long long)out->granted,
+			 (unsigned long long)out->refused,
+			 in->witness_status->state_kept ? ""
+							: " (grants not kept across restarts)");
+	}
+	transport_msg_free(in);
+	transport_close(ch);
+	return ret;
+}
+
 /* ---- the witness ------------------------------------------------------------------ */
 
 struct grant {
@@ -147,7 +204,7 @@ struct transport_witness {
 	int state_fd;
 	struct grant *grants; /* a ring of WITNESS_MAX_PAIRS */
 	unsigned int ngrants, next;
-	uint64_t claims, granted, refused, bad;
+	uint64_t claims, granted, refused, bad, probes;
 };
 
 static struct grant *find(struct transport_witness *w, const uint8_t *pair)
@@ -271,8 +328,10 @@ int transport_witness_new(const char *uri, const struct transport_key *key, cons
 			  struct transport_witness **out)
 {
 	struct transport_witness *w = calloc(1, sizeof(*w));
-	struct transport_opts opts = {
-	    .key = key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = "colovm witness"};
+	struct transport_opts opts = {.key = key,
+				      .timeout_ms = WITNESS_TIMEOUT_MS,
+				      .name = "colovm witness",
+				      .quiet_accept = true};
 	int ret;
 
 	if (!w)
@@ -330,6 +389,20 @@ static int verdict(struct transport_channel *ch, bool granted, const struct gran
 	return transport_send(ch, &out);
 }
 
+static int status(const struct transport_witness *w, struct transport_channel *ch)
+{
+	Colovm__Transport__WitnessStatus st = COLOVM__TRANSPORT__WITNESS_STATUS__INIT;
+	transport_msg out = COLOVM__TRANSPORT__MSG__INIT;
+
+	st.pairs = w->ngrants;
+	st.granted = w->granted;
+	st.refused = w->refused;
+	st.state_kept = w->state_fd >= 0;
+	out.body_case = COLOVM__TRANSPORT__MSG__BODY_WITNESS_STATUS;
+	out.witness_status = &st;
+	return transport_send(ch, &out);
+}
+
 void transport_witness_serve_one(struct transport_witness *w)
 {
 	struct transport_channel *ch = NULL;
@@ -347,6 +420,12 @@ void transport_witness_serve_one(struct transport_witness *w)
 		return;
 	}
 	ret = transport_recv(ch, WITNESS_TIMEOUT_MS, &in);
+	if (!ret && in->body_case == COLOVM__TRANSPORT__MSG__BODY_WITNESS_PROBE) {
+		w->probes++;
+		log_debug("witness: probed by %s", transport_peer_name(ch));
+		status(w, ch);
+		goto out;
+	}
 	if (ret || in->body_case != COLOVM__TRANSPORT__MSG__BODY_WITNESS_CLAIM ||
 	    in->witness_claim->pair.len != TRANSPORT_PAIR_LEN ||
 	    (in->witness_claim->side != COLOVM__TRANSPORT__WITNESS_CLAIM__SIDE__PRIMARY &&
@@ -390,8 +469,9 @@ void transport_witness_serve_one(struct transport_witness *w)
 		w->refused++;
 		snprintf(why, sizeof(why), "the %s holds this pair's grant (for %llu ms)",
 			 side_name(g->side), (unsigned long long)(unix_ms() - g->since_ms));
-		log_event(LOG_INFO, "witness-refuse", "witness: pair %.8s (%.64s): refused the %s: %s",
-			  hex, c->vm, side_name(side), why);
+		log_event(LOG_INFO, "witness-refuse",
+			  "witness: pair %.8s (%.64s): refused the %s: %s", hex, c->vm,
+			  side_name(side), why);
 		verdict(ch, false, g, why);
 	}
 out:
@@ -405,6 +485,7 @@ void transport_witness_stats(const struct transport_witness *w, struct transport
 	out->refused = w->refused;
 	out->bad = w->bad;
 	out->pairs = w->ngrants;
+	out->probes = w->probes;
 }
 
 void transport_witness_free(struct transport_witness *w)

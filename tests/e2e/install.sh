@@ -12,8 +12,10 @@ cmake --install "$BUILD" --prefix "$p" >"$TMP/install.log" || fail "cmake --inst
 cat >"$TMP/want" <<'LIST'
 bin/colovm
 bin/colovmctl
+lib/ocf/resource.d/colovm/colovm-witness
 lib/systemd/system/colovm-witness.service
 lib/systemd/system/colovm@.service
+sbin/colovm-net
 share/doc/colovm/examples/primary.conf
 share/doc/colovm/examples/secondary.conf
 share/doc/colovm/examples/witness.conf

@@ -4,7 +4,8 @@
  * 127.0.0.1, real claims over the transport. One grant per pairing, to the
  * first side that claims it; the other side refused; grants kept across a
  * restart through the state file; no verdict from a wrong key, a dead
- * address, a peer that answers garbage or nothing.
+ * address, a peer that answers garbage or nothing. A probe answered with
+ * the counts, recording nothing.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -211,6 +212,55 @@ static void test_no_witness_no_verdict(void **state)
 	fake_stop(&f);
 }
 
+/* A probe: answered with the witness's counts under the right key, records
+ * nothing (no grant, no claim counted); no answer under another key, from a
+ * dead address or from a peer that says nothing. */
+static void test_probe(void **state)
+{
+	struct transport_witness_stats st, here;
+	struct served s;
+	struct fake f;
+	char msg[256], uri[64];
+	uint64_t t0;
+
+	start(&s, NULL);
+	assert_int_equal(transport_witness_probe(s.uri, &key, "unit", &st, msg, sizeof(msg)), 0);
+	assert_int_equal(st.pairs, 0);
+	assert_int_equal(st.granted, 0);
+	assert_non_null(strstr(msg, "answers: 0 pairings"));
+	assert_int_equal(claim(s.uri, &key, 6, TRANSPORT_SIDE_PRIMARY, msg, sizeof(msg)), 1);
+	assert_int_equal(claim(s.uri, &key, 6, TRANSPORT_SIDE_SECONDARY, msg, sizeof(msg)), 0);
+	assert_int_equal(transport_witness_probe(s.uri, &key, "unit", &st, msg, sizeof(msg)), 0);
+	assert_int_equal(st.pairs, 1);
+	assert_int_equal(st.granted, 1);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(transport_witness_probe(s.uri, &other_key, "unit", &st, msg, sizeof(msg)),
+			 -EACCES);
+	assert_non_null(strstr(msg, "another key"));
+	/* the probes took no grant and counted as no claim */
+	atomic_store(&s.quit, true);
+	pthread_join(s.thread, NULL);
+	transport_witness_stats(s.w, &here);
+	assert_int_equal(here.pairs, 1);
+	assert_int_equal(here.granted + here.refused, 2);
+	assert_int_equal(here.probes, 2);
+	assert_int_equal(here.bad, 1); /* the wrong key */
+	transport_witness_free(s.w);
+
+	/* nobody listens */
+	fake_start(&f, "x");
+	snprintf(uri, sizeof(uri), "%s", f.uri);
+	fake_stop(&f);
+	assert_true(transport_witness_probe(uri, &key, "unit", &st, msg, sizeof(msg)) < 0);
+	assert_non_null(strstr(msg, "cannot reach the witness"));
+	/* a peer that says nothing: no answer, in one bounded try */
+	fake_start(&f, NULL);
+	t0 = clock_ns();
+	assert_true(transport_witness_probe(f.uri, &key, "unit", &st, msg, sizeof(msg)) < 0);
+	assert_true(clock_ns() - t0 < 3500000000ull);
+	fake_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +268,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_key_no_verdict),
 	    cmocka_unit_test(test_state_file_survives_restart),
 	    cmocka_unit_test(test_no_witness_no_verdict),
+	    cmocka_unit_test(test_probe),
 	};
 
 	memset(key.bytes, 0x5a, sizeof(key.bytes));
