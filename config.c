@@ -394,6 +394,22 @@ static void section_line(struct reader *r, const char *line)
 
 /* inih's reader (fgets's contract): one line at a time, counted, checked
  * for what inih would take silently (NUL bytes, a line too long). */
+/* A ';' after whitespace, outside double quotes, starts a comment: the
+ * line ends there (Debian's libinih is built without inline comments). */
+static void strip_comment(char *line)
+{
+	bool quoted = false;
+
+	for (char *q = line; *q; q++) {
+		if (*q == '"')
+			quoted = !quoted;
+		else if (*q == ';' && !quoted && q > line && (q[-1] == ' ' || q[-1] == '\t')) {
+			*q = '\0';
+			return;
+		}
+	}
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
 	struct reader *r = stream;
@@ -425,6 +441,7 @@ static char *read_line(char *str, int num, void *stream)
 		str[0] = '\0';
 		return str;
 	}
+	strip_comment(str);
 	for (p = str; *p == ' ' || *p == '\t'; p++)
 		;
 	if (*p == '[')

@@ -79,13 +79,13 @@ static const char good_vm[] = "; a protected VM\n"
 			      "name = web-1\n"
 			      "kernel = /boot/vmlinuz\n"
 			      "initrd = \"/boot/initrd.img\"\n"
-			      "cmdline = console=ttyS0 root=/dev/vda quiet\n"
-			      "mem = 1024\n"
-			      "cpus = 2\n"
+			      "cmdline = \"console=ttyS0 root=/dev/vda quiet ; kept\"  ; not kept\n"
+			      "mem = 1024 ; MiB\n"
+			      "cpus = 2\t; two vCPUs\n"
 			      "mem-prealloc = yes\n"
 			      "reboot = false\n"
 			      "  shutdown-timeout = 0\n"
-			      "serial = file:/var/log/colovm/web-1.console\n"
+			      "serial = file:/var/log/colovm/web-1.console ;\n"
 			      "net = tap=tap0,mac=52:54:00:00:00:01\n"
 			      "net = hook\n"
 			      "disk = /var/lib/colovm/web-1.img,direct\n"
@@ -112,7 +112,8 @@ static void test_good_vm(void **state)
 	assert_string_equal(config_str(&c, CFG_NAME), "web-1");
 	assert_string_equal(config_str(&c, CFG_KERNEL), "/boot/vmlinuz");
 	assert_string_equal(config_str(&c, CFG_INITRD), "/boot/initrd.img"); /* unquoted */
-	assert_string_equal(config_str(&c, CFG_CMDLINE), "console=ttyS0 root=/dev/vda quiet");
+	/* (a ';' inside quotes is the value's) */
+	assert_string_equal(config_str(&c, CFG_CMDLINE), "console=ttyS0 root=/dev/vda quiet ; kept");
 	assert_int_equal(config_num(&c, CFG_MEM), 1024);
 	assert_int_equal(config_num(&c, CFG_CPUS), 2);
 	assert_true(config_bool(&c, CFG_MEM_PREALLOC));
