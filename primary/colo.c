@@ -350,11 +350,28 @@ static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint6
 	}
 }
 
+/* The parts of a pause, in order (query-colo-stats "pause-phases"). */
+enum colo_phase {
+	PHASE_STOP,   /* the vCPUs stopped */
+	PHASE_DISK,   /* the disk writes it covers sent (the queue drained) */
+	PHASE_RAM,    /* request, dirty log, pages sent */
+	PHASE_STATE,  /* digests (x-colo-ram-digest), device state sent */
+	PHASE_ACK,    /* the secondary's acknowledgement awaited */
+	PHASE_RESUME, /* the released packets, the vCPUs running again */
+	PHASE__MAX
+};
+static const char *const phase_names[PHASE__MAX] = {"stop",	    "disk", "ram",
+						    "device-state", "ack",  "resume"};
+
 static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint64_t pause_ns,
 		   uint64_t pages, uint64_t bytes, bool have_digest, uint64_t digest,
-		   uint64_t disk_digest)
+		   uint64_t disk_digest, const uint64_t *phase_at)
 {
 	pthread_mutex_lock(&m->lock);
+	for (unsigned int i = 0; i < PHASE__MAX; i++) {
+		m->phase_last_ns[i] = phase_at[i + 1] - phase_at[i];
+		m->phase_ns[i] += m->phase_last_ns[i];
+	}
 	m->ckpt_id = id;
 	m->ckpt_ns = clock_ns();
 	m->ckpt_count[reason]++;
@@ -380,7 +397,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 		      uint64_t *bitmap, enum colo_reason reason, struct vmstate_error *err)
 {
 	uint64_t id = m->ckpt_id + 1, t0 = clock_ns(), pages, state_bytes = 0, digest = 0;
-	uint64_t disk_digest = 0;
+	uint64_t disk_digest = 0, at[PHASE__MAX + 1];
 	uint64_t npages = hw_vm_ram_pages(m->vm);
 	bool want_digest;
 	int ret;
@@ -391,7 +408,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	/* (not in the pause: the guest runs, its disk writes held to the
 	 * link's pace, until little is queued) */
 	colo_disk_settle(m->disk);
-	t0 = clock_ns();
+	t0 = at[PHASE_STOP] = clock_ns();
 	ret = mig_call(m, REQ_CKPT_STOP);
 	if (ret == -EAGAIN)
 		return ret;
@@ -401,10 +418,12 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	/* Packets the guest sent until now are covered by this checkpoint. */
 	if (m->net)
 		colo_net_checkpoint_begin(m->net);
+	at[PHASE_DISK] = clock_ns();
 	/* ... and its disk writes, which go ahead of the request */
 	ret = colo_disk_drain(m->disk, err);
 	if (ret)
 		return ret;
+	at[PHASE_RAM] = clock_ns();
 	ret = send_request(ch, id, reason, want_digest, err);
 	if (ret)
 		return ret;
@@ -421,6 +440,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	ret = ram_send_bitmap(p, bitmap, err);
 	if (ret)
 		return ret;
+	at[PHASE_STATE] = clock_ns();
 	if (want_digest) {
 		int derr;
 
@@ -432,10 +452,12 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 			return vmstate_seterr(err, derr, "disk digest: %s", strerror(-derr));
 	}
 	ret = mig_send_device_state(m, ch, id, &state_bytes, err);
+	at[PHASE_ACK] = clock_ns();
 	if (!ret)
 		ret = wait_reply_ack(m, ch, id, err);
 	if (ret)
 		return ret;
+	at[PHASE_RESUME] = clock_ns();
 	/* After the ack: what this checkpoint covers is safe on the secondary. */
 	if (m->net)
 		colo_net_checkpoint_acked(m->net);
@@ -443,8 +465,9 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
 				      (unsigned long long)id, strerror(-ret));
-	record(m, id, reason, clock_ns() - t0, pages, p->bytes + state_bytes, want_digest, digest,
-	       disk_digest);
+	at[PHASE__MAX] = clock_ns();
+	record(m, id, reason, at[PHASE__MAX] - t0, pages, p->bytes + state_bytes, want_digest,
+	       digest, disk_digest, at);
 	log_debug("COLO: checkpoint %llu (%s): %llu pages, %llu bytes of device state, pause "
 		  "%llu us",
 		  (unsigned long long)id, colo_reason_name(reason), (unsigned long long)pages,
@@ -745,8 +768,19 @@ json_t *primary_colo_stats(struct primary *m)
 	    (json_int_t)m->pages_max, "total", (json_int_t)m->pages_total, "bytes", "last",
 	    (json_int_t)m->last_bytes, "mean", (json_int_t)(n ? m->bytes_total / n : 0), "max",
 	    (json_int_t)m->bytes_max, "total", (json_int_t)m->bytes_total);
-	if (o)
+	if (o) {
+		json_t *ph = json_object();
+
 		qmp_colo_stats_breaks(o, m->failovers, m->fences, &m->pause_hist);
+		/* where the pauses go: each part's mean and the last one's, ms */
+		for (unsigned int i = 0; ph && i < PHASE__MAX; i++)
+			json_object_set_new(
+			    ph, phase_names[i],
+			    json_pack("{s:f,s:f}", "mean",
+				      n ? (double)m->phase_ns[i] / (double)n / 1e6 : 0.0, "last",
+				      (double)m->phase_last_ns[i] / 1e6));
+		json_object_set_new(o, "pause-phases", ph);
+	}
 	pthread_mutex_unlock(&m->lock);
 	/* The packets of the pair protecting this VM, or of the last one;
 	 * wire-offsets: connections of a takeover rewritten at this wire. */

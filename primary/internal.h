@@ -50,7 +50,6 @@ enum colo_state {
 	COLO_FENCED,	  /* the pair broke, the witness did not grant: stopped */
 };
 
-
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
 #define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */
 
@@ -124,7 +123,10 @@ struct primary {
 	uint32_t pause_us[COLO_PAUSE_RING];
 	uint64_t npause;
 	uint64_t pages_total, bytes_total, pages_max, bytes_max, last_pages, last_bytes;
-	struct hist pause_hist;			/* every pause (us), for metrics */
+	struct hist pause_hist; /* every pause (us), for metrics */
+	/* where the pauses went, summed over the checkpoints (ns): see
+	 * enum colo_phase in colo.c; and the last checkpoint's */
+	uint64_t phase_ns[6], phase_last_ns[6];
 	uint64_t failovers[COLO_FAILOVER__MAX]; /* the secondary given up, by why */
 	uint64_t fences;			/* the witness did not grant: stopped */
 	struct transport_rtt rtt;		/* the heartbeat's, this pairing */

@@ -83,6 +83,7 @@ pair() { # protected: prints write read ckpt/s pause-ms
 	secs_run=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { print (b - a) / 1e9 }')
 	echo "$(rates "$tmp/p.out" "$n0") $(awk -v c=$((c1 - c0)) -v s="$secs_run" 'BEGIN { printf "%.1f", c / s }') \
 $(echo "$st" | jq_ 'round(d["pause"]["median-ms"], 1)') $(echo "$st" | jq_ 'round(d["disk"]["settle-max-ms"], 1)')"
+	echo "$st" | jq_ '"pause parts (mean ms): " + ", ".join("%s %.1f" % (k, v["mean"]) for k, v in d["pause-phases"].items())' >&2
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	pids=()

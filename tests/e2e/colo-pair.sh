@@ -80,6 +80,15 @@ n=$(echo "$stats" | jq_ 'd["checkpoints"]')
 [ "$(echo "$stats" | jq_ 'd["failed"]')" = 0 ] || fail "failed checkpoints"
 [ "$(echo "$stats" | jq_ 'd["pages"]["total"] > 0 and d["pause"]["max-ms"] > 0')" = True ] ||
 	fail "no pages or pause recorded"
+# where the pauses go: the six parts, each >= 0, pages sent and the ack
+# awaited in every one, and the parts of the last pause no longer than
+# the longest pause
+[ "$(echo "$stats" | jq_ '(sorted(d["pause-phases"]) == sorted(["stop", "disk", "ram", "device-state", "ack", "resume"])
+	and all(v["mean"] >= 0 and v["last"] >= 0 for v in d["pause-phases"].values())
+	and d["pause-phases"]["ram"]["mean"] > 0 and d["pause-phases"]["ack"]["mean"] > 0
+	and sum(v["last"] for v in d["pause-phases"].values()) <= d["pause"]["max-ms"] + 0.01)')" = True ] ||
+	fail "pause-phases: $(echo "$stats" | jq_ 'd.get("pause-phases")') (pause $(echo "$stats" | jq_ 'd["pause"]'))"
+note "where the pauses go (mean ms): $(echo "$stats" | jq_ '", ".join("%s %.2f" % (k, v["mean"]) for k, v in d["pause-phases"].items())')"
 [ "$(q "$d/sec.sock" query-colo-stats | jq_ 'd["checkpoints"]')" -ge 20 ] ||
 	fail "the secondary applied fewer than 20 checkpoints"
 "$CTL" --qmp "$d/pri.sock" colo-status >"$d/status.txt" || fail "colovmctl colo-status failed"
