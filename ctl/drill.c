@@ -603,6 +603,8 @@ int ctl_drill(int argc, char **argv)
 	if (status >= 0)
 		return status;
 	status = CTL_EXIT_USAGE;
+	/* A side that dies is a socket to notice closed, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	victim = kind == DRILL_FAILOVER ? &p : kind == DRILL_SECONDARY_LOSS ? &s : NULL;
 	p.c.timeout_ms = s.c.timeout_ms = 10000;
 	if (qmpc_open(&p.c, p.sock) || qmpc_handshake(&p.c, p.sock, true, NULL, NULL) ||
