@@ -4,15 +4,11 @@
  * negotiates capabilities, sends one command and prints the answer, or
  * prints events as they arrive (--watch).
  */
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -97,24 +93,13 @@ static void print_event(void *opaque, json_t *ev)
 static int migrate_progress(struct qmpc *c)
 {
 	for (;;) {
-		json_t *q = json_pack("{s:s}", "execute", "query-migrate"), *m, *ret, *ram;
+		int status = -1;
+		json_t *ret = qmpc_query(c, "query-migrate", NULL, NULL, false, &status), *ram;
 		const char *st;
 		double total, rem, pct;
-		int status = -1;
 
-		if (qmpc_send(c, q) < 0) {
-			json_decref(q);
-			fprintf(stderr, "\ncolovmctl: connection lost\n");
-			return CTL_EXIT_USAGE;
-		}
-		json_decref(q);
-		m = qmpc_reply(c, NULL, NULL);
-		ret = json_object_get(m, "return");
-		if (!ret) {
-			status = qmpc_report(m, false);
-			json_decref(m);
-			return status ? status : CTL_EXIT_USAGE;
-		}
+		if (!ret)
+			return status;
 		st = json_string_value(json_object_get(ret, "status")) ?: "none";
 		ram = json_object_get(ret, "ram");
 		total = json_number_value(json_object_get(ram, "total"));
@@ -137,18 +122,11 @@ static int migrate_progress(struct qmpc *c)
 				json_string_value(json_object_get(ret, "error-desc")) ?: "");
 			status = CTL_EXIT_FAIL;
 		}
-		json_decref(m);
+		json_decref(ret);
 		if (status >= 0)
 			return status;
 		usleep(200 * 1000);
 	}
-}
-
-static json_int_t jint(json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(o, a);
-
-	return json_integer_value(b ? json_object_get(v, b) : v);
 }
 
 /* `colo-status`: query-colo-status and query-colo-stats, for a person. */
@@ -176,62 +154,64 @@ static int colo_status(struct qmpc *c)
 	if (json_object_get(st, "witness"))
 		printf("witness:          %s\n", json_string_value(json_object_get(st, "witness")));
 	printf("last checkpoint:  %lld (%lld ms ago)\n",
-	       (long long)jint(st, "last-checkpoint", NULL),
-	       (long long)jint(st, "last-checkpoint-age-ms", NULL));
+	       (long long)ctl_jint(st, "last-checkpoint", NULL),
+	       (long long)ctl_jint(st, "last-checkpoint-age-ms", NULL));
 	if (json_object_get(st, "heartbeat-rtt"))
 		printf("heartbeat RTT:    last %lld us, min %lld, avg %lld, max %lld (%lld "
 		       "samples)\n",
-		       (long long)jint(st, "heartbeat-rtt", "last-us"),
-		       (long long)jint(st, "heartbeat-rtt", "min-us"),
-		       (long long)jint(st, "heartbeat-rtt", "avg-us"),
-		       (long long)jint(st, "heartbeat-rtt", "max-us"),
-		       (long long)jint(st, "heartbeat-rtt", "samples"));
-	printf("checkpoints:      %lld", (long long)jint(stats, "checkpoints", NULL));
+		       (long long)ctl_jint(st, "heartbeat-rtt", "last-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "min-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "avg-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "max-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "samples"));
+	printf("checkpoints:      %lld", (long long)ctl_jint(stats, "checkpoints", NULL));
 	by = json_object_get(stats, "by-reason");
 	json_object_foreach(by, k, v)
 	    printf("%s%s %lld", k == json_object_iter_key(json_object_iter(by)) ? " (" : ", ", k,
 		   (long long)json_integer_value(v));
 	printf("%s\n", json_object_size(by) ? ")" : "");
 	if (json_object_get(stats, "failed"))
-		printf("failed:           %lld\n", (long long)jint(stats, "failed", NULL));
+		printf("failed:           %lld\n", (long long)ctl_jint(stats, "failed", NULL));
 	if (json_object_get(stats, "failovers"))
 		printf("failovers:        %lld heartbeat, %lld drill, %lld peer lost; %lld "
 		       "fenced\n",
-		       (long long)jint(stats, "failovers", "heartbeat"),
-		       (long long)jint(stats, "failovers", "drill"),
-		       (long long)jint(stats, "failovers", "peer-lost"),
-		       (long long)jint(stats, "fences", NULL));
+		       (long long)ctl_jint(stats, "failovers", "heartbeat"),
+		       (long long)ctl_jint(stats, "failovers", "drill"),
+		       (long long)ctl_jint(stats, "failovers", "peer-lost"),
+		       (long long)ctl_jint(stats, "fences", NULL));
 	pause = json_object_get(stats, "pause");
 	printf("pause:            median %.3f ms, p99 %.3f ms, max %.3f ms\n",
 	       json_number_value(json_object_get(pause, "median-ms")),
 	       json_number_value(json_object_get(pause, "p99-ms")),
 	       json_number_value(json_object_get(pause, "max-ms")));
 	printf("pages/checkpoint: mean %lld, max %lld (total %lld)\n",
-	       (long long)jint(stats, "pages", "mean"), (long long)jint(stats, "pages", "max"),
-	       (long long)jint(stats, "pages", "total"));
+	       (long long)ctl_jint(stats, "pages", "mean"),
+	       (long long)ctl_jint(stats, "pages", "max"),
+	       (long long)ctl_jint(stats, "pages", "total"));
 	printf("bytes/checkpoint: mean %lld (total %lld)\n",
-	       (long long)jint(stats, "bytes", "mean"), (long long)jint(stats, "bytes", "total"));
+	       (long long)ctl_jint(stats, "bytes", "mean"),
+	       (long long)ctl_jint(stats, "bytes", "total"));
 	if (json_object_get(stats, "network") &&
 	    json_object_get(json_object_get(stats, "network"), "compared")) {
 		printf("packets:          %lld compared, %lld miscompares, %lld timeouts\n",
-		       (long long)jint(stats, "network", "compared"),
-		       (long long)jint(stats, "network", "miscompares"),
-		       (long long)jint(stats, "network", "timeouts"));
+		       (long long)ctl_jint(stats, "network", "compared"),
+		       (long long)ctl_jint(stats, "network", "miscompares"),
+		       (long long)ctl_jint(stats, "network", "timeouts"));
 		printf("released:         %lld (%lld by a checkpoint, %lld bare ACKs); held %lld "
 		       "now, %lld at most\n",
-		       (long long)jint(stats, "network", "released"),
-		       (long long)jint(stats, "network", "released-checkpoint"),
-		       (long long)jint(stats, "network", "released-unverified"),
-		       (long long)jint(stats, "network", "held"),
-		       (long long)jint(stats, "network", "held-max"));
+		       (long long)ctl_jint(stats, "network", "released"),
+		       (long long)ctl_jint(stats, "network", "released-checkpoint"),
+		       (long long)ctl_jint(stats, "network", "released-unverified"),
+		       (long long)ctl_jint(stats, "network", "held"),
+		       (long long)ctl_jint(stats, "network", "held-max"));
 		printf("mirrored:         %lld frames to the secondary\n",
-		       (long long)jint(stats, "network", "mirrored"));
+		       (long long)ctl_jint(stats, "network", "mirrored"));
 	} else if (json_object_get(stats, "network")) {
 		printf("packets:          %lld mirrored in, %lld sent to the primary, %lld of its "
 		       "own wire dropped\n",
-		       (long long)jint(stats, "network", "mirrored"),
-		       (long long)jint(stats, "network", "redirected"),
-		       (long long)jint(stats, "network", "own-wire-dropped"));
+		       (long long)ctl_jint(stats, "network", "mirrored"),
+		       (long long)ctl_jint(stats, "network", "redirected"),
+		       (long long)ctl_jint(stats, "network", "own-wire-dropped"));
 	}
 	json_decref(st);
 	json_decref(stats);

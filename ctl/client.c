@@ -224,6 +224,13 @@ json_t *qmpc_query(struct qmpc *c, const char *cmd, void (*on_event)(void *, jso
 	return ret;
 }
 
+json_int_t ctl_jint(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	return json_integer_value(b ? json_object_get(v, b) : v);
+}
+
 int qmpc_handshake(struct qmpc *c, const char *spec, bool caps, void (*on_event)(void *, json_t *),
 		   void *opaque)
 {

@@ -56,6 +56,8 @@ json_t *qmpc_query(struct qmpc *c, const char *cmd, void (*on_event)(void *, jso
  * whole), CTL_EXIT_FAIL on an "error" (said on stderr), CTL_EXIT_USAGE else. */
 int qmpc_report(json_t *reply, bool whole);
 void qmpc_print(json_t *v);
+/* o[a] (b: o[a][b]) as an integer; 0 when missing. */
+json_int_t ctl_jint(json_t *o, const char *a, const char *b);
 
 /* `colovmctl drill ...` (argv[0] is "drill"): the exit status. */
 int ctl_drill(int argc, char **argv);

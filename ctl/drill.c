@@ -286,13 +286,6 @@ static int check_pair(struct side *p, struct side *s)
 	return 0;
 }
 
-static json_int_t jint(json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(o, a);
-
-	return json_integer_value(b ? json_object_get(v, b) : v);
-}
-
 static json_t *ms_or_null(int64_t ms)
 {
 	return ms >= 0 ? json_integer(ms) : json_null();
@@ -311,10 +304,11 @@ static json_t *side_json(const struct side *s)
 	json_object_set_new(o, "reason", json_string(str(s->status, "reason")));
 	json_object_set_new(o, "run-state", json_string(s->alive ? str(s->run, "status") : "gone"));
 	json_object_set_new(o, "last-checkpoint",
-			    json_integer(jint(s->status, "last-checkpoint", NULL)));
-	json_object_set_new(o, "checkpoints", json_integer(jint(s->stats, "checkpoints", NULL)));
+			    json_integer(ctl_jint(s->status, "last-checkpoint", NULL)));
+	json_object_set_new(o, "checkpoints",
+			    json_integer(ctl_jint(s->stats, "checkpoints", NULL)));
 	json_object_set(o, "failovers", json_object_get(s->stats, "failovers") ?: json_null());
-	json_object_set_new(o, "fences", json_integer(jint(s->stats, "fences", NULL)));
+	json_object_set_new(o, "fences", json_integer(ctl_jint(s->stats, "fences", NULL)));
 	json_object_set(o, "colo-exit", s->colo_exit ?: json_null());
 	return o;
 }
@@ -323,7 +317,7 @@ static void print_side(const char *name, json_t *o)
 {
 	json_t *f = json_object_get(o, "failovers"), *ev = json_object_get(o, "colo-exit");
 
-	printf("%-10s %s (pid %lld)", name, str(o, "socket"), (long long)jint(o, "pid", NULL));
+	printf("%-10s %s (pid %lld)", name, str(o, "socket"), (long long)ctl_jint(o, "pid", NULL));
 	if (json_is_true(json_object_get(o, "killed")))
 		printf(": killed");
 	if (!json_is_true(json_object_get(o, "alive"))) {
@@ -334,10 +328,10 @@ static void print_side(const char *name, json_t *o)
 	printf("\n           state %s, run state %s, serves: %s; last checkpoint %lld\n",
 	       str(o, "state"), str(o, "run-state"),
 	       json_is_true(json_object_get(o, "serves")) ? "yes" : "no",
-	       (long long)jint(o, "last-checkpoint", NULL));
+	       (long long)ctl_jint(o, "last-checkpoint", NULL));
 	if (json_is_integer(json_object_get(o, "left-protection-ms")))
 		printf("           left protection after %lld ms%s\n",
-		       (long long)jint(o, "left-protection-ms", NULL),
+		       (long long)ctl_jint(o, "left-protection-ms", NULL),
 		       ev ? " (COLO_EXIT)" : " (query-colo-status)");
 	if (ev)
 		printf("           COLO_EXIT: reason %s%s: %s\n", str(ev, "reason"),
@@ -345,8 +339,8 @@ static void print_side(const char *name, json_t *o)
 		       str(ev, "message"));
 	printf("           reason: %s\n", str(o, "reason"));
 	printf("           failovers: %lld heartbeat, %lld drill, %lld peer lost; %lld fenced\n",
-	       (long long)jint(f, "heartbeat", NULL), (long long)jint(f, "drill", NULL),
-	       (long long)jint(f, "peer-lost", NULL), (long long)jint(o, "fences", NULL));
+	       (long long)ctl_jint(f, "heartbeat", NULL), (long long)ctl_jint(f, "drill", NULL),
+	       (long long)ctl_jint(f, "peer-lost", NULL), (long long)ctl_jint(o, "fences", NULL));
 }
 
 static void print_text(json_t *r)
@@ -358,16 +352,18 @@ static void print_text(json_t *r)
 	printf("start:     %s\n", str(r, "start"));
 	printf("pair:      %s\n", str(r, "pair"));
 	printf("action:    %s\n", str(r, "action"));
-	printf("before:    %lld checkpoints, last %lld", (long long)jint(b, "checkpoints", NULL),
-	       (long long)jint(b, "last-checkpoint", NULL));
+	printf("before:    %lld checkpoints, last %lld",
+	       (long long)ctl_jint(b, "checkpoints", NULL),
+	       (long long)ctl_jint(b, "last-checkpoint", NULL));
 	if (net)
 		printf("; packets: %lld compared, %lld held",
-		       (long long)jint(net, "compared", NULL), (long long)jint(net, "held", NULL));
+		       (long long)ctl_jint(net, "compared", NULL),
+		       (long long)ctl_jint(net, "held", NULL));
 	printf("\n");
 	print_side("primary:", json_object_get(r, "primary"));
 	print_side("secondary:", json_object_get(r, "secondary"));
 	if (json_is_integer(json_object_get(r, "takeover-ms")))
-		printf("takeover:  %lld ms\n", (long long)jint(r, "takeover-ms", NULL));
+		printf("takeover:  %lld ms\n", (long long)ctl_jint(r, "takeover-ms", NULL));
 	else
 		printf("takeover:  none seen\n");
 	printf("serving:  ");
@@ -495,13 +491,14 @@ static json_t *before_json(struct side *p, struct side *s)
 {
 	json_t *net = json_object_get(p->stats, "network"), *o;
 
-	o = json_pack("{s:I,s:I,s:I}", "checkpoints", jint(p->stats, "checkpoints", NULL),
-		      "last-checkpoint", jint(p->status, "last-checkpoint", NULL),
-		      "secondary-last-checkpoint", jint(s->status, "last-checkpoint", NULL));
+	o = json_pack("{s:I,s:I,s:I}", "checkpoints", ctl_jint(p->stats, "checkpoints", NULL),
+		      "last-checkpoint", ctl_jint(p->status, "last-checkpoint", NULL),
+		      "secondary-last-checkpoint", ctl_jint(s->status, "last-checkpoint", NULL));
 	if (json_object_get(net, "compared"))
 		json_object_set_new(o, "packets",
-				    json_pack("{s:I,s:I}", "compared", jint(net, "compared", NULL),
-					      "held", jint(net, "held", NULL)));
+				    json_pack("{s:I,s:I}", "compared",
+					      ctl_jint(net, "compared", NULL), "held",
+					      ctl_jint(net, "held", NULL)));
 	return o;
 }
 
