@@ -617,11 +617,6 @@ int ctl_drill(int argc, char **argv)
 	}
 	if (check_pair(&p, &s) || side_pid(&p, victim == &p) || side_pid(&s, victim == &s))
 		goto out;
-	if (p.pid > 0 && p.pid == s.pid) {
-		fprintf(stderr, "colovmctl: drill: %s and %s are the same colovm (pid %d)\n",
-			p.sock, s.sock, (int)p.pid);
-		goto out;
-	}
 	if (link) {
 		err = link_flag(link, -1, &up);
 		if (err || !up) {
