@@ -4,29 +4,25 @@
  * negotiates capabilities, sends one command and prints the answer, or
  * prints events as they arrive (--watch).
  */
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "common/common.h"
 #include "common/qmp/qmp.h"
-
-#define EXIT_QMP_ERROR 1 /* the command failed: its error desc is on stderr */
-#define EXIT_USAGE     2 /* bad arguments, no connection, protocol trouble */
+#include "ctl/ctl.h"
 
 static const char usage_text[] =
     "Usage: colovmctl --qmp PATH [OPTIONS] COMMAND [NAME=VALUE...]\n"
     "       colovmctl --qmp PATH [OPTIONS] '{\"execute\": ..., \"arguments\": ...}'\n"
     "       colovmctl --qmp PATH --watch [COMMAND...]\n"
+    "       colovmctl drill failover|secondary-loss|link-cut --primary PSOCK\n"
+    "                 --secondary SSOCK [--link IFACE] [--timeout SEC] [--json]\n"
     "       colovmctl --help | --version\n"
     "\n"
     "colovmctl talks to a running colovm through its QMP management socket (the\n"
@@ -67,6 +63,10 @@ static const char usage_text[] =
     "                        with a progress bar (polls query-migrate); exit 0\n"
     "                        when it completed, 1 when it failed or was cancelled\n"
     "\n"
+    "`colovmctl drill` runs a failure drill on a live COLO pair (SIGKILL of the\n"
+    "primary or the secondary, or the replication link cut) and prints a report\n"
+    "with a verdict: `colovmctl drill --help`.\n"
+    "\n"
     "Arguments are NAME=VALUE; VALUE is taken as JSON when it parses as JSON\n"
     "(numbers, true, false, null, objects, arrays, \"strings\") and as a plain\n"
     "string otherwise. A single argument starting with '{' is sent as it is (raw\n"
@@ -85,190 +85,27 @@ static const char usage_text[] =
     "  colovmctl --qmp /run/colovm/vm1.qmp '{\"execute\": \"cont\", \"id\": 1}'\n"
     "  colovmctl --qmp /run/colovm/vm1.qmp --watch > events.jsonl &\n";
 
-struct conn {
-	int fd;
-	char buf[1 << 16];
-	size_t len;
-	int timeout_ms;
-};
-
-static int conn_open(struct conn *c, const char *spec)
+/* --watch: every event as it comes. */
+static void print_event(void *opaque, json_t *ev)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *path = spec;
-	size_t n;
-
-	if (!strncmp(path, "unix:", 5))
-		path += 5;
-	n = strcspn(path, ",");
-	if (!n || n >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "colovmctl: bad socket path '%s'\n", spec);
-		return -EINVAL;
-	}
-	memcpy(sa.sun_path, path, n);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = errno;
-
-		fprintf(stderr, "colovmctl: cannot connect to %s: %s\n", sa.sun_path,
-			strerror(err));
-		return -err;
-	}
-	return 0;
-}
-
-/* Next message (a new reference); NULL on EOF, timeout or bad JSON. */
-static json_t *conn_recv(struct conn *c)
-{
-	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		ssize_t n;
-		int r;
-
-		if (nl) {
-			json_error_t e;
-			size_t line = (size_t)(nl - c->buf);
-			json_t *v = json_loadb(c->buf, line, 0, &e);
-
-			memmove(c->buf, nl + 1, c->len - line - 1);
-			c->len -= line + 1;
-			if (!v)
-				fprintf(stderr, "colovmctl: bad JSON from colovm: %s\n", e.text);
-			return v;
-		}
-		if (c->len == sizeof(c->buf)) {
-			fprintf(stderr, "colovmctl: message from colovm too long\n");
-			return NULL;
-		}
-		r = poll(&pfd, 1, c->timeout_ms ? c->timeout_ms : -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0) {
-			fprintf(stderr, "colovmctl: no answer from colovm within %d ms\n",
-				c->timeout_ms);
-			return NULL;
-		}
-		n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return NULL;
-		c->len += (size_t)n;
-	}
-}
-
-static int conn_send(struct conn *c, json_t *msg)
-{
-	char *s = json_dumps(msg, 0);
-	size_t n;
-	int ret;
-
-	if (!s)
-		return -ENOMEM;
-	/* One write with its newline: colovm may act ("quit") and close at once. */
-	n = strlen(s);
-	s[n] = '\n';
-	ret = write_full(c->fd, s, n + 1);
-	free(s);
-	return ret;
-}
-
-static int raw_send(struct conn *c, const char *raw)
-{
-	size_t n = strlen(raw);
-	char *s = malloc(n + 1);
-	int ret;
-
-	if (!s)
-		return -ENOMEM;
-	memcpy(s, raw, n);
-	s[n] = '\n';
-	ret = write_full(c->fd, s, n + 1);
-	free(s);
-	return ret;
-}
-
-static void print_json(json_t *v)
-{
-	char *s = json_dumps(v, JSON_ENCODE_ANY);
-
-	if (s) {
-		printf("%s\n", s);
-		fflush(stdout);
-	}
-	free(s);
-}
-
-/* Wait for the reply (events are printed when watching, else skipped). */
-static json_t *await_reply(struct conn *c, bool watch)
-{
-	for (;;) {
-		json_t *m = conn_recv(c);
-
-		if (!m)
-			return NULL;
-		if (!json_object_get(m, "event"))
-			return m;
-		if (watch)
-			print_json(m);
-		json_decref(m);
-	}
-}
-
-/* 0 on a "return", EXIT_QMP_ERROR on an "error" (printed), EXIT_USAGE else. */
-static int report(json_t *reply, bool whole)
-{
-	json_t *err, *ret;
-
-	if (!reply) {
-		fprintf(stderr, "colovmctl: connection closed before an answer\n");
-		return EXIT_USAGE;
-	}
-	err = json_object_get(reply, "error");
-	if (err) {
-		if (whole)
-			print_json(reply);
-		fprintf(stderr, "colovmctl: %s: %s\n",
-			json_string_value(json_object_get(err, "class")) ?: "Error",
-			json_string_value(json_object_get(err, "desc")) ?: "(no description)");
-		return EXIT_QMP_ERROR;
-	}
-	ret = json_object_get(reply, "return");
-	if (!ret) {
-		fprintf(stderr, "colovmctl: unexpected message from colovm\n");
-		return EXIT_USAGE;
-	}
-	print_json(whole ? reply : ret);
-	return 0;
+	qmpc_print(ev);
 }
 
 /*
  * `migrate URI`: after the migrate command returned, poll query-migrate and
- * draw a progress bar on stderr. 0 when it completed, EXIT_QMP_ERROR when it
- * failed or was cancelled, EXIT_USAGE when the connection was lost.
+ * draw a progress bar on stderr. 0 when it completed, CTL_EXIT_FAIL when it
+ * failed or was cancelled, CTL_EXIT_USAGE when the connection was lost.
  */
-static int migrate_progress(struct conn *c)
+static int migrate_progress(struct qmpc *c)
 {
 	for (;;) {
-		json_t *q = json_pack("{s:s}", "execute", "query-migrate"), *m, *ret, *ram;
+		int status = -1;
+		json_t *ret = qmpc_query(c, "query-migrate", NULL, NULL, false, &status), *ram;
 		const char *st;
 		double total, rem, pct;
-		int status = -1;
 
-		if (conn_send(c, q) < 0) {
-			json_decref(q);
-			fprintf(stderr, "\ncolovmctl: connection lost\n");
-			return EXIT_USAGE;
-		}
-		json_decref(q);
-		m = await_reply(c, false);
-		ret = json_object_get(m, "return");
-		if (!ret) {
-			status = report(m, false);
-			json_decref(m);
-			return status ? status : EXIT_USAGE;
-		}
+		if (!ret)
+			return status;
 		st = json_string_value(json_object_get(ret, "status")) ?: "none";
 		ram = json_object_get(ret, "ram");
 		total = json_number_value(json_object_get(ram, "total"));
@@ -276,72 +113,39 @@ static int migrate_progress(struct conn *c)
 		pct = total > 0 ? 100.0 * (total - rem) / total : 0;
 		if (!strcmp(st, "completed"))
 			pct = 100;
-		fprintf(stderr, "\r[%-40.*s] %5.1f%% %-10s %8.1f MiB sent %7.0f Mbps", (int)(pct * 0.4),
-			"########################################", pct, st,
+		fprintf(stderr, "\r[%-40.*s] %5.1f%% %-10s %8.1f MiB sent %7.0f Mbps",
+			(int)(pct * 0.4), "########################################", pct, st,
 			json_number_value(json_object_get(ram, "transferred")) / 1048576.0,
 			json_number_value(json_object_get(ram, "mbps")));
 		if (!strcmp(st, "completed")) {
 			fprintf(stderr, "\n");
-			print_json(ret);
+			qmpc_print(ret);
 			status = 0;
-		} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") || !strcmp(st, "none")) {
+		} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+			   !strcmp(st, "none")) {
 			fprintf(stderr, "\ncolovmctl: migration %s%s%s\n", st,
 				json_object_get(ret, "error-desc") ? ": " : "",
 				json_string_value(json_object_get(ret, "error-desc")) ?: "");
-			status = EXIT_QMP_ERROR;
+			status = CTL_EXIT_FAIL;
 		}
-		json_decref(m);
+		json_decref(ret);
 		if (status >= 0)
 			return status;
 		usleep(200 * 1000);
 	}
 }
 
-/* One command without arguments; its "return" (new reference) or NULL
- * with the error reported. */
-static json_t *simple_query(struct conn *c, const char *cmd, int *status)
-{
-	json_t *q = json_pack("{s:s}", "execute", cmd), *m, *ret;
-
-	if (conn_send(c, q) < 0) {
-		json_decref(q);
-		fprintf(stderr, "colovmctl: connection lost\n");
-		*status = EXIT_USAGE;
-		return NULL;
-	}
-	json_decref(q);
-	m = await_reply(c, false);
-	ret = json_object_get(m, "return");
-	if (!ret) {
-		*status = report(m, false);
-		if (!*status)
-			*status = EXIT_USAGE;
-		json_decref(m);
-		return NULL;
-	}
-	json_incref(ret);
-	json_decref(m);
-	return ret;
-}
-
-static json_int_t jint(json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(o, a);
-
-	return json_integer_value(b ? json_object_get(v, b) : v);
-}
-
 /* `colo-status`: query-colo-status and query-colo-stats, for a person. */
-static int colo_status(struct conn *c)
+static int colo_status(struct qmpc *c)
 {
 	json_t *st, *stats, *by, *pause, *v;
 	const char *k;
 	int status = 0;
 
-	st = simple_query(c, "query-colo-status", &status);
+	st = qmpc_query(c, "query-colo-status", NULL, NULL, false, &status);
 	if (!st)
 		return status;
-	stats = simple_query(c, "query-colo-stats", &status);
+	stats = qmpc_query(c, "query-colo-stats", NULL, NULL, false, &status);
 	if (!stats) {
 		json_decref(st);
 		return status;
@@ -356,62 +160,64 @@ static int colo_status(struct conn *c)
 	if (json_object_get(st, "witness"))
 		printf("witness:          %s\n", json_string_value(json_object_get(st, "witness")));
 	printf("last checkpoint:  %lld (%lld ms ago)\n",
-	       (long long)jint(st, "last-checkpoint", NULL),
-	       (long long)jint(st, "last-checkpoint-age-ms", NULL));
+	       (long long)ctl_jint(st, "last-checkpoint", NULL),
+	       (long long)ctl_jint(st, "last-checkpoint-age-ms", NULL));
 	if (json_object_get(st, "heartbeat-rtt"))
 		printf("heartbeat RTT:    last %lld us, min %lld, avg %lld, max %lld (%lld "
 		       "samples)\n",
-		       (long long)jint(st, "heartbeat-rtt", "last-us"),
-		       (long long)jint(st, "heartbeat-rtt", "min-us"),
-		       (long long)jint(st, "heartbeat-rtt", "avg-us"),
-		       (long long)jint(st, "heartbeat-rtt", "max-us"),
-		       (long long)jint(st, "heartbeat-rtt", "samples"));
-	printf("checkpoints:      %lld", (long long)jint(stats, "checkpoints", NULL));
+		       (long long)ctl_jint(st, "heartbeat-rtt", "last-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "min-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "avg-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "max-us"),
+		       (long long)ctl_jint(st, "heartbeat-rtt", "samples"));
+	printf("checkpoints:      %lld", (long long)ctl_jint(stats, "checkpoints", NULL));
 	by = json_object_get(stats, "by-reason");
 	json_object_foreach(by, k, v)
 	    printf("%s%s %lld", k == json_object_iter_key(json_object_iter(by)) ? " (" : ", ", k,
 		   (long long)json_integer_value(v));
 	printf("%s\n", json_object_size(by) ? ")" : "");
 	if (json_object_get(stats, "failed"))
-		printf("failed:           %lld\n", (long long)jint(stats, "failed", NULL));
+		printf("failed:           %lld\n", (long long)ctl_jint(stats, "failed", NULL));
 	if (json_object_get(stats, "failovers"))
 		printf("failovers:        %lld heartbeat, %lld drill, %lld peer lost; %lld "
 		       "fenced\n",
-		       (long long)jint(stats, "failovers", "heartbeat"),
-		       (long long)jint(stats, "failovers", "drill"),
-		       (long long)jint(stats, "failovers", "peer-lost"),
-		       (long long)jint(stats, "fences", NULL));
+		       (long long)ctl_jint(stats, "failovers", "heartbeat"),
+		       (long long)ctl_jint(stats, "failovers", "drill"),
+		       (long long)ctl_jint(stats, "failovers", "peer-lost"),
+		       (long long)ctl_jint(stats, "fences", NULL));
 	pause = json_object_get(stats, "pause");
 	printf("pause:            median %.3f ms, p99 %.3f ms, max %.3f ms\n",
 	       json_number_value(json_object_get(pause, "median-ms")),
 	       json_number_value(json_object_get(pause, "p99-ms")),
 	       json_number_value(json_object_get(pause, "max-ms")));
 	printf("pages/checkpoint: mean %lld, max %lld (total %lld)\n",
-	       (long long)jint(stats, "pages", "mean"), (long long)jint(stats, "pages", "max"),
-	       (long long)jint(stats, "pages", "total"));
+	       (long long)ctl_jint(stats, "pages", "mean"),
+	       (long long)ctl_jint(stats, "pages", "max"),
+	       (long long)ctl_jint(stats, "pages", "total"));
 	printf("bytes/checkpoint: mean %lld (total %lld)\n",
-	       (long long)jint(stats, "bytes", "mean"), (long long)jint(stats, "bytes", "total"));
-	if (json_object_get(stats, "network") && json_object_get(json_object_get(stats, "network"),
-								  "compared")) {
+	       (long long)ctl_jint(stats, "bytes", "mean"),
+	       (long long)ctl_jint(stats, "bytes", "total"));
+	if (json_object_get(stats, "network") &&
+	    json_object_get(json_object_get(stats, "network"), "compared")) {
 		printf("packets:          %lld compared, %lld miscompares, %lld timeouts\n",
-		       (long long)jint(stats, "network", "compared"),
-		       (long long)jint(stats, "network", "miscompares"),
-		       (long long)jint(stats, "network", "timeouts"));
+		       (long long)ctl_jint(stats, "network", "compared"),
+		       (long long)ctl_jint(stats, "network", "miscompares"),
+		       (long long)ctl_jint(stats, "network", "timeouts"));
 		printf("released:         %lld (%lld by a checkpoint, %lld bare ACKs); held %lld "
 		       "now, %lld at most\n",
-		       (long long)jint(stats, "network", "released"),
-		       (long long)jint(stats, "network", "released-checkpoint"),
-		       (long long)jint(stats, "network", "released-unverified"),
-		       (long long)jint(stats, "network", "held"),
-		       (long long)jint(stats, "network", "held-max"));
+		       (long long)ctl_jint(stats, "network", "released"),
+		       (long long)ctl_jint(stats, "network", "released-checkpoint"),
+		       (long long)ctl_jint(stats, "network", "released-unverified"),
+		       (long long)ctl_jint(stats, "network", "held"),
+		       (long long)ctl_jint(stats, "network", "held-max"));
 		printf("mirrored:         %lld frames to the secondary\n",
-		       (long long)jint(stats, "network", "mirrored"));
+		       (long long)ctl_jint(stats, "network", "mirrored"));
 	} else if (json_object_get(stats, "network")) {
 		printf("packets:          %lld mirrored in, %lld sent to the primary, %lld of its "
 		       "own wire dropped\n",
-		       (long long)jint(stats, "network", "mirrored"),
-		       (long long)jint(stats, "network", "redirected"),
-		       (long long)jint(stats, "network", "own-wire-dropped"));
+		       (long long)ctl_jint(stats, "network", "mirrored"),
+		       (long long)ctl_jint(stats, "network", "redirected"),
+		       (long long)ctl_jint(stats, "network", "own-wire-dropped"));
 	}
 	json_decref(st);
 	json_decref(stats);
@@ -457,17 +263,21 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct conn *c = calloc(1, sizeof(*c));
+	struct qmpc *c = calloc(1, sizeof(*c));
 	const char *sock = NULL;
 	bool watch = false, whole = false, raw_caps = false, progress = false, colo = false;
 	json_t *req = NULL, *m;
 	uint64_t secs = 10;
 	bool secs_given = false;
-	int opt, status = EXIT_USAGE;
+	int opt, status = CTL_EXIT_USAGE;
 
 	if (!c)
-		return EXIT_USAGE;
+		return CTL_EXIT_USAGE;
 	c->fd = -1;
+	if (argc > 1 && !strcmp(argv[1], "drill")) {
+		free(c);
+		return ctl_drill(argc - 1, argv + 1);
+	}
 	/* A closed socket is an error to report, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "+s:wt:rhV", opts, NULL)) != -1) {
@@ -539,61 +349,37 @@ int main(int argc, char **argv)
 		if (!req)
 			goto out;
 	}
-	if (conn_open(c, sock))
+	if (qmpc_open(c, sock) ||
+	    qmpc_handshake(c, sock, !raw_caps, watch ? print_event : NULL, NULL))
 		goto out;
-	m = conn_recv(c);
-	if (!m || !json_object_get(m, "QMP")) {
-		fprintf(stderr, "colovmctl: no QMP greeting from %s\n", sock);
-		json_decref(m);
-		goto out;
-	}
-	json_decref(m);
-	if (!raw_caps) {
-		json_t *caps = json_pack("{s:s}", "execute", "qmp_capabilities");
-
-		if (conn_send(c, caps) < 0) {
-			json_decref(caps);
-			fprintf(stderr, "colovmctl: connection lost\n");
-			goto out;
-		}
-		json_decref(caps);
-		m = await_reply(c, watch);
-		if (!m || !json_object_get(m, "return")) {
-			report(m, true);
-			json_decref(m);
-			goto out;
-		}
-		json_decref(m);
-	}
 	status = 0;
 	if (colo) {
 		status = colo_status(c);
 	} else if (optind < argc) {
 		const char *raw = argv[optind];
 
-		if (req ? conn_send(c, req) < 0 : raw_send(c, raw) < 0) {
+		if (req ? qmpc_send(c, req) < 0 : qmpc_send_raw(c, raw) < 0) {
 			fprintf(stderr, "colovmctl: connection lost\n");
-			status = EXIT_USAGE;
+			status = CTL_EXIT_USAGE;
 			goto out;
 		}
-		m = await_reply(c, watch);
+		m = qmpc_reply(c, watch ? print_event : NULL, NULL);
 		if (progress && m && json_object_get(m, "return"))
 			status = migrate_progress(c);
 		else
-			status = report(m, whole);
+			status = qmpc_report(m, whole);
 		json_decref(m);
 	}
 	if (watch && status == 0) {
 		c->timeout_ms = 0;
-		while ((m = conn_recv(c))) {
-			print_json(m);
+		while ((m = qmpc_recv(c))) {
+			qmpc_print(m);
 			json_decref(m);
 		}
 	}
 out:
 	json_decref(req);
-	if (c->fd >= 0)
-		close(c->fd);
+	qmpc_close(c);
 	free(c);
 	return status;
 }

@@ -713,6 +713,8 @@ json_t *primary_colo_status(struct primary *m)
 		json_object_set_new(o, "peer", json_string(m->uri));
 	if (o && m->witness)
 		json_object_set_new(o, "witness", json_string(m->witness));
+	if (m->colo_state != COLO_NONE)
+		qmp_colo_status_pair(o, m->pair, sizeof(m->pair));
 	if (o && m->colo_state == COLO_PROTECTED)
 		json_object_set_new(o, "heartbeat-rtt",
 				    qmp_rtt_json(m->rtt.samples, m->rtt.last_ns, m->rtt.min_ns,

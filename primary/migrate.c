@@ -161,12 +161,16 @@ static int send_stream_start(struct primary *m, struct transport_channel *ch, ui
 	st.page_size = HW_PAGE_SIZE;
 	st.vm_config = m->colo && m->vm_config ? m->vm_config : "";
 	if (m->colo) {
+		uint8_t pair[sizeof(m->pair)];
+
+		if (getrandom(pair, sizeof(pair), 0) != (ssize_t)sizeof(pair))
+			return vmstate_seterr(err, -EIO, "getrandom: %s", strerror(errno));
+		/* (under the lock: query-colo-status shows it) */
 		pthread_mutex_lock(&m->lock);
 		st.heartbeat_interval_ms = (uint32_t)m->hb_interval_ms;
 		st.heartbeat_misses = (uint32_t)m->hb_misses;
+		memcpy(m->pair, pair, sizeof(pair));
 		pthread_mutex_unlock(&m->lock);
-		if (getrandom(m->pair, sizeof(m->pair), 0) != (ssize_t)sizeof(m->pair))
-			return vmstate_seterr(err, -EIO, "getrandom: %s", strerror(errno));
 		st.pair.data = m->pair;
 		st.pair.len = sizeof(m->pair);
 		st.witness = m->witness != NULL;

@@ -355,8 +355,11 @@ static int check_start(struct secondary_colo *s, const Colovm__Transport__Stream
 				      s->witness ? "has" : "has none");
 	if (s->witness && st->pair.len != TRANSPORT_PAIR_LEN)
 		return vmstate_seterr(err, -EPROTO, "the primary names no pairing for the witness");
-	if (s->witness)
+	if (st->pair.len == TRANSPORT_PAIR_LEN) {
+		pthread_mutex_lock(&s->lock);
 		memcpy(s->pair, st->pair.data, TRANSPORT_PAIR_LEN);
+		pthread_mutex_unlock(&s->lock);
+	}
 	s->hb_ms = st->heartbeat_interval_ms ? st->heartbeat_interval_ms : TRANSPORT_HEARTBEAT_MS;
 	s->hb_misses = st->heartbeat_misses ? st->heartbeat_misses : TRANSPORT_HEARTBEAT_MISSES;
 	return 0;
@@ -1122,6 +1125,7 @@ json_t *secondary_colo_status(struct secondary_colo *s)
 		      (json_int_t)(s->ckpt_ns ? (clock_ns() - s->ckpt_ns) / 1000000 : 0));
 	if (o && s->witness)
 		json_object_set_new(o, "witness", json_string(s->witness));
+	qmp_colo_status_pair(o, s->pair, sizeof(s->pair));
 	if (o && s->state == SC_PROTECTED)
 		json_object_set_new(o, "heartbeat-rtt",
 				    qmp_rtt_json(s->rtt.samples, s->rtt.last_ns, s->rtt.min_ns,

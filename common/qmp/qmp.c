@@ -807,6 +807,19 @@ json_t *qmp_hist_json(const struct hist *h)
 			 "count", (json_int_t)h->total);
 }
 
+void qmp_colo_status_pair(json_t *o, const uint8_t *pair, size_t len)
+{
+	char hex[2 * 32 + 1] = "";
+	bool any = false;
+
+	for (size_t i = 0; i < len && i < 32; i++) {
+		snprintf(hex + 2 * i, 3, "%02x", pair[i]);
+		any |= pair[i] != 0;
+	}
+	if (o && any)
+		json_object_set_new(o, "pair", json_string(hex));
+}
+
 json_t *qmp_rtt_json(uint64_t samples, uint64_t last_ns, uint64_t min_ns, uint64_t avg_ns,
 		     uint64_t max_ns)
 {

@@ -135,6 +135,11 @@ struct hist;
 void qmp_colo_stats_breaks(json_t *o, const uint64_t failovers[COLO_FAILOVER__MAX], uint64_t fences,
 			   const struct hist *pause);
 
+/* query-colo-status' "pair": the pairing's id (StreamStart, new at every
+ * pairing; the same on both sides of one pair) in hex, into o; nothing
+ * when it is all zero (no pairing yet). */
+void qmp_colo_status_pair(json_t *o, const uint8_t *pair, size_t len);
+
 /* A histogram (common.h) for query-colo-stats: {"le": [bounds...], "counts":
  * [per bucket, not cumulative; one more than le: above the last], "sum",
  * "count"}, in the unit the histogram was filled in. A new reference. */

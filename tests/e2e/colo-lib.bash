@@ -209,3 +209,23 @@ lan_vm() {
 	[ -S "$TMP/$n.sock" ] || fail "$n: no QMP socket: $(cat "$TMP/$n.err")"
 }
 pid() { eval "echo \$PID_$1"; }
+
+# drill KIND REPORT [ARGS...]: colovmctl drill KIND --json ARGS..., its
+# report in REPORT (stderr in REPORT.err); sets DRILL_ST to its exit status.
+drill() {
+	DRILL_ST=0
+	"$CTL" drill "$1" --json "${@:3}" >"$2" 2>"$2.err" || DRILL_ST=$?
+	[ "$DRILL_ST" != 2 ] || fail "colovmctl drill $1 refused: $(cat "$2.err")"
+	note "drill $1: $(jq_ '" ".join(str(x) for x in (d["verdict"], d["reason"], "takeover", d["takeover-ms"], "ms, serving", d["serving"]))' <"$2")"
+}
+# report REPORT EXPR: EXPR (Python, on the report d) of a drill's report
+report() { jq_ "$2" <"$1"; }
+# drill_pass REPORT SURVIVOR MIN MAX: the drill passed (exit 0, VERDICT
+# PASS), SURVIVOR (primary/secondary) alone serves, unprotected and
+# running, and took over MIN <= ms < MAX after the action.
+drill_pass() {
+	local got want="PASS ['$2'] unprotected running True"
+	[ "$DRILL_ST" = 0 ] || fail "the drill failed ($DRILL_ST): $(cat "$1" "$1.err")"
+	got=$(report "$1" '" ".join(str(x) for x in (d["verdict"], d["serving"], d["'"$2"'"]["state"], d["'"$2"'"]["run-state"], '"$3"' <= d["takeover-ms"] < '"$4"'))')
+	[ "$got" = "$want" ] || fail "drill report: '$got', expected '$want': $(cat "$1")"
+}
