@@ -493,6 +493,7 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 {
 	struct colovm *c = opaque;
 	json_t *a = json_object_get(args, "id");
+	const char *pages = json_string_value(json_object_get(args, "pages-file"));
 	uint64_t id = a ? (uint64_t)json_integer_value(a) : 0, got = 0, digest = 0, disk = 0;
 	char hex[17], dhex[17];
 	int r = colo_as_secondary(c)
@@ -507,6 +508,18 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "No RAM digest yet (migrate-set-parameters "
 				     "x-colo-ram-digest=true on the primary)");
+	if (pages) {
+		uint64_t pid = 0;
+
+		r = colo_as_secondary(c)
+			? secondary_colo_page_hashes(c->colo_secondary, pages, &pid)
+			: primary_colo_page_hashes(c->primary, pages, &pid);
+		if (r)
+			return qmp_error_set(err, QMP_ERROR_GENERIC, "Cannot write %s: %s", pages,
+					     strerror(-r));
+		*ret = json_pack("{s:I,s:s}", "pages-id", (json_int_t)pid, "pages-file", pages);
+		return *ret ? 0 : -ENOMEM;
+	}
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)digest);
 	snprintf(dhex, sizeof(dhex), "%016llx", (unsigned long long)disk);
 	/* disk-digest: the replicated disks' images at that checkpoint */
@@ -534,6 +547,8 @@ static int register_colo_qmp(struct colovm *c)
 {
 	static const struct qmp_arg digest_args[] = {
 	    {"id", QMP_ARG_INT, true},
+	    /* each page's hash at the last digest, into a file (tests) */
+	    {"pages-file", QMP_ARG_STRING, true},
 	    {NULL, 0, false},
 	};
 	int ret;

@@ -138,7 +138,7 @@ static int migrate_progress(struct qmpc *c)
 /* `colo-status`: query-colo-status and query-colo-stats, for a person. */
 static int colo_status(struct qmpc *c)
 {
-	json_t *st, *stats, *by, *pause, *v;
+	json_t *st, *stats, *by, *pause, *phases, *v;
 	const char *k;
 	int status = 0;
 
@@ -190,6 +190,16 @@ static int colo_status(struct qmpc *c)
 	       json_number_value(json_object_get(pause, "median-ms")),
 	       json_number_value(json_object_get(pause, "p99-ms")),
 	       json_number_value(json_object_get(pause, "max-ms")));
+	phases = json_object_get(stats, "pause-phases");
+	if (json_is_object(phases)) {
+		const char *part;
+
+		/* where the pauses go (the primary's): each part's mean */
+		printf("pause parts:     ");
+		json_object_foreach(phases, part, v)
+			printf(" %s %.3f", part, json_number_value(json_object_get(v, "mean")));
+		printf(" (mean ms)\n");
+	}
 	printf("pages/checkpoint: mean %lld, max %lld (total %lld)\n",
 	       (long long)ctl_jint(stats, "pages", "mean"),
 	       (long long)ctl_jint(stats, "pages", "max"),

@@ -326,13 +326,15 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n)
 		madvise(vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE, MADV_POPULATE_WRITE);
 }
 
-/* Test-only: XXH3-64 over the contents of guest RAM. Holes are hashed as
- * the zeros they read as, without touching (allocating) them. */
-uint64_t hw_vm_ram_digest(struct vm *vm)
+/* Test-only: XXH3-64 over the contents of guest RAM, as the XXH3-64 of
+ * every page's XXH3-64 in order (hashes, when not NULL, gets those: where
+ * two copies differ). Holes are hashed as the zeros they read as, without
+ * touching (allocating) them. */
+uint64_t hw_vm_ram_digest_pages(struct vm *vm, uint64_t *hashes)
 {
 	static const uint8_t zero[PAGE_SIZE];
 	const uint64_t chunk = 512; /* pages: 2 MiB */
-	uint64_t npages = vm->mem.size / PAGE_SIZE, h;
+	uint64_t npages = vm->mem.size / PAGE_SIZE, h, hz = XXH3_64bits(zero, PAGE_SIZE);
 	XXH3_state_t *st = XXH3_createState();
 
 	if (!st)
@@ -340,17 +342,40 @@ uint64_t hw_vm_ram_digest(struct vm *vm)
 	XXH3_64bits_reset(st);
 	for (uint64_t p = 0; p < npages; p += chunk) {
 		uint64_t n = MIN(chunk, npages - p);
+		bool hole = hw_vm_ram_unbacked(vm, p, n);
 
-		if (hw_vm_ram_unbacked(vm, p, n)) {
-			for (uint64_t i = 0; i < n; i++)
-				XXH3_64bits_update(st, zero, PAGE_SIZE);
-		} else {
-			XXH3_64bits_update(st, vm->mem.host + p * PAGE_SIZE, n * PAGE_SIZE);
+		for (uint64_t i = 0; i < n; i++) {
+			h = hole ? hz : XXH3_64bits(vm->mem.host + (p + i) * PAGE_SIZE, PAGE_SIZE);
+			if (hashes)
+				hashes[p + i] = h;
+			XXH3_64bits_update(st, &h, sizeof(h));
 		}
 	}
 	h = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
 	return h;
+}
+
+uint64_t hw_vm_ram_digest(struct vm *vm)
+{
+	return hw_vm_ram_digest_pages(vm, NULL);
+}
+
+int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, uint64_t n)
+{
+	FILE *f = fopen(path, "we");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	fprintf(f, "checkpoint %llu pages %llu\n", (unsigned long long)id, (unsigned long long)n);
+	for (uint64_t i = 0; i < n; i++)
+		fprintf(f, "%llx %016llx\n", (unsigned long long)i, (unsigned long long)hashes[i]);
+	if (ferror(f))
+		ret = -EIO;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	return ret;
 }
 
 /* XXH3-64 of a file's contents, 0 when it cannot be read. */

@@ -442,11 +442,18 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 		return ret;
 	at[PHASE_STATE] = clock_ns();
 	if (want_digest) {
+		/* (without memory for the pages' hashes: the digest alone) */
+		uint64_t *ph = malloc(npages * sizeof(*ph));
 		int derr;
 
+		digest = hw_vm_ram_digest_pages(m->vm, ph);
+		pthread_mutex_lock(&m->lock);
+		free(m->page_hashes);
+		m->page_hashes = ph;
+		m->page_hashes_id = id;
+		pthread_mutex_unlock(&m->lock);
 		/* (the disks' I/O is paused with the VM: the images hold
 		 * exactly what this checkpoint covers) */
-		digest = hw_vm_ram_digest(m->vm);
 		disk_digest = hw_vm_disk_digest(m->vm, &derr);
 		if (derr)
 			return vmstate_seterr(err, derr, "disk digest: %s", strerror(-derr));
@@ -803,6 +810,20 @@ json_t *primary_colo_stats(struct primary *m)
 			json_object_set_new(o, "disk", disk);
 	}
 	return o;
+}
+
+int primary_colo_page_hashes(struct primary *m, const char *path, uint64_t *id)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->page_hashes) {
+		*id = m->page_hashes_id;
+		ret = hw_ram_hashes_write(path, m->page_hashes_id, m->page_hashes,
+					  hw_vm_ram_pages(m->vm));
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 int primary_colo_digest(struct primary *m, uint64_t id, uint64_t *id_out, uint64_t *digest,

@@ -125,13 +125,14 @@ struct secondary_colo {
 	uint32_t pause_us[SC_PAUSE_RING];
 	uint64_t npause;
 	uint64_t pages_total, pages_max, copied_total, bytes_total;
-	struct hist pause_hist;		  /* every pause (us), for metrics */
+	struct hist pause_hist;			/* every pause (us), for metrics */
 	uint64_t failovers[COLO_FAILOVER__MAX]; /* took over, by why */
-	uint64_t fences;		  /* the witness did not grant: stopped */
-	struct transport_rtt rtt;	  /* the heartbeat's, this pairing */
+	uint64_t fences;			/* the witness did not grant: stopped */
+	struct transport_rtt rtt;		/* the heartbeat's, this pairing */
 	struct {
 		uint64_t id, digest, disk;
 	} digests[SC_DIGEST_RING];
+	uint64_t *page_hashes, page_hashes_id; /* the last digest's pages (lock) */
 	uint64_t ndigest;
 };
 
@@ -707,9 +708,15 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				break;
 			sc_net_checkpoint(s->net);
 			if (want_digest) {
+				uint64_t *ph = malloc(hw_vm_ram_pages(s->vm) * sizeof(*ph));
 				int derr;
 
-				digest = hw_vm_ram_digest(s->vm);
+				digest = hw_vm_ram_digest_pages(s->vm, ph);
+				pthread_mutex_lock(&s->lock);
+				free(s->page_hashes);
+				s->page_hashes = ph;
+				s->page_hashes_id = id;
+				pthread_mutex_unlock(&s->lock);
 				/* (the images, not the overlays: this checkpoint) */
 				disk_digest = hw_vm_disk_digest(s->vm, &derr);
 			}
@@ -1109,6 +1116,7 @@ void secondary_colo_free(struct secondary_colo *s)
 	memset(&s->witness_key, 0, sizeof(s->witness_key));
 	free(s->witness);
 	free(s->dirty);
+	free(s->page_hashes);
 	free(s->vm_config);
 	free(s);
 }
@@ -1179,6 +1187,20 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	if (o && s->disk)
 		json_object_set_new(o, "disk", sd_disk_stats(s->disk));
 	return o;
+}
+
+int secondary_colo_page_hashes(struct secondary_colo *s, const char *path, uint64_t *id)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->page_hashes) {
+		*id = s->page_hashes_id;
+		ret = hw_ram_hashes_write(path, s->page_hashes_id, s->page_hashes,
+					  hw_vm_ram_pages(s->vm));
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out, uint64_t *digest,

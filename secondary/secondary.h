@@ -112,8 +112,10 @@ json_t *secondary_colo_stats(struct secondary_colo *s);
 /* Guest RAM's digest right after checkpoint id was applied (0: the last),
  * and the replicated disks' images' (0: none); only for checkpoints the
  * primary asked one for (x-colo-ram-digest). */
-int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out,
-			  uint64_t *digest, uint64_t *disk);
+int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out, uint64_t *digest,
+			  uint64_t *disk);
+/* As primary_colo_page_hashes, right after the checkpoint was applied. */
+int secondary_colo_page_hashes(struct secondary_colo *s, const char *path, uint64_t *id);
 
 /* ---- RAM cache (ram-cache.c) -------------------------------------------------
  *

@@ -14,7 +14,10 @@
 #     leaves COLO, runs on unprotected writing its image alone, its guest
 #     still verifying; x-colo-checkpoint is refused (not protected).
 #  3. A cannot protect itself with a secondary whose image is smaller
-#     (refused, both say why); it can with a fresh C (empty image): its
+#     (refused, both say why); a secondary F whose temporary space is
+#     full (TMPDIR on a 256 KiB tmpfs: A's writes buffered there overflow
+#     it) pairs, then stands down saying so, never takes over, and A
+#     leaves COLO and serves on; A can protect itself with a fresh C (empty image): its
 #     image is copied again while its guest writes; 2 checkpoints' digests
 #     equal.
 #  4. A is SIGKILLed in the middle of a pass: C takes over, the primary's
@@ -25,6 +28,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/colo-lib.bash"
 need_kvm
+need_root # (a tmpfs for the full temporary space)
 d=$TMP
 base=$((44000 + RANDOM % 900))
 head -c32 /dev/urandom >"$d/key"
@@ -123,6 +127,30 @@ until q "$d/a.sock" query-colo-status | grep -q 'disk0=4194304'; do
 done
 note "refused: $(q "$d/a.sock" query-colo-status | jq_ 'd["reason"]')"
 kill -9 $SEC_PID
+# 3b. A secondary whose temporary space is full: its buffer of A's writes
+# (an unlinked file in TMPDIR) cannot grow, so it stands down with the
+# reason (never a takeover), and A serves on unprotected.
+mkdir -p "$d/tiny"
+mount -t tmpfs -o size=256k tiny "$d/tiny" || fail "cannot mount a tmpfs (needs root)"
+on_exit "umount -l $d/tiny 2>/dev/null"
+truncate -s 8M "$d/f.img"
+TMPDIR=$d/tiny secondary "$d/f" $((base + 11)) "$d/f.img"
+F_PID=$SEC_PID
+protect $((base + 11))
+wait_for_line "$d/f/sec.err" 'paired with' 240 || fail "F did not pair: $(tail -5 "$d/f/sec.err")"
+st=0
+wait_exit $F_PID 120 || st=$?
+[ "$st" != 124 ] || fail "F did not stand down: $(tail -5 "$d/f/sec.err")"
+grep -q "temporary space is full.*this side stands down" "$d/f/sec.err" ||
+	fail "F does not say why it stood down: $(tail -5 "$d/f/sec.err")"
+! grep -q 'taking over\|took over' "$d/f/sec.err" || fail "F took over: $(tail -5 "$d/f/sec.err")"
+wait_state "$d/a.sock" unprotected 60 || fail "A did not notice: $(q "$d/a.sock" query-colo-status)"
+st=$(q "$d/a.sock" query-colo-status)
+# (A names the full space when F's Error is read before F's close resets
+# the channel; otherwise the lost secondary)
+echo "$st" | grep -qE 'temporary space is full|secondary' || fail "A's reason does not say why: $st"
+note "F stood down: $(echo "$st" | jq_ 'd["reason"]')"
+go_on "$d/a.out" 1
 secondary "$d/c" $((base + 2)) "$d/c.img"
 C_PID=$SEC_PID
 protect $((base + 2))

@@ -14,7 +14,14 @@ fail() {
 		echo "== process $p has ended, status $st" >&2
 	done
 	for f in "$TMP"/*.err "$TMP"/*.out "$TMP"/*.raw "$TMP"/*/*.err "$TMP"/*/*.out; do
-		[ -e "$f" ] && echo "== $f" >&2 && tail -20 "$f" >&2
+		[ -e "$f" ] || continue
+		echo "== $f" >&2
+		# a sanitizer's report whole (its first frames say where), else the end
+		if grep -q 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$f"; then
+			grep -B5 -A60 -m1 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$f" >&2
+		else
+			tail -20 "$f" >&2
+		fi
 	done
 	exit 1
 }
@@ -138,6 +145,26 @@ two_hosts() {
 # compare_digests DIR N SECONDS [EVERY]: RAM (and replicated disks') digests
 # of N checkpoints equal on both sides; PSOCK/SSOCK override DIR/pri.sock
 # and DIR/sec.sock.
+# pages_differ PSOCK SSOCK DIR: after a digest mismatch, which pages differ
+# (digests off, then each side's page hashes at its last digest, the same
+# checkpoint on both): "N pages differ at checkpoint K: PAGE..." (a page is
+# its index in guest RAM: GPA / 4096 below the 1 GiB region boundaries)
+pages_differ() {
+	local ps=$1 ss=$2 d=$3 pid sid t=0
+	q "$ps" migrate-set-parameters x-colo-ram-digest=false >/dev/null 2>&1
+	sleep 1
+	while [ $t -lt 20 ]; do
+		pid=$(q "$ps" x-colo-ram-digest pages-file="$d/pri.pages" 2>/dev/null | grep -oE '"pages-id": [0-9]+' | grep -oE '[0-9]+$')
+		sid=$(q "$ss" x-colo-ram-digest pages-file="$d/sec.pages" 2>/dev/null | grep -oE '"pages-id": [0-9]+' | grep -oE '[0-9]+$')
+		[ -n "$pid" ] && [ "$pid" = "$sid" ] && break
+		sleep 0.3
+		t=$((t + 1))
+	done
+	[ -n "$pid" ] && [ "$pid" = "$sid" ] || { echo "no page hashes of one checkpoint on both sides (primary ${pid:-none}, secondary ${sid:-none})"; return; }
+	diff <(tail -n +2 "$d/pri.pages") <(tail -n +2 "$d/sec.pages") | sed -n 's/^< \([0-9a-f]*\) .*/0x\1/p' >"$d/pages.diff"
+	echo "$(wc -l <"$d/pages.diff") pages differ at checkpoint $pid: $(head -20 "$d/pages.diff" | tr '\n' ' ')"
+}
+
 compare_digests() {
 	local d=$1 n=$2 end=$((SECONDS + $3)) every=${4:-0} compared=0 r id pd sd t
 	local ps=${PSOCK:-$1/pri.sock} ss=${SSOCK:-$1/sec.sock} dig='"(disk-)?digest": "[0-9a-f]+"'
@@ -159,7 +186,7 @@ compare_digests() {
 			t=$((t + 1))
 		done
 		[ -n "$sd" ] || fail "the secondary has no digest for checkpoint $id: $(tail -5 "$d/sec.err")"
-		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary $pd, secondary $sd"
+		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary $pd, secondary $sd; $(pages_differ "$ps" "$ss" "$d")"
 		compared=$((compared + 1))
 		LAST=$id
 	done
