@@ -894,6 +894,15 @@ static void *sc_thread(void *arg)
 	s->ch = ch;
 	pthread_mutex_unlock(&s->lock);
 	ret = checkpoints(s, ch, &stopped, &err);
+	/* A drill or the heartbeat's verdict is why the pair broke, whatever
+	 * the checkpoint under way then failed on (a send, a reset): the same
+	 * reason whether the channel broke in a read or in a write. */
+	if (ret && ret != -EINTR && !s->disk_fault &&
+	    (atomic_load(&s->hb_drill) || atomic_load(&s->hb_silent_ms))) {
+		char why[128];
+
+		snprintf(err.msg, sizeof(err.msg), "%s", recv_error(s, ret, why, sizeof(why)));
+	}
 	pthread_mutex_lock(&s->lock);
 	s->ch = NULL;
 	pthread_mutex_unlock(&s->lock);
