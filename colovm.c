@@ -514,6 +514,9 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 		r = colo_as_secondary(c)
 			? secondary_colo_page_hashes(c->colo_secondary, pages, &pid)
 			: primary_colo_page_hashes(c->primary, pages, &pid);
+		if (r == -ENODATA)
+			return qmp_error_set(err, QMP_ERROR_GENERIC,
+					     "No page hashes kept yet (x-colo-ram-digest)");
 		if (r)
 			return qmp_error_set(err, QMP_ERROR_GENERIC, "Cannot write %s: %s", pages,
 					     strerror(-r));

@@ -814,7 +814,7 @@ json_t *primary_colo_stats(struct primary *m)
 
 int primary_colo_page_hashes(struct primary *m, const char *path, uint64_t *id)
 {
-	int ret = -ENOENT;
+	int ret = -ENODATA;
 
 	pthread_mutex_lock(&m->lock);
 	if (m->page_hashes) {

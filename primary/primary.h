@@ -157,7 +157,7 @@ int primary_colo_digest(struct primary *p, uint64_t id, uint64_t *id_out, uint64
 			uint64_t *disk);
 /* x-colo-ram-digest pages-file=PATH: each page's hash at the last checkpoint
  * that had a digest, into PATH (hw_ram_hashes_write), its id in *id;
- * -ENOENT: none yet. Both sides: a diff of the two files names the pages
+ * -ENODATA: none yet. Both sides: a diff of the two files names the pages
  * that differ (tests). */
 int primary_colo_page_hashes(struct primary *p, const char *path, uint64_t *id);
 

@@ -1200,7 +1200,7 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 
 int secondary_colo_page_hashes(struct secondary_colo *s, const char *path, uint64_t *id)
 {
-	int ret = -ENOENT;
+	int ret = -ENODATA;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->page_hashes) {
