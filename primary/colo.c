@@ -410,6 +410,8 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	colo_disk_settle(m->disk);
 	t0 = at[PHASE_STOP] = clock_ns();
 	ret = mig_call(m, REQ_CKPT_STOP);
+	if (ret)
+		colo_disk_unsettle(m->disk);
 	if (ret == -EAGAIN)
 		return ret;
 	if (ret)

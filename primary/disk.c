@@ -299,6 +299,16 @@ void colo_disk_settle(struct colo_disk *k)
 		atomic_store(&k->settle_ns_max, took);
 }
 
+void colo_disk_unsettle(struct colo_disk *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->qlock);
+	k->limit = DISK_QUEUE_MAX;
+	pthread_cond_broadcast(&k->qcond);
+	pthread_mutex_unlock(&k->qlock);
+}
+
 int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 {
 	int ret;

@@ -224,6 +224,9 @@ void colo_disk_stream(struct colo_disk *k);
  * drops to 1 MiB (the guest's writes wait for room beyond) and this waits
  * (at most 2 s) until no more is queued, so the stop drains little. */
 void colo_disk_settle(struct colo_disk *k);
+/* ... and the whole queue again when no stop follows (a skipped checkpoint;
+ * colo_disk_drain does it after a stop). */
+void colo_disk_unsettle(struct colo_disk *k);
 /* Checkpoint thread, the VM stopped: wait until every queued write was
  * sent (they go ahead of the checkpoint's request); an error once a send
  * failed (the channel has too). */
