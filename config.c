@@ -392,8 +392,6 @@ static void section_line(struct reader *r, const char *line)
 			 c->kind == CONFIG_WITNESS ? "[witness]" : "[vm], [colo] or [migration]");
 }
 
-/* inih's reader (fgets's contract): one line at a time, counted, checked
- * for what inih would take silently (NUL bytes, a line too long). */
 /* A ';' after whitespace, outside double quotes, starts a comment: the
  * line ends there (Debian's libinih is built without inline comments). */
 static void strip_comment(char *line)
@@ -410,6 +408,8 @@ static void strip_comment(char *line)
 	}
 }
 
+/* inih's reader (fgets's contract): one line at a time, counted, checked
+ * for what inih would take silently (NUL bytes, a line too long). */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct reader *r = stream;

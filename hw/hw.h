@@ -122,13 +122,12 @@ bool hw_vm_ram_unbacked(struct vm *vm, uint64_t first, uint64_t n);
 /* Allocate pages [first, first + n) now, in one call, before a receiver
  * fills them (best effort; nothing to do with --mem-prealloc). */
 void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n);
-/* XXH3-64 of all of guest RAM (tests: are two copies equal?). Reads every
- * backed page: seconds for GiBs, never on a production path. */
-uint64_t hw_vm_ram_digest(struct vm *vm);
-/* The same digest (the XXH3-64 of the pages' XXH3-64s), and each page's
- * hash in hashes[hw_vm_ram_pages(vm)] when not NULL (where two copies
- * differ); hw_ram_hashes_write puts them in a text file: a line
- * "checkpoint ID pages N", then "PAGE HASH" per page (both hex). */
+/* A digest of all of guest RAM (tests: are two copies equal?): the XXH3-64
+ * of the pages' XXH3-64s, each page's in hashes[hw_vm_ram_pages(vm)] when
+ * not NULL (where two copies differ). Reads every backed page: seconds for
+ * GiBs, never on a production path. hw_ram_hashes_write puts the pages'
+ * hashes in a text file: a line "checkpoint ID pages N", then "PAGE HASH"
+ * per page (both hex). */
 uint64_t hw_vm_ram_digest_pages(struct vm *vm, uint64_t *hashes);
 int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, uint64_t n);
 /* What a COLO pair must agree on, as "mem=256M cpus=1 net=1 disk=0

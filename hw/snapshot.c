@@ -356,11 +356,6 @@ uint64_t hw_vm_ram_digest_pages(struct vm *vm, uint64_t *hashes)
 	return h;
 }
 
-uint64_t hw_vm_ram_digest(struct vm *vm)
-{
-	return hw_vm_ram_digest_pages(vm, NULL);
-}
-
 int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, uint64_t n)
 {
 	FILE *f = fopen(path, "we");

@@ -350,23 +350,16 @@ static int wait_reply_ack(struct primary *m, struct transport_channel *ch, uint6
 	}
 }
 
-/* The parts of a pause, in order (query-colo-stats "pause-phases"). */
-enum colo_phase {
-	PHASE_STOP,   /* the vCPUs stopped */
-	PHASE_DISK,   /* the disk writes it covers sent (the queue drained) */
-	PHASE_RAM,    /* request, dirty log, pages sent */
-	PHASE_STATE,  /* digests (x-colo-ram-digest), device state sent */
-	PHASE_ACK,    /* the secondary's acknowledgement awaited */
-	PHASE_RESUME, /* the released packets, the vCPUs running again */
-	PHASE__MAX
-};
 static const char *const phase_names[PHASE__MAX] = {"stop",	    "disk", "ram",
 						    "device-state", "ack",  "resume"};
 
-static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint64_t pause_ns,
-		   uint64_t pages, uint64_t bytes, bool have_digest, uint64_t digest,
-		   uint64_t disk_digest, const uint64_t *phase_at)
+/* phase_at: when each part of the pause began, then its end */
+static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint64_t pages,
+		   uint64_t bytes, bool have_digest, uint64_t digest, uint64_t disk_digest,
+		   const uint64_t *phase_at)
 {
+	uint64_t pause_ns = phase_at[PHASE__MAX] - phase_at[PHASE_STOP];
+
 	pthread_mutex_lock(&m->lock);
 	for (unsigned int i = 0; i < PHASE__MAX; i++) {
 		m->phase_last_ns[i] = phase_at[i + 1] - phase_at[i];
@@ -396,7 +389,7 @@ static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint
 static int checkpoint(struct primary *m, struct transport_channel *ch, struct ram_send *p,
 		      uint64_t *bitmap, enum colo_reason reason, struct vmstate_error *err)
 {
-	uint64_t id = m->ckpt_id + 1, t0 = clock_ns(), pages, state_bytes = 0, digest = 0;
+	uint64_t id = m->ckpt_id + 1, pages, state_bytes = 0, digest = 0;
 	uint64_t disk_digest = 0, at[PHASE__MAX + 1];
 	uint64_t npages = hw_vm_ram_pages(m->vm);
 	bool want_digest;
@@ -408,7 +401,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	/* (not in the pause: the guest runs, its disk writes held to the
 	 * link's pace, until little is queued) */
 	colo_disk_settle(m->disk);
-	t0 = at[PHASE_STOP] = clock_ns();
+	at[PHASE_STOP] = clock_ns();
 	ret = mig_call(m, REQ_CKPT_STOP);
 	if (ret)
 		colo_disk_unsettle(m->disk);
@@ -475,12 +468,12 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
 				      (unsigned long long)id, strerror(-ret));
 	at[PHASE__MAX] = clock_ns();
-	record(m, id, reason, at[PHASE__MAX] - t0, pages, p->bytes + state_bytes, want_digest,
-	       digest, disk_digest, at);
+	record(m, id, reason, pages, p->bytes + state_bytes, want_digest, digest, disk_digest, at);
 	log_debug("COLO: checkpoint %llu (%s): %llu pages, %llu bytes of device state, pause "
 		  "%llu us",
 		  (unsigned long long)id, colo_reason_name(reason), (unsigned long long)pages,
-		  (unsigned long long)state_bytes, (unsigned long long)((clock_ns() - t0) / 1000));
+		  (unsigned long long)state_bytes,
+		  (unsigned long long)((at[PHASE__MAX] - at[PHASE_STOP]) / 1000));
 	return 0;
 }
 

@@ -104,6 +104,15 @@ static int send_piece(struct transport_channel *ch, unsigned int disk, uint64_t 
 	return transport_send(ch, &msg);
 }
 
+/* The first error is the one kept (the channel has failed, or writes were
+ * lost): checkpoints fail on it from then on. */
+static void fail(struct colo_disk *k, int err)
+{
+	int zero = 0;
+
+	atomic_compare_exchange_strong(&k->err, &zero, err);
+}
+
 /* The sender thread: the queue, in order, as DiskWrite pieces. */
 static void *sender(void *arg)
 {
@@ -129,11 +138,8 @@ static void *sender(void *arg)
 			ret = send_piece(k->ch, w->disk, w->off + done, w->data + done, piece);
 			done += piece;
 		}
-		if (ret) {
-			int zero = 0;
-
-			atomic_compare_exchange_strong(&k->err, &zero, ret);
-		}
+		if (ret)
+			fail(k, ret);
 		pthread_mutex_lock(&k->qlock);
 		k->queued -= w->len;
 		free(w);
@@ -161,10 +167,8 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 		return; /* the pair is breaking: the channel failed */
 	w = malloc(sizeof(*w) + len);
 	if (!w) {
-		int zero = 0;
-
 		/* (the next checkpoint fails: protection ends, nothing lost) */
-		atomic_compare_exchange_strong(&k->err, &zero, -ENOMEM);
+		fail(k, -ENOMEM);
 		return;
 	}
 	w->next = NULL;
@@ -253,13 +257,10 @@ void colo_disk_free(struct colo_disk *k)
 	hw_vm_disk_set_tap(k->vm, NULL, NULL); /* waits for a write in the tap */
 	pthread_mutex_lock(&k->qlock);
 	k->stop = true;
-	if (k->sender_live && k->head) {
-		int zero = 0;
-
-		/* writes not sent when protection ends: the secondary is gone
-		 * or told to stand down; they are on this side's image */
-		atomic_compare_exchange_strong(&k->err, &zero, -ECANCELED);
-	}
+	/* writes not sent when protection ends: the secondary is gone or
+	 * told to stand down; they are on this side's image */
+	if (k->sender_live && k->head)
+		fail(k, -ECANCELED);
 	pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
 	if (k->sender_live)
@@ -318,10 +319,9 @@ int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 	pthread_mutex_lock(&k->qlock);
 	while (k->queued && !atomic_load(&k->err))
 		pthread_cond_wait(&k->qcond, &k->qlock);
-	/* (the VM is stopped: no write joins the queue until it runs again) */
-	k->limit = DISK_QUEUE_MAX;
-	pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
+	/* (the VM is stopped: no write joins the queue until it runs again) */
+	colo_disk_unsettle(k);
 	ret = atomic_load(&k->err);
 	return ret ? vmstate_seterr(err, ret, "the disk writes did not reach the secondary: %s",
 				    strerror(-ret))

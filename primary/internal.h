@@ -50,6 +50,18 @@ enum colo_state {
 	COLO_FENCED,	  /* the pair broke, the witness did not grant: stopped */
 };
 
+/* The parts of a checkpoint's pause, in order (query-colo-stats
+ * "pause-phases"). */
+enum colo_phase {
+	PHASE_STOP,   /* the vCPUs stopped */
+	PHASE_DISK,   /* the disk writes it covers sent (the queue drained) */
+	PHASE_RAM,    /* request, dirty log, pages sent */
+	PHASE_STATE,  /* digests (x-colo-ram-digest), device state sent */
+	PHASE_ACK,    /* the secondary's acknowledgement awaited */
+	PHASE_RESUME, /* the released packets, the vCPUs running again */
+	PHASE__MAX
+};
+
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
 #define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */
 
@@ -126,9 +138,9 @@ struct primary {
 	uint64_t npause;
 	uint64_t pages_total, bytes_total, pages_max, bytes_max, last_pages, last_bytes;
 	struct hist pause_hist; /* every pause (us), for metrics */
-	/* where the pauses went, summed over the checkpoints (ns): see
-	 * enum colo_phase in colo.c; and the last checkpoint's */
-	uint64_t phase_ns[6], phase_last_ns[6];
+	/* where the pauses went, summed over the checkpoints (ns), and the
+	 * last checkpoint's */
+	uint64_t phase_ns[PHASE__MAX], phase_last_ns[PHASE__MAX];
 	uint64_t failovers[COLO_FAILOVER__MAX]; /* the secondary given up, by why */
 	uint64_t fences;			/* the witness did not grant: stopped */
 	struct transport_rtt rtt;		/* the heartbeat's, this pairing */
@@ -221,8 +233,8 @@ int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 		   struct vmstate_error *err);
 void colo_disk_stream(struct colo_disk *k);
 /* Checkpoint thread, the VM running, before the stop: the queue limit
- * drops to 1 MiB (the guest's writes wait for room beyond) and this waits
- * (at most 2 s) until no more is queued, so the stop drains little. */
+ * drops to 4 MiB (the guest's writes wait for room beyond) and this waits
+ * (at most 1 s) until no more is queued, so the stop drains little. */
 void colo_disk_settle(struct colo_disk *k);
 /* ... and the whole queue again when no stop follows (a skipped checkpoint;
  * colo_disk_drain does it after a stop). */

@@ -68,8 +68,6 @@
 static const char *const sc_reason_names[SC_NREASON] = {"periodic", "request", "mismatch",
 							"compare-timeout", "compare-limit"};
 
-/* Why this side took over (query-colo-stats "failovers"; primary/ has the same). */
-
 enum sc_state { SC_WAITING, SC_SYNC, SC_PROTECTED, SC_UNPROTECTED, SC_FENCED };
 static const char *const sc_state_names[] = {"waiting", "sync", "protected", "unprotected",
 					     "fenced"};
