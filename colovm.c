@@ -512,11 +512,15 @@ static int qmp_colo_digest(void *opaque, json_t *args, json_t **ret, struct qmp_
 		uint64_t pid = 0;
 
 		r = colo_as_secondary(c)
-			? secondary_colo_page_hashes(c->colo_secondary, pages, &pid)
-			: primary_colo_page_hashes(c->primary, pages, &pid);
+			? secondary_colo_page_hashes(c->colo_secondary, id, pages, &pid)
+			: primary_colo_page_hashes(c->primary, id, pages, &pid);
 		if (r == -ENODATA)
 			return qmp_error_set(err, QMP_ERROR_GENERIC,
 					     "No page hashes kept yet (x-colo-ram-digest)");
+		if (r == -ENOENT)
+			return qmp_error_set(err, QMP_ERROR_GENERIC,
+					     "No page hashes kept for checkpoint %llu (the last %d are)",
+					     (unsigned long long)id, HW_RAM_HASH_KEEP);
 		if (r)
 			return qmp_error_set(err, QMP_ERROR_GENERIC, "Cannot write %s: %s", pages,
 					     strerror(-r));

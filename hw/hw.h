@@ -130,6 +130,23 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n);
  * per page (both hex). */
 uint64_t hw_vm_ram_digest_pages(struct vm *vm, uint64_t *hashes);
 int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, uint64_t n);
+/* The pages' hashes of the last HW_RAM_HASH_KEEP digests, by checkpoint
+ * (where a mismatch names its pages, however far the pair went on since).
+ * put takes the array (malloc'd) and frees the one it displaces; write
+ * puts checkpoint id's (0: the latest) in a file as hw_ram_hashes_write
+ * does, *got its id: -ENODATA when none is kept, -ENOENT not that one.
+ * The caller serialises them. */
+#define HW_RAM_HASH_KEEP 8
+struct hw_ram_hash_ring {
+	struct {
+		uint64_t id, *hashes;
+	} e[HW_RAM_HASH_KEEP];
+	uint64_t n;
+};
+void hw_ram_hash_ring_put(struct hw_ram_hash_ring *r, uint64_t id, uint64_t *hashes);
+int hw_ram_hash_ring_write(const struct hw_ram_hash_ring *r, uint64_t id, const char *path,
+			   uint64_t pages, uint64_t *got);
+void hw_ram_hash_ring_free(struct hw_ram_hash_ring *r);
 /* What a COLO pair must agree on, as "mem=256M cpus=1 net=1 disk=0
  * kernel=<xxh3 of the file> initrd=<xxh3, or 0>", then per disk
  * " diskN=BYTES[,ro|,replicate]" (backends, the command line and paths may

@@ -373,6 +373,39 @@ int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, u
 	return ret;
 }
 
+void hw_ram_hash_ring_put(struct hw_ram_hash_ring *r, uint64_t id, uint64_t *hashes)
+{
+	unsigned int k = r->n % HW_RAM_HASH_KEEP;
+
+	free(r->e[k].hashes);
+	r->e[k].id = id;
+	r->e[k].hashes = hashes;
+	r->n++;
+}
+
+int hw_ram_hash_ring_write(const struct hw_ram_hash_ring *r, uint64_t id, const char *path,
+			   uint64_t pages, uint64_t *got)
+{
+	if (!r->n)
+		return -ENODATA;
+	for (uint64_t i = 0; i < MIN(r->n, (uint64_t)HW_RAM_HASH_KEEP); i++) {
+		unsigned int k = (r->n - 1 - i) % HW_RAM_HASH_KEEP;
+
+		if (r->e[k].hashes && (!id || r->e[k].id == id)) {
+			*got = r->e[k].id;
+			return hw_ram_hashes_write(path, r->e[k].id, r->e[k].hashes, pages);
+		}
+	}
+	return -ENOENT;
+}
+
+void hw_ram_hash_ring_free(struct hw_ram_hash_ring *r)
+{
+	for (unsigned int k = 0; k < HW_RAM_HASH_KEEP; k++)
+		free(r->e[k].hashes);
+	memset(r, 0, sizeof(*r));
+}
+
 /* XXH3-64 of a file's contents, 0 when it cannot be read. */
 static uint64_t file_digest(const char *path)
 {

@@ -443,9 +443,8 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 
 		digest = hw_vm_ram_digest_pages(m->vm, ph);
 		pthread_mutex_lock(&m->lock);
-		free(m->page_hashes);
-		m->page_hashes = ph;
-		m->page_hashes_id = id;
+		if (ph)
+			hw_ram_hash_ring_put(&m->page_hashes, id, ph);
 		pthread_mutex_unlock(&m->lock);
 		/* (the disks' I/O is paused with the VM: the images hold
 		 * exactly what this checkpoint covers) */
@@ -807,16 +806,12 @@ json_t *primary_colo_stats(struct primary *m)
 	return o;
 }
 
-int primary_colo_page_hashes(struct primary *m, const char *path, uint64_t *id)
+int primary_colo_page_hashes(struct primary *m, uint64_t id, const char *path, uint64_t *got)
 {
-	int ret = -ENODATA;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->page_hashes) {
-		*id = m->page_hashes_id;
-		ret = hw_ram_hashes_write(path, m->page_hashes_id, m->page_hashes,
-					  hw_vm_ram_pages(m->vm));
-	}
+	ret = hw_ram_hash_ring_write(&m->page_hashes, id, path, hw_vm_ram_pages(m->vm), got);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

@@ -92,8 +92,8 @@ struct primary {
 	uint64_t compare_timeout_ms;
 	uint64_t hb_interval_ms, hb_misses; /* the next pair's heartbeat */
 	bool ram_digest;		    /* x-colo-ram-digest: hash guest RAM in each pause */
-	/* ... and each page's hash at the last such checkpoint (under lock) */
-	uint64_t *page_hashes, page_hashes_id;
+	/* ... and each page's hash at the last few such checkpoints (lock) */
+	struct hw_ram_hash_ring page_hashes;
 
 	/* outgoing */
 	pthread_t thread;

@@ -1121,7 +1121,7 @@ void primary_free(struct primary *m)
 	m->wire = NULL;
 	json_decref(m->net_last);
 	json_decref(m->disk_last);
-	free(m->page_hashes);
+	hw_ram_hash_ring_free(&m->page_hashes);
 	colo_unregister(m);
 	if (m->evfd >= 0) {
 		loop_del_fd(m->loop, m->evfd);

@@ -155,10 +155,11 @@ json_t *primary_colo_stats(struct primary *p);
  * kept (x-colo-ram-digest off, too old). */
 int primary_colo_digest(struct primary *p, uint64_t id, uint64_t *id_out, uint64_t *digest,
 			uint64_t *disk);
-/* x-colo-ram-digest pages-file=PATH: each page's hash at the last checkpoint
- * that had a digest, into PATH (hw_ram_hashes_write), its id in *id;
- * -ENODATA: none yet. Both sides: a diff of the two files names the pages
- * that differ (tests). */
-int primary_colo_page_hashes(struct primary *p, const char *path, uint64_t *id);
+/* x-colo-ram-digest [id=ID] pages-file=PATH: each page's hash at checkpoint
+ * id (0: the last that had a digest; the last HW_RAM_HASH_KEEP are kept),
+ * into PATH (hw_ram_hashes_write), its id in *got; -ENODATA: none yet,
+ * -ENOENT: not that one. Both sides: a diff of the two files names the
+ * pages that differ (tests). */
+int primary_colo_page_hashes(struct primary *p, uint64_t id, const char *path, uint64_t *got);
 
 #endif

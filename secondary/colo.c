@@ -130,7 +130,7 @@ struct secondary_colo {
 	struct {
 		uint64_t id, digest, disk;
 	} digests[SC_DIGEST_RING];
-	uint64_t *page_hashes, page_hashes_id; /* the last digest's pages (lock) */
+	struct hw_ram_hash_ring page_hashes; /* the last digests' pages (lock) */
 	uint64_t ndigest;
 };
 
@@ -711,9 +711,8 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 
 				digest = hw_vm_ram_digest_pages(s->vm, ph);
 				pthread_mutex_lock(&s->lock);
-				free(s->page_hashes);
-				s->page_hashes = ph;
-				s->page_hashes_id = id;
+				if (ph)
+					hw_ram_hash_ring_put(&s->page_hashes, id, ph);
 				pthread_mutex_unlock(&s->lock);
 				/* (the images, not the overlays: this checkpoint) */
 				disk_digest = hw_vm_disk_digest(s->vm, &derr);
@@ -1123,7 +1122,7 @@ void secondary_colo_free(struct secondary_colo *s)
 	memset(&s->witness_key, 0, sizeof(s->witness_key));
 	free(s->witness);
 	free(s->dirty);
-	free(s->page_hashes);
+	hw_ram_hash_ring_free(&s->page_hashes);
 	free(s->vm_config);
 	free(s);
 }
@@ -1196,16 +1195,13 @@ json_t *secondary_colo_stats(struct secondary_colo *s)
 	return o;
 }
 
-int secondary_colo_page_hashes(struct secondary_colo *s, const char *path, uint64_t *id)
+int secondary_colo_page_hashes(struct secondary_colo *s, uint64_t id, const char *path,
+			       uint64_t *got)
 {
-	int ret = -ENODATA;
+	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->page_hashes) {
-		*id = s->page_hashes_id;
-		ret = hw_ram_hashes_write(path, s->page_hashes_id, s->page_hashes,
-					  hw_vm_ram_pages(s->vm));
-	}
+	ret = hw_ram_hash_ring_write(&s->page_hashes, id, path, hw_vm_ram_pages(s->vm), got);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

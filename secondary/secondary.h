@@ -115,7 +115,8 @@ json_t *secondary_colo_stats(struct secondary_colo *s);
 int secondary_colo_digest(struct secondary_colo *s, uint64_t id, uint64_t *id_out, uint64_t *digest,
 			  uint64_t *disk);
 /* As primary_colo_page_hashes, right after the checkpoint was applied. */
-int secondary_colo_page_hashes(struct secondary_colo *s, const char *path, uint64_t *id);
+int secondary_colo_page_hashes(struct secondary_colo *s, uint64_t id, const char *path,
+			       uint64_t *got);
 
 /* ---- RAM cache (ram-cache.c) -------------------------------------------------
  *

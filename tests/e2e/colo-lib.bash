@@ -145,24 +145,17 @@ two_hosts() {
 # compare_digests DIR N SECONDS [EVERY]: RAM (and replicated disks') digests
 # of N checkpoints equal on both sides; PSOCK/SSOCK override DIR/pri.sock
 # and DIR/sec.sock.
-# pages_differ PSOCK SSOCK DIR: after a digest mismatch, which pages differ
-# (digests off, then each side's page hashes at its last digest, the same
-# checkpoint on both): "N pages differ at checkpoint K: PAGE..." (a page is
-# its index in guest RAM: GPA / 4096 below the 1 GiB region boundaries)
+# pages_differ PSOCK SSOCK DIR ID: after a digest mismatch at checkpoint ID,
+# which pages differ (each side's page hashes at that checkpoint; the last 8
+# are kept): "N pages differ at checkpoint ID: PAGE..." (a page is its index
+# in guest RAM: GPA / 4096 below the 1 GiB region boundaries)
 pages_differ() {
-	local ps=$1 ss=$2 d=$3 pid sid t=0
-	q "$ps" migrate-set-parameters x-colo-ram-digest=false >/dev/null 2>&1
-	sleep 1
-	while [ $t -lt 20 ]; do
-		pid=$(q "$ps" x-colo-ram-digest pages-file="$d/pri.pages" 2>/dev/null | grep -oE '"pages-id": [0-9]+' | grep -oE '[0-9]+$')
-		sid=$(q "$ss" x-colo-ram-digest pages-file="$d/sec.pages" 2>/dev/null | grep -oE '"pages-id": [0-9]+' | grep -oE '[0-9]+$')
-		[ -n "$pid" ] && [ "$pid" = "$sid" ] && break
-		sleep 0.3
-		t=$((t + 1))
-	done
-	[ -n "$pid" ] && [ "$pid" = "$sid" ] || { echo "no page hashes of one checkpoint on both sides (primary ${pid:-none}, secondary ${sid:-none})"; return; }
+	local ps=$1 ss=$2 d=$3 id=$4
+	q "$ps" x-colo-ram-digest id="$id" pages-file="$d/pri.pages" >/dev/null 2>"$d/pages.err" &&
+		q "$ss" x-colo-ram-digest id="$id" pages-file="$d/sec.pages" >/dev/null 2>>"$d/pages.err" ||
+		{ echo "no page hashes of checkpoint $id on both sides: $(cat "$d/pages.err")"; return; }
 	diff <(tail -n +2 "$d/pri.pages") <(tail -n +2 "$d/sec.pages") | sed -n 's/^< \([0-9a-f]*\) .*/0x\1/p' >"$d/pages.diff"
-	echo "$(wc -l <"$d/pages.diff") pages differ at checkpoint $pid: $(head -20 "$d/pages.diff" | tr '\n' ' ')"
+	echo "$(wc -l <"$d/pages.diff") pages differ at checkpoint $id: $(head -20 "$d/pages.diff" | tr '\n' ' ')"
 }
 
 compare_digests() {
@@ -186,7 +179,7 @@ compare_digests() {
 			t=$((t + 1))
 		done
 		[ -n "$sd" ] || fail "the secondary has no digest for checkpoint $id: $(tail -5 "$d/sec.err")"
-		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary $pd, secondary $sd; $(pages_differ "$ps" "$ss" "$d")"
+		[ "$pd" = "$sd" ] || fail "checkpoint $id: primary $pd, secondary $sd; $(pages_differ "$ps" "$ss" "$d" "$id")"
 		compared=$((compared + 1))
 		LAST=$id
 	done

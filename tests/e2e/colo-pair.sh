@@ -70,6 +70,13 @@ lines0=$(grep -c '^dirty: t=' "$d/pri.out" || true)
 
 compare_digests "$d" 20 450 4
 note "20 checkpoints compared, the last $LAST"
+# each page's hash at a checkpoint, on both sides (what a mismatch names)
+pages_differ "$d/pri.sock" "$d/sec.sock" "$d" "$LAST" | grep -q "^0 pages differ at checkpoint $LAST:" ||
+	fail "page hashes at checkpoint $LAST: $(pages_differ "$d/pri.sock" "$d/sec.sock" "$d" "$LAST")"
+old=$((LAST - 10)) # (its digest kept, its pages' hashes gone)
+! q "$d/pri.sock" x-colo-ram-digest id=$old pages-file="$d/x.pages" 2>"$d/x.err" &&
+	grep -q "No page hashes kept for checkpoint $old" "$d/x.err" ||
+	fail "page hashes of checkpoint $old: $(cat "$d/x.err")"
 stats=$(q "$d/pri.sock" query-colo-stats)
 note "primary stats: $stats"
 note "secondary stats: $(q "$d/sec.sock" query-colo-stats)"
