@@ -65,6 +65,7 @@ protect() {
 paired() {
 	local st end=$((SECONDS + 240))
 	until st=$(colo_state "$d/a.sock") && [ "$st" = protected ]; do
+		kill -0 "$A_PID" 2>/dev/null || { st=0; wait "$A_PID" || st=$?; fail "A is gone (status $st)"; }
 		[ "$st" != unprotected ] && [ $SECONDS -lt $end ] ||
 			fail "no pair: $(q "$d/a.sock" query-colo-status)"
 		sleep 0.5

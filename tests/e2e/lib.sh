@@ -11,6 +11,14 @@ note() { echo "--- $*" >&2; }
 need_kvm() {
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "needs read/write access to /dev/kvm"
 }
+# need_linux_guest: Debian's kernel as a guest needs guest CPL 0 at speed,
+# which kvm-pvm's /dev/kvm emulates (~1.5 M instructions/s: half an hour to
+# decompress the kernel); tests/run runs such tests in a host VM there.
+need_linux_guest() {
+	need_kvm
+	[ ! -d /sys/module/kvm_pvm ] ||
+		skip "boots Debian's kernel, and /dev/kvm here is kvm-pvm (guest CPL 0 emulated): tests/run runs it in a host VM (tests/hostvm)"
+}
 need_root() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 }

@@ -27,7 +27,7 @@
 # jumps to the BIOS reset vector; colovm's stub there resets through the
 # i8042) ends colovm with 0.
 source "$(dirname "$0")/lib.sh"
-need_kvm
+need_linux_guest
 vmlinuz=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
 [ -n "$vmlinuz" ] || skip "no Debian kernel in /boot (install linux-image-amd64)"
 kver=${vmlinuz#/boot/vmlinuz-}

@@ -43,10 +43,10 @@ lg_build() {
 # (slow; for developing the guest on a machine without KVM).
 lg_need_vmm() {
 	case $1 in
-	colovm) need_kvm ;;
+	colovm) need_linux_guest ;;
 	qemu)
 		[ -n "$QEMU" ] || skip "needs qemu-system-x86_64"
-		[ "${LINUXGUEST_TCG:-0}" = 1 ] || need_kvm
+		[ "${LINUXGUEST_TCG:-0}" = 1 ] || need_linux_guest
 		;;
 	*) fail "unknown VMM $1" ;;
 	esac
