@@ -207,16 +207,20 @@ with open(sys.argv[2], "a", buffering=1) as log:
         log.write(s.recv(65536).decode(errors="replace").replace("\n", "|") + "\n")
 PY
 J=$!
-for _ in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+# (whatever ends this script, the listener goes: left behind, it would
+# hold CTest's pipe open until the test's timeout)
+trap 'kill $J 2>/dev/null' EXIT
+# (the waits are long: this may run beside a busy host VM)
+for _ in $(seq 300); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 exec 9>"$TMP/jstderr"
 JP=$((47000 + RANDOM % 900))
 JOURNAL_STREAM=$(stat -c '%d:%i' "$TMP/jstderr") "$COLOVM" witness \
 	--listen tcp:127.0.0.1:$JP 2>&9 &
 W=$!
-for _ in $(seq 50); do grep -q 'serving claims' "$TMP/journal.log" 2>/dev/null && break; sleep 0.1; done
-"$CLAIM" tcp:127.0.0.1:$JP primary pair-j >/dev/null
+for _ in $(seq 300); do grep -q 'serving claims' "$TMP/journal.log" 2>/dev/null && break; sleep 0.1; done
+"$CLAIM" tcp:127.0.0.1:$JP primary pair-j >/dev/null || { echo "FAIL: the claim through the journald witness"; exit 1; }
 kill -TERM $W
-wait $W
+wait $W || { echo "FAIL: the journald witness ended with status $?"; exit 1; }
 kill $J
 cat "$TMP/journal.log"
 grep 'MESSAGE=witness: serving claims on tcp:127.0.0.1:' "$TMP/journal.log" |
@@ -231,9 +235,9 @@ grep 'MESSAGE=witness: pair 70616972 ' "$TMP/journal.log" | grep 'granted to the
 # a JOURNAL_STREAM that is not stderr: plain stderr as before
 JOURNAL_STREAM=1:1 "$COLOVM" witness --listen tcp:127.0.0.1:0 2>"$TMP/plain" &
 W=$!
-for _ in $(seq 50); do grep -q 'serving claims' "$TMP/plain" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'serving claims' "$TMP/plain" 2>/dev/null && break; sleep 0.1; done
 kill -TERM $W
-wait $W
+wait $W || { echo "FAIL: the plain witness ended with status $?"; exit 1; }
 grep -q '^colovm: witness: serving claims' "$TMP/plain" || { echo "FAIL: no stderr line"; exit 1; }
 SH
 echo "ok: journald: structured entries (PRIORITY, COLOVM_ROLE, COLOVM_EVENT) when JOURNAL_STREAM is stderr"
