@@ -209,7 +209,7 @@ PY
 J=$!
 # (whatever ends this script, the listener goes: left behind, it would
 # hold CTest's pipe open until the test's timeout)
-trap 'kill $J 2>/dev/null' EXIT
+trap 'kill $J 2>/dev/null || true' EXIT
 # (the waits are long: this may run beside a busy host VM)
 for _ in $(seq 300); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 exec 9>"$TMP/jstderr"
