@@ -102,11 +102,11 @@ for k in $(seq 1 "$DRILLS"); do
 		grep -qE '^ +state unprotected, run state running, serves: yes; last checkpoint [1-9]' \
 			"$r" || fail "drill $k: the report's secondary"
 		t=$(sed -n 's/^takeover:  \([0-9]*\) ms$/\1/p' "$r")
-		[ -n "$t" ] && [ "$t" -gt 0 ] || fail "drill $k: the report's takeover time"
+		[ -n "$t" ] && [ "$t" -ge 0 ] || fail "drill $k: the report's takeover time"
 	else
 		drill failover "$r" --primary "$TMP/a$k.sock" --secondary "$TMP/b$k.sock" --timeout 20
 		wait "$(pid a$k)" 2>/dev/null || true
-		drill_pass "$r" secondary 1 20000
+		drill_pass "$r" secondary 0 20000
 		got=$(report "$r" '(d["primary"]["killed"], d["primary"]["alive"], d["secondary"]["colo-exit"]["mode"], d["secondary"]["last-checkpoint"] >= d["before"]["secondary-last-checkpoint"] > 0, sum(d["secondary"]["failovers"].values()))')
 		[ "$got" = "(True, False, 'secondary', True, 1)" ] || fail "drill $k: the report: $got: $(cat "$r")"
 		t=$(report "$r" 'd["takeover-ms"]')
