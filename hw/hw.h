@@ -132,10 +132,10 @@ uint64_t hw_vm_ram_digest_pages(struct vm *vm, uint64_t *hashes);
 int hw_ram_hashes_write(const char *path, uint64_t id, const uint64_t *hashes, uint64_t n);
 /* The pages' hashes of the last HW_RAM_HASH_KEEP digests, by checkpoint
  * (where a mismatch names its pages, however far the pair went on since).
- * put takes the array (malloc'd) and frees the one it displaces; write
- * puts checkpoint id's (0: the latest) in a file as hw_ram_hashes_write
- * does, *got its id: -ENODATA when none is kept, -ENOENT not that one.
- * The caller serialises them. */
+ * put takes the array (malloc'd; NULL: none to keep) and frees the one it
+ * displaces; write puts checkpoint id's (0: the latest) in a file as
+ * hw_ram_hashes_write does, *got its id: -ENODATA when none is kept,
+ * -ENOENT not that one. The caller serialises them. */
 #define HW_RAM_HASH_KEEP 8
 struct hw_ram_hash_ring {
 	struct {

@@ -377,6 +377,8 @@ void hw_ram_hash_ring_put(struct hw_ram_hash_ring *r, uint64_t id, uint64_t *has
 {
 	unsigned int k = r->n % HW_RAM_HASH_KEEP;
 
+	if (!hashes)
+		return; /* (no memory for them: the digest alone) */
 	free(r->e[k].hashes);
 	r->e[k].id = id;
 	r->e[k].hashes = hashes;
@@ -391,7 +393,7 @@ int hw_ram_hash_ring_write(const struct hw_ram_hash_ring *r, uint64_t id, const 
 	for (uint64_t i = 0; i < MIN(r->n, (uint64_t)HW_RAM_HASH_KEEP); i++) {
 		unsigned int k = (r->n - 1 - i) % HW_RAM_HASH_KEEP;
 
-		if (r->e[k].hashes && (!id || r->e[k].id == id)) {
+		if (!id || r->e[k].id == id) {
 			*got = r->e[k].id;
 			return hw_ram_hashes_write(path, r->e[k].id, r->e[k].hashes, pages);
 		}

@@ -443,8 +443,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 
 		digest = hw_vm_ram_digest_pages(m->vm, ph);
 		pthread_mutex_lock(&m->lock);
-		if (ph)
-			hw_ram_hash_ring_put(&m->page_hashes, id, ph);
+		hw_ram_hash_ring_put(&m->page_hashes, id, ph);
 		pthread_mutex_unlock(&m->lock);
 		/* (the disks' I/O is paused with the VM: the images hold
 		 * exactly what this checkpoint covers) */

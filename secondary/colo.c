@@ -711,8 +711,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 
 				digest = hw_vm_ram_digest_pages(s->vm, ph);
 				pthread_mutex_lock(&s->lock);
-				if (ph)
-					hw_ram_hash_ring_put(&s->page_hashes, id, ph);
+				hw_ram_hash_ring_put(&s->page_hashes, id, ph);
 				pthread_mutex_unlock(&s->lock);
 				/* (the images, not the overlays: this checkpoint) */
 				disk_digest = hw_vm_disk_digest(s->vm, &derr);

@@ -12,11 +12,12 @@ need_kvm() {
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "needs read/write access to /dev/kvm"
 }
 # need_linux_guest: Debian's kernel as a guest needs guest CPL 0 at speed,
-# which kvm-pvm's /dev/kvm emulates (~1.5 M instructions/s: half an hour to
-# decompress the kernel); tests/run runs such tests in a host VM there.
+# which kvm-pvm's /dev/kvm emulates (tests/kvm-kind.bash); tests/run runs
+# such tests in a host VM there.
+source "$(dirname "${BASH_SOURCE[0]}")/../kvm-kind.bash"
 need_linux_guest() {
 	need_kvm
-	[ ! -d /sys/module/kvm_pvm ] ||
+	[ "$(kvm_kind)" != pvm ] ||
 		skip "boots Debian's kernel, and /dev/kvm here is kvm-pvm (guest CPL 0 emulated): tests/run runs it in a host VM (tests/hostvm)"
 }
 need_root() {
