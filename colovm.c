@@ -35,6 +35,10 @@
 #define EXIT_GUEST_ERROR    4	/* KVM could not run the guest */
 #define EXIT_SIGNAL_BASE    128 /* + signal number */
 
+/* How long a new primary tries its old primary's standby URI after a
+ * switchover (it starts listening once its own side is done). */
+#define SWITCHOVER_WAIT_MS 10000
+
 static const char usage_text[] =
 	"Usage: colovm run --kernel FILE [OPTIONS]\n"
 	"       colovm run --config FILE [OPTIONS]\n"
@@ -140,7 +144,10 @@ static const char usage_text[] =
 	"                        (it is told to stand down). QMP\n"
 	"                        colo-protect {uri} protects a plain running VM the\n"
 	"                        same way. Every writable --disk must be\n"
-	"                        PATH,replicate\n"
+	"                        PATH,replicate. QMP migrate {uri, continue: true,\n"
+	"                        standby: URI} (colovmctl migrate --continue) hands\n"
+	"                        the guest over to its secondary in one checkpoint\n"
+	"                        and stays as its standby, listening on standby\n"
 	"      --colo secondary --listen tcp:HOST:PORT | rdma:HOST:PORT\n"
 	"                        the hot standby: wait for a COLO primary with the\n"
 	"                        same VM flags (--mem, --cpus, --net/--disk count,\n"
@@ -267,6 +274,10 @@ struct colovm {
 	struct secondary *secondary;
 	struct secondary_colo *colo_secondary;
 	bool reprotected; /* the secondary took over and is a primary now */
+	/* what a COLO secondary needs, for a primary that switches over and
+	 * becomes its guest's standby (migrate with continue) */
+	const struct transport_key *key, *witness_key;
+	const char *witness, *vm_config;
 	/* systemd and metrics (service_*) */
 	struct metrics *metrics;
 	struct notify_timer *notify;
@@ -438,6 +449,69 @@ static void on_colo_first_sync(void *opaque, int ret, const char *msg)
 	c->status = EXIT_SETUP_FAILED;
 	hw_runstate_take_event(c->hwrs, &ret);
 	runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
+}
+
+/* migrate with continue, the old secondary's side (secondary_opts.switched):
+ * it serves the guest now and protects it with its old primary. */
+static void on_switched_secondary(void *opaque, const char *standby)
+{
+	struct colovm *c = opaque;
+	char msg[256];
+	int ret;
+
+	/* (the old primary listens once its own side of the switch is done:
+	 * a refused connection is tried again for a while) */
+	ret = primary_colo_protect(c->primary, standby, SWITCHOVER_WAIT_MS, msg, sizeof(msg));
+	if (ret)
+		log_err("COLO: switchover: cannot protect the guest with its old primary on %s: "
+			"%s; it runs unprotected",
+			standby, msg);
+	else
+		log_info("COLO: switchover: protecting the guest with its old primary on %s",
+			 standby);
+}
+
+/*
+ * migrate with continue, the old primary's side (primary_opts.switched):
+ * the guest runs on the secondary now, which protects it with this host
+ * next. This colovm becomes that copy's standby: its VM waits for the
+ * incoming guest (POSTMIGRATE -> PRELAUNCH -> INMIGRATE, the table's way
+ * back in; its RAM is forgotten when the first sync lands) behind a COLO
+ * secondary listening on standby.
+ */
+static void on_switched_primary(void *opaque, const char *standby)
+{
+	struct colovm *c = opaque;
+	struct secondary_opts so = {.key = c->key,
+				    .done = on_colo_first_sync,
+				    .opaque = c,
+				    .vm_config = c->vm_config,
+				    .qmp = c->qmp,
+				    .witness = c->witness,
+				    .witness_key = c->witness_key,
+				    .ran = true,
+				    .switched = on_switched_secondary};
+	int ret;
+
+	ret = runstate_set(c->rs, RUN_STATE_PRELAUNCH);
+	if (!ret)
+		ret = runstate_set(c->rs, RUN_STATE_INMIGRATE);
+	if (!ret) {
+		/* (a copy that took over once: that secondary is done) */
+		secondary_colo_free(c->colo_secondary);
+		c->colo_secondary = NULL;
+		c->reprotected = false;
+		ret = secondary_colo_new(c->vm, c->rs, c->loop, standby, &so, &c->colo_secondary);
+	}
+	if (ret) {
+		log_err("COLO: switchover: cannot wait as the guest's standby on %s: %s; the guest "
+			"runs on its new primary, unprotected",
+			standby, strerror(-ret));
+		c->status = EXIT_SETUP_FAILED;
+		runstate_request_shutdown(c->rs, SHUTDOWN_CAUSE_HOST_ERROR);
+		return;
+	}
+	log_info("COLO: switchover: this host is the guest's standby now, on %s", standby);
 }
 
 /* ---- QMP: COLO status, answered by the role this colovm plays ---------------- */
@@ -1092,18 +1166,23 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	ret = hw_vm_describe(c.vm, vm_config, sizeof(vm_config));
+	c.key = key_file ? &key : NULL;
+	c.witness = witness;
+	c.witness_key = witness_key_file ? &witness_key : NULL;
+	c.vm_config = vm_config;
 	if (!ret)
 		ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
 	if (!ret)
-		ret = primary_new(c.vm, c.rs, c.loop, c.qmp,
-				  &(struct primary_opts){.key = key_file ? &key : NULL,
-							 .vm_config = vm_config,
-							 .witness = witness,
-							 .witness_key = witness_key_file ? &witness_key
-										  : NULL,
-							 .take_rewriters = colo_take_rewriters,
-							 .opaque = &c},
-				  &c.primary);
+		ret = primary_new(
+		    c.vm, c.rs, c.loop, c.qmp,
+		    &(struct primary_opts){.key = key_file ? &key : NULL,
+					   .vm_config = vm_config,
+					   .witness = witness,
+					   .witness_key = witness_key_file ? &witness_key : NULL,
+					   .take_rewriters = colo_take_rewriters,
+					   .switched = on_switched_primary,
+					   .opaque = &c},
+		    &c.primary);
 	if (!ret)
 		ret = register_colo_qmp(&c);
 	if (ret) {
@@ -1136,7 +1215,8 @@ static int cmd_run(int argc, char **argv)
 					    .vm_config = vm_config,
 					    .qmp = c.qmp,
 					    .witness = witness,
-					    .witness_key = witness_key_file ? &witness_key : NULL};
+					    .witness_key = witness_key_file ? &witness_key : NULL,
+					    .switched = on_switched_secondary};
 
 		if (secondary_colo_new(c.vm, c.rs, c.loop, listen_uri, &so, &c.colo_secondary)) {
 			c.status = EXIT_SETUP_FAILED;
@@ -1155,7 +1235,7 @@ static int cmd_run(int argc, char **argv)
 
 		/* A primary that cannot pair runs on unprotected (the error is
 		 * in the log and in query-colo-status); bad arguments end it. */
-		ret = primary_colo_protect(c.primary, peer, msg, sizeof(msg));
+		ret = primary_colo_protect(c.primary, peer, 0, msg, sizeof(msg));
 		if (ret == -EINVAL && !strncmp(msg, "Invalid", 7)) {
 			log_err("--peer %s: expected tcp:HOST:PORT or rdma:HOST:PORT", peer);
 			c.status = EXIT_SETUP_FAILED;

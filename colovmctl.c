@@ -62,6 +62,18 @@ static const char usage_text[] =
     "  migrate tcp:HOST:PORT live-migrate to `colovm run --incoming tcp:HOST:PORT`\n"
     "                        with a progress bar (polls query-migrate); exit 0\n"
     "                        when it completed, 1 when it failed or was cancelled\n"
+    "  migrate --continue STANDBY URI\n"
+    "                        checkpointed continuation: move the guest live to\n"
+    "                        the COLO secondary at URI (`colovm run --colo\n"
+    "                        secondary --listen URI`; the one protecting it\n"
+    "                        already, or a new one: protected first) and leave\n"
+    "                        this host as its hot standby, waiting on STANDBY\n"
+    "                        (tcp:HOST:PORT or rdma:HOST:PORT, reachable from\n"
+    "                        URI's host) for the new primary's first sync: the\n"
+    "                        roles swap, protection goes on. Exit 0 once this\n"
+    "                        host is protected as the standby, 1 when the\n"
+    "                        switchover or the new pairing failed (the guest\n"
+    "                        then runs on where it is, the reason is printed)\n"
     "\n"
     "`colovmctl drill` runs a failure drill on a live COLO pair (SIGKILL of the\n"
     "primary or the secondary, or the replication link cut) and prints a report\n"
@@ -128,6 +140,49 @@ static int migrate_progress(struct qmpc *c)
 				json_string_value(json_object_get(ret, "error-desc")) ?: "");
 			status = CTL_EXIT_FAIL;
 		}
+		json_decref(ret);
+		if (status >= 0)
+			return status;
+		usleep(200 * 1000);
+	}
+}
+
+/*
+ * `migrate --continue`: after the migration part completed, this colovm is
+ * the guest's standby: wait until its new primary protects it. 0 once
+ * protected, CTL_EXIT_FAIL when the switchover did not happen or the new
+ * pairing failed.
+ */
+static int continue_progress(struct qmpc *c)
+{
+	const char *last = "";
+
+	for (;;) {
+		int status = -1;
+		json_t *ret = qmpc_query(c, "query-colo-status", NULL, NULL, false, &status);
+		const char *mode, *st, *why;
+
+		if (!ret)
+			return status;
+		mode = json_string_value(json_object_get(ret, "last-mode")) ?: "";
+		st = json_string_value(json_object_get(ret, "state")) ?: "";
+		why = json_string_value(json_object_get(ret, "reason")) ?: "";
+		if (strcmp(mode, "secondary")) {
+			fprintf(stderr, "colovmctl: no switchover: %s (state %s)\n", why, st);
+			status = CTL_EXIT_FAIL;
+		} else if (!strcmp(st, "protected")) {
+			fprintf(stderr, "switched over: this host is the guest's standby (%s)\n",
+				why);
+			qmpc_print(ret);
+			status = 0;
+		} else if (strcmp(st, "waiting") && strcmp(st, "sync")) {
+			fprintf(stderr,
+				"colovmctl: switched over, but the new pairing failed: %s\n", why);
+			status = CTL_EXIT_FAIL;
+		} else if (strcmp(st, last)) {
+			fprintf(stderr, "switched over: standby %s: %s\n", st, why);
+		}
+		last = !strcmp(st, "waiting") ? "waiting" : !strcmp(st, "sync") ? "sync" : "";
 		json_decref(ret);
 		if (status >= 0)
 			return status;
@@ -276,6 +331,7 @@ int main(int argc, char **argv)
 	struct qmpc *c = calloc(1, sizeof(*c));
 	const char *sock = NULL;
 	bool watch = false, whole = false, raw_caps = false, progress = false, colo = false;
+	bool cont = false;
 	json_t *req = NULL, *m;
 	uint64_t secs = 10;
 	bool secs_given = false;
@@ -354,6 +410,17 @@ int main(int argc, char **argv)
 		req = json_pack("{s:s,s:{s:s}}", "execute", "migrate", "arguments", "uri",
 				argv[optind + 1]);
 		progress = true;
+	} else if (optind + 4 == argc && !strcmp(argv[optind], "migrate") &&
+		   !strcmp(argv[optind + 1], "--continue")) {
+		/* colovmctl migrate --continue STANDBY URI */
+		req = json_pack("{s:s,s:{s:s,s:b,s:s}}", "execute", "migrate", "arguments", "uri",
+				argv[optind + 3], "continue", 1, "standby", argv[optind + 2]);
+		progress = cont = true;
+	} else if (optind < argc && !strcmp(argv[optind], "migrate") && optind + 1 < argc &&
+		   !strcmp(argv[optind + 1], "--continue")) {
+		fprintf(stderr, "colovmctl: usage: migrate --continue STANDBY URI\n"
+				"Try 'colovmctl --help'.\n");
+		goto out;
 	} else if (optind < argc) {
 		req = build_command(argc - optind, argv + optind);
 		if (!req)
@@ -374,9 +441,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		m = qmpc_reply(c, watch ? print_event : NULL, NULL);
-		if (progress && m && json_object_get(m, "return"))
+		if (progress && m && json_object_get(m, "return")) {
 			status = migrate_progress(c);
-		else
+			if (cont && !status)
+				status = continue_progress(c);
+		} else
 			status = qmpc_report(m, whole);
 		json_decref(m);
 	}

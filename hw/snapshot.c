@@ -326,6 +326,25 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n)
 		madvise(vm->mem.host + first * PAGE_SIZE, n * PAGE_SIZE, MADV_POPULATE_WRITE);
 }
 
+/* A copy that was a primary becomes its new primary's standby: its guest
+ * RAM must read as zero again, as a VM's that never ran. With
+ * --mem-prealloc the pages stay allocated (zeroed in place). */
+int hw_vm_ram_discard(struct vm *vm)
+{
+	struct guest_mem *mem = &vm->mem;
+
+	if (!mem->prealloc &&
+	    !fallocate(mem->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)mem->size))
+		goto out;
+	if (!mem->prealloc && errno != EOPNOTSUPP)
+		return -errno;
+	memset(mem->host, 0, mem->size);
+out:
+	memset((void *)mem->vmm_dirty, 0,
+	       HW_BITMAP_WORDS(mem->size / PAGE_SIZE) * sizeof(uint64_t));
+	return 0;
+}
+
 /* Test-only: XXH3-64 over the contents of guest RAM, as the XXH3-64 of
  * every page's XXH3-64 in order (hashes, when not NULL, gets those: where
  * two copies differ). Holes are hashed as the zeros they read as, without

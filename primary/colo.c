@@ -137,6 +137,13 @@ int colo_main_call(struct primary *m, enum mig_req req)
 		if (!runstate_is_running(m->rs))
 			return -EAGAIN;
 		return runstate_vm_stop_force(m->rs, RUN_STATE_COLO);
+	case REQ_SWITCH_STOP:
+		/* The switchover's unit: the guest leaves this host, as at the
+		 * end of a live migration (RUNNING -> FINISH_MIGRATE, then
+		 * POSTMIGRATE once the secondary has it). */
+		if (!runstate_is_running(m->rs))
+			return -EAGAIN;
+		return runstate_vm_stop_force(m->rs, RUN_STATE_FINISH_MIGRATE);
 	case REQ_CKPT_RESUME:
 		/* A "stop" during the checkpoint moved COLO -> PAUSED: stay. */
 		if (!runstate_check(m->rs, RUN_STATE_COLO))
@@ -159,7 +166,7 @@ void colo_claim(struct primary *m)
 	int r;
 
 	pthread_mutex_lock(&m->lock);
-	shutdown = m->colo_shutdown;
+	shutdown = m->colo_shutdown || m->switched;
 	m->fence_why[0] = 0;
 	pthread_mutex_unlock(&m->lock);
 	if (!m->witness || !m->colo_started || shutdown)
@@ -196,10 +203,43 @@ static void colo_fence(struct primary *m, const char *why)
 	m->net = NULL;
 }
 
+/* The switchover checkpoint was acknowledged: the guest is the secondary's
+ * now. This side keeps nothing of the pair (its held packets went out with
+ * the ack, its wire's offsets went with the checkpoint) and becomes the
+ * standby (opts.switched). */
+static void colo_switched(struct primary *m)
+{
+	char why[400];
+
+	runstate_set(m->rs, RUN_STATE_POSTMIGRATE);
+	snprintf(why, sizeof(why), "switched over: the guest runs on %s, this host is its standby",
+		 m->uri);
+	colo_set_state(m, COLO_UNPROTECTED, "%s", why);
+	log_event(LOG_INFO, "switchover",
+		  "COLO: switchover: the guest runs on %s now; this host becomes its standby on %s",
+		  m->uri, m->standby);
+	qmp_event_colo_exit(m->qmp, "primary", true, why, 0, false);
+	if (m->net) {
+		json_decref(m->net_last);
+		m->net_last = colo_net_stats(m->net);
+	}
+	colo_net_free(m->net);
+	m->net = NULL;
+	colo_wire_free(m->wire);
+	m->wire = NULL;
+	if (m->opts.switched)
+		m->opts.switched(m->opts.opaque, m->standby);
+}
+
 void colo_finish(struct primary *m, int ret, const char *msg)
 {
 	const char *why = msg && msg[0] ? msg : ret ? strerror(-ret) : "ended";
 	char fenced[512] = "";
+
+	if (!ret && m->switched) {
+		colo_switched(m);
+		return;
+	}
 
 	pthread_mutex_lock(&m->lock);
 	if (m->colo_started && m->fence_why[0])
@@ -217,7 +257,9 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 	if (m->colo_started) {
 		/* A checkpoint held the VM: COLO -> RUNNING (the table's way
 		 * out), and on it goes alone. */
-		if (runstate_check(m->rs, RUN_STATE_COLO) && runstate_vm_start(m->rs))
+		if ((runstate_check(m->rs, RUN_STATE_COLO) ||
+		     runstate_check(m->rs, RUN_STATE_FINISH_MIGRATE)) &&
+		    runstate_vm_start(m->rs))
 			log_err("COLO: cannot resume the VM after the checkpoint");
 		log_err("COLO: protection lost: %s; the VM runs on unprotected", why);
 	} else {
@@ -250,7 +292,7 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 /* ---- the checkpoint thread ------------------------------------------------------ */
 
 static int send_request(struct transport_channel *ch, uint64_t id, enum colo_reason reason,
-			bool digest, struct vmstate_error *err)
+			bool digest, const char *standby, struct vmstate_error *err)
 {
 	Colovm__Transport__CheckpointRequest rq = COLOVM__TRANSPORT__CHECKPOINT_REQUEST__INIT;
 	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT;
@@ -259,6 +301,8 @@ static int send_request(struct transport_channel *ch, uint64_t id, enum colo_rea
 	rq.id = id;
 	rq.reason = reason;
 	rq.digest = digest;
+	rq.switchover = standby != NULL;
+	rq.standby = (char *)(standby ? standby : "");
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_REQUEST;
 	msg.checkpoint_request = &rq;
 	ret = transport_send(ch, &msg);
@@ -385,9 +429,12 @@ static void record(struct primary *m, uint64_t id, enum colo_reason reason, uint
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* One checkpoint. -EAGAIN: skipped (the VM is not running). */
+/* One checkpoint. -EAGAIN: skipped (the VM is not running). standby (not
+ * NULL): the switchover, the pair's last: the VM stays stopped after the
+ * ack, the secondary serves from it on (migrate with continue). */
 static int checkpoint(struct primary *m, struct transport_channel *ch, struct ram_send *p,
-		      uint64_t *bitmap, enum colo_reason reason, struct vmstate_error *err)
+		      uint64_t *bitmap, enum colo_reason reason, const char *standby,
+		      struct vmstate_error *err)
 {
 	uint64_t id = m->ckpt_id + 1, pages, state_bytes = 0, digest = 0;
 	uint64_t disk_digest = 0, at[PHASE__MAX + 1];
@@ -402,7 +449,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	 * link's pace, until little is queued) */
 	colo_disk_settle(m->disk);
 	at[PHASE_STOP] = clock_ns();
-	ret = mig_call(m, REQ_CKPT_STOP);
+	ret = mig_call(m, standby ? REQ_SWITCH_STOP : REQ_CKPT_STOP);
 	if (ret)
 		colo_disk_unsettle(m->disk);
 	if (ret == -EAGAIN)
@@ -419,7 +466,7 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	if (ret)
 		return ret;
 	at[PHASE_RAM] = clock_ns();
-	ret = send_request(ch, id, reason, want_digest, err);
+	ret = send_request(ch, id, reason, want_digest, standby, err);
 	if (ret)
 		return ret;
 	ret = hw_dirty_log_sync(m->vm, bitmap);
@@ -461,6 +508,21 @@ static int checkpoint(struct primary *m, struct transport_channel *ch, struct ra
 	/* After the ack: what this checkpoint covers is safe on the secondary. */
 	if (m->net)
 		colo_net_checkpoint_acked(m->net);
+	if (standby) {
+		/* The secondary has the guest and serves it now. */
+		at[PHASE__MAX] = clock_ns();
+		record(m, id, reason, pages, p->bytes + state_bytes, want_digest, digest,
+		       disk_digest, at);
+		pthread_mutex_lock(&m->lock);
+		m->switched = true;
+		pthread_mutex_unlock(&m->lock);
+		log_info("COLO: switchover: checkpoint %llu acknowledged, the guest paused %llu us "
+			 "here: %s serves it from now on",
+			 (unsigned long long)id,
+			 (unsigned long long)((at[PHASE__MAX] - at[PHASE_STOP]) / 1000),
+			 transport_peer_name(ch));
+		return 0;
+	}
 	ret = mig_call(m, REQ_CKPT_RESUME);
 	if (ret)
 		return vmstate_seterr(err, ret, "cannot resume the VM after checkpoint %llu: %s",
@@ -558,6 +620,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 {
 	uint64_t next, v;
 	unsigned int hb_ms, hb_misses;
+	const char *standby; /* (m->standby: set once, freed by the next mig_start) */
 	int ret;
 
 	/* Unit 1 was the first sync; checkpoints count from 2. */
@@ -607,7 +670,10 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		pthread_mutex_lock(&m->lock);
 		interval = m->ckpt_interval_ms * 1000000ull;
 		pending = m->pending;
+		standby = m->standby;
 		pthread_mutex_unlock(&m->lock);
+		if (standby)
+			pending |= 1u << COLO_REASON_REQUEST;
 		if (next > now + interval)
 			next = now + interval; /* the period was shortened */
 		if (now >= next)
@@ -618,7 +684,9 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			pthread_mutex_lock(&m->lock);
 			m->pending &= ~pending;
 			pthread_mutex_unlock(&m->lock);
-			ret = checkpoint(m, ch, p, bitmap, reason, err);
+			ret = checkpoint(m, ch, p, bitmap, reason, standby, err);
+			if (!ret && standby)
+				return 0; /* switched over: the pair ends here */
 			if (ret == -EAGAIN) {
 				/* Not running: requests wait for the VM to run. */
 				pthread_mutex_lock(&m->lock);

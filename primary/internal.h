@@ -40,6 +40,8 @@ enum mig_req {
 	REQ_COLO_START,	 /* finish-migrate -> colo -> running: protected */
 	REQ_CKPT_STOP,	 /* running -> colo; -EAGAIN when not running */
 	REQ_CKPT_RESUME, /* colo -> running (unless stopped meanwhile) */
+	REQ_SWITCH_STOP, /* running -> finish-migrate: the switchover's unit;
+			  * -EAGAIN when not running */
 };
 
 enum colo_state {
@@ -115,7 +117,13 @@ struct primary {
 	bool colo;	    /* the outgoing stream is mode COLO (main loop, set at start) */
 	bool colo_started;  /* the first sync was acknowledged (thread, then main loop) */
 	bool colo_shutdown; /* primary_free: tell the secondary to shut down */
-	int colo_evfd;	    /* wakes the checkpoint thread (requests, cancel) */
+	/* migrate with continue: once protected, the next checkpoint is the
+	 * switchover (the secondary serves from it on and protects the guest
+	 * with this host, its standby on this URI); NULL: none asked */
+	char *standby;
+	bool switched; /* that checkpoint was acknowledged (thread, then main loop) */
+	unsigned int connect_wait_ms; /* a refused connect is retried that long */
+	int colo_evfd;		      /* wakes the checkpoint thread (requests, cancel) */
 	enum colo_state colo_state;
 	struct colo_net *net;	/* the packet path (net.c): main loop creates and frees */
 	struct colo_wire *wire; /* offsets at the wire (re-protect, net.c); set once */
@@ -158,7 +166,8 @@ int mig_send_device_state(struct primary *m, struct transport_channel *ch, uint6
 /* colo.c, for migrate.c */
 struct ram_send;
 /* The thread's part after the first sync was acknowledged: checkpoints
- * until a failure or a cancel; 0 never (err says why it ended). */
+ * until a failure or a cancel (err says why it ended); 0 once the switchover
+ * checkpoint was acknowledged (m->switched, migrate with continue). */
 int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
 	     struct vmstate_error *err);
 /* Main loop: the request REQ_COLO_START/CKPT_STOP/CKPT_RESUME; returns

@@ -323,6 +323,12 @@ static void *mig_thread(void *arg)
 
 	mig_block_sigpipe();
 	ret = transport_connect(m->uri, &topts, &ch);
+	/* (a standby that is getting ready refuses for a moment) */
+	for (uint64_t until = clock_ns() + m->connect_wait_ms * 1000000ull;
+	     ret == -ECONNREFUSED && clock_ns() < until && !atomic_load(&m->cancel);) {
+		usleep(20000);
+		ret = transport_connect(m->uri, &topts, &ch);
+	}
 	if (ret) {
 		vmstate_seterr(&err, ret, "cannot connect to %s: %s%s", m->uri, strerror(-ret),
 			       ret == -EACCES ? " (the two ends have different --peer-key)" : "");
@@ -606,6 +612,7 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 	case REQ_COLO_START:
 	case REQ_CKPT_STOP:
 	case REQ_CKPT_RESUME:
+	case REQ_SWITCH_STOP:
 		ret = colo_main_call(m, req);
 		pthread_mutex_lock(&m->lock);
 		m->call_done = true;
@@ -621,10 +628,13 @@ static void mig_ev_cb(void *opaque, uint32_t events)
 
 /* ---- QMP ------------------------------------------------------------------------ */
 
-/* Start an outgoing stream to uri (colo: protection). Main loop. 0, or
- * -errno with msg set. */
-static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, size_t len)
+/* Start an outgoing stream to uri (colo: protection; standby, with colo:
+ * then switch over, migrate with continue). Main loop. 0, or -errno with
+ * msg set. */
+static int mig_start(struct primary *m, const char *uri, bool colo, const char *standby,
+		     unsigned int wait_ms, char *msg, size_t len)
 {
+	char *sb = NULL;
 	int r;
 
 	if (m->thread_live) {
@@ -662,8 +672,10 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	}
 	free(m->uri);
 	m->uri = strdup(uri);
-	if (!m->uri)
+	if (!m->uri || (standby && !(sb = strdup(standby)))) {
+		free(sb);
 		return -ENOMEM;
+	}
 	if (colo && !m->wire && m->opts.take_rewriters) {
 		/* A copy that was a secondary and took over: the offsets of
 		 * the connections open then move to this role's wire edge. */
@@ -671,8 +683,10 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 		struct compare_rewrite *rw[nports ? nports : 1];
 
 		r = m->opts.take_rewriters(m->opts.opaque, rw, nports, msg, len);
-		if (r < 0)
+		if (r < 0) {
+			free(sb);
 			return r;
+		}
 		if (r > 0) {
 			int got = r;
 
@@ -682,6 +696,7 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 				 * that use them, the secondary's) */
 				snprintf(msg, len, "cannot take the packet path over: %s",
 					 strerror(-r));
+				free(sb);
 				return r;
 			}
 			log_info("COLO: re-protect: %llu connection(s) of the takeover rewritten "
@@ -699,6 +714,7 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 		r = colo_net_new(m, tmo, &m->net);
 		if (r) {
 			snprintf(msg, len, "cannot set up the packet comparison: %s", strerror(-r));
+			free(sb);
 			return r;
 		}
 	}
@@ -716,6 +732,10 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	m->colo_started = false;
 	m->colo_shutdown = false;
 	m->pending = 0;
+	free(m->standby);
+	m->standby = sb;
+	m->switched = false;
+	m->connect_wait_ms = wait_ms;
 	if (colo)
 		m->ndigest = 0; /* checkpoint ids start again at 2 */
 	pthread_mutex_unlock(&m->lock);
@@ -738,27 +758,86 @@ static int mig_start(struct primary *m, const char *uri, bool colo, char *msg, s
 	return 0;
 }
 
+/*
+ * migrate with continue: the guest goes to the secondary at uri and this
+ * host stays its standby on standby. Unprotected: protect first (the first
+ * sync is the live migration), then switch over; protected by that very
+ * secondary: switch over at the next checkpoint.
+ */
+static int mig_continue(struct primary *m, const char *uri, const char *standby, char *msg,
+			size_t len)
+{
+	char *sb;
+
+	if (!standby || !uri_valid(standby)) {
+		snprintf(msg, len,
+			 "migrate with continue needs standby: the URI (tcp:HOST:PORT or "
+			 "rdma:HOST:PORT) where this host then waits, as the guest's hot "
+			 "standby, for its new primary%s%s%s",
+			 standby ? " ('" : "", standby ? standby : "",
+			 standby ? "' is not one)" : "");
+		return -EINVAL;
+	}
+	if (!m->thread_live)
+		return mig_start(m, uri, true, standby, 0, msg, len);
+	if (!m->colo) {
+		snprintf(msg, len, "There's a migration process in progress");
+		return -EBUSY;
+	}
+	if (!uri || strcmp(uri, m->uri)) {
+		snprintf(msg, len,
+			 "The VM is protected by %s: migrate with continue hands it over to "
+			 "that secondary only (uri=%s), or cancel protection first",
+			 m->uri, m->uri);
+		return -EBUSY;
+	}
+	sb = strdup(standby);
+	if (!sb)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	if (m->standby) {
+		pthread_mutex_unlock(&m->lock);
+		free(sb);
+		snprintf(msg, len, "A switchover to %s is under way already", m->uri);
+		return -EBUSY;
+	}
+	m->standby = sb;
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->colo_evfd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+		log_err("colo: eventfd: %s", strerror(errno));
+	log_info("COLO: switchover to %s asked: at the next checkpoint", uri);
+	return 0;
+}
+
 static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
 {
 	struct primary *m = opaque;
-	char msg[256];
-	int r =
-	    mig_start(m, json_string_value(json_object_get(args, "uri")), false, msg, sizeof(msg));
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	const char *standby = json_string_value(json_object_get(args, "standby"));
+	char msg[320];
+	int r;
 
+	if (json_is_true(json_object_get(args, "continue")))
+		r = mig_continue(m, uri, standby, msg, sizeof(msg));
+	else if (standby)
+		r = -EINVAL, snprintf(msg, sizeof(msg), "standby is an argument of continue");
+	else
+		r = mig_start(m, uri, false, NULL, 0, msg, sizeof(msg));
 	return r == -ENOMEM ? r : r ? qmp_error_set(err, QMP_ERROR_GENERIC, "%s", msg) : 0;
 }
 
-int primary_colo_protect(struct primary *m, const char *uri, char *msg, size_t len)
+int primary_colo_protect(struct primary *m, const char *uri, unsigned int wait_ms, char *msg,
+			 size_t len)
 {
-	return mig_start(m, uri, true, msg, len);
+	return mig_start(m, uri, true, NULL, wait_ms, msg, len);
 }
 
 static int qmp_colo_protect(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
 {
 	struct primary *m = opaque;
 	char msg[256];
-	int r =
-	    mig_start(m, json_string_value(json_object_get(args, "uri")), true, msg, sizeof(msg));
+	int r = mig_start(m, json_string_value(json_object_get(args, "uri")), true, NULL, 0, msg,
+			  sizeof(msg));
 
 	return r == -ENOMEM ? r : r ? qmp_error_set(err, QMP_ERROR_GENERIC, "%s", msg) : 0;
 }
@@ -983,6 +1062,8 @@ static const struct qmp_arg migrate_args[] = {
     {"detach", QMP_ARG_BOOL, true},
     {"blk", QMP_ARG_BOOL, true},
     {"inc", QMP_ARG_BOOL, true},
+    {"continue", QMP_ARG_BOOL, true},
+    {"standby", QMP_ARG_STRING, true},
     {NULL, 0, false},
 };
 static const struct qmp_arg params_args[] = {
@@ -1138,5 +1219,6 @@ void primary_free(struct primary *m)
 	free(m->witness);
 	free(m->vm_config);
 	free(m->uri);
+	free(m->standby);
 	free(m);
 }

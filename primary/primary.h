@@ -16,6 +16,11 @@
  *   x-checkpoint-delay | checkpoint-interval (ms), compare-timeout (ms),
  *   x-colo-ram-digest},
  *   query-migrate-parameters, snapshot-save {file}
+ *   migrate {uri, continue: true, standby: URI} (checkpointed continuation:
+ *   protect the VM with the secondary at uri, or the one protecting it
+ *   already, then hand the guest over to it in one last checkpoint; the
+ *   secondary serves from then on and protects it with this host, which
+ *   waits as its standby on standby: the roles swap, protection goes on)
  *   colo-protect {uri}, x-colo-checkpoint
  *   event MIGRATION {status}
  *
@@ -113,6 +118,15 @@ struct primary_opts {
 	 */
 	int (*take_rewriters)(void *opaque, struct compare_rewrite **rw, unsigned int max,
 			      char *msg, size_t len);
+	/*
+	 * migrate with continue (colovm.c): the switchover checkpoint was
+	 * acknowledged; the guest now runs on the secondary, which protects
+	 * it with this host next. On the main loop, the VM stopped (run state
+	 * postmigrate), nothing of this role's packet path left on its ports:
+	 * this colovm is to become the guest's standby, listening on standby.
+	 * NULL: none (the VM stays stopped).
+	 */
+	void (*switched)(void *opaque, const char *standby);
 	void *opaque;
 };
 
@@ -132,11 +146,13 @@ int primary_set_parameters(struct primary *p, json_t *args, char *msg, size_t le
 
 /*
  * Protect the running VM (main loop): connect to the secondary at uri and
- * start the first sync, then checkpoints; what QMP colo-protect does. 0:
+ * start the first sync, then checkpoints; what QMP colo-protect does (a
+ * refused connection is tried again for wait_ms: a peer getting ready). 0:
  * started (query-colo-status follows it; a later failure leaves the VM
  * running unprotected); -errno and msg (size len) when it cannot start.
  */
-int primary_colo_protect(struct primary *p, const char *uri, char *msg, size_t len);
+int primary_colo_protect(struct primary *p, const char *uri, unsigned int wait_ms, char *msg,
+			 size_t len);
 /*
  * Any thread: take a checkpoint as soon as possible for reason (net-compare:
  * COLO_REASON_MISMATCH, COLO_REASON_COMPARE_TIMEOUT). Requests made before

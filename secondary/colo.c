@@ -111,6 +111,8 @@ struct secondary_colo {
 	pthread_cond_t cond;
 	enum sc_req req;
 	bool call_done, freeing;
+	bool ending;	   /* the thread's last request is posted: it is returning */
+	char standby[256]; /* the switchover's (thread, then main loop): "" none */
 	int call_ret;
 	int fail_ret; /* SC_REQ_FAILED */
 	char fail_msg[256];
@@ -190,8 +192,12 @@ static int sc_main(struct secondary_colo *s, enum sc_req req)
 		snprintf(why, sizeof(why), "%s", s->why);
 		pthread_mutex_unlock(&s->lock);
 		qmp_event_colo_exit(
-		    s->opts.qmp, "secondary", req == SC_REQ_EXIT && atomic_load(&s->hb_drill), why,
-		    req == SC_REQ_EXIT ? atomic_load(&s->hb_silent_ms) : 0, req == SC_REQ_FENCE);
+		    s->opts.qmp, "secondary",
+		    req == SC_REQ_EXIT && (atomic_load(&s->hb_drill) || s->standby[0]), why,
+		    req == SC_REQ_EXIT && !s->standby[0] ? atomic_load(&s->hb_silent_ms) : 0,
+		    req == SC_REQ_FENCE);
+		if (req == SC_REQ_EXIT && s->standby[0] && s->opts.switched)
+			s->opts.switched(s->opts.opaque, s->standby);
 		return ret;
 	default:
 		return 0;
@@ -239,6 +245,21 @@ static int sc_call(struct secondary_colo *s, enum sc_req req)
 	ret = s->call_done ? s->call_ret : -ECANCELED;
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+/* Thread: its last request, not waited for (the main loop may join the
+ * thread when it handles it: secondary_colo_handover). */
+static void sc_post(struct secondary_colo *s, enum sc_req req)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	s->call_done = false;
+	s->req = req;
+	s->ending = true;
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->evfd, &one, sizeof(one)) < 0)
+		log_err("COLO: eventfd: %s", strerror(errno));
 }
 
 /* ---- the COLO thread ---------------------------------------------------------------- */
@@ -517,8 +538,11 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 		return ret;
 	}
 	/* The whole unit is here and verified: the cache becomes the guest's
-	 * RAM (the pages not noted are zero in both), then the devices. */
-	ret = ram_cache_commit(s->cache, NULL, &copied);
+	 * RAM (the pages not noted are zero in both: a guest that ran here
+	 * before, as the primary, is forgotten first), then the devices. */
+	ret = s->opts.ran ? hw_vm_ram_discard(s->vm) : 0;
+	if (!ret)
+		ret = ram_cache_commit(s->cache, NULL, &copied);
 	if (!ret)
 		ret = hw_vm_load_devices(s->vm, state, nstate, err);
 	else
@@ -596,8 +620,10 @@ static void note_rtt(struct secondary_colo *s, struct transport_channel *ch)
 
 /*
  * Checkpoints until the primary goes. 0: it shut the pair down in order
- * (FailoverNotice); else err says why the pair broke. *stopped: a
- * checkpoint holds the guest (to be dropped and resumed by the caller).
+ * (FailoverNotice); 1: it handed the guest over (the switchover's
+ * checkpoint is applied, the guest stopped; s->standby set); else err says
+ * why the pair broke. *stopped: a checkpoint holds the guest (to be
+ * dropped and resumed by the caller).
  */
 static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, bool *stopped,
 		       struct vmstate_error *err)
@@ -606,6 +632,8 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 	uint64_t id = 0, pages = 0, t0 = 0;
 	uint32_t reason = 0;
 	bool in_ckpt = false, want_digest = false;
+	const char *standby = NULL; /* the switchover's (in the request below) */
+	transport_msg *req = NULL;
 	uint8_t *state = NULL;
 	size_t nstate = 0;
 	int ret;
@@ -634,9 +662,24 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 						     (unsigned long long)m->checkpoint_request->id);
 				break;
 			}
+			if (m->checkpoint_request->switchover &&
+			    (!m->checkpoint_request->standby ||
+			     !m->checkpoint_request->standby[0] ||
+			     strlen(m->checkpoint_request->standby) >= sizeof(s->standby))) {
+				ret = vmstate_seterr(err, -EPROTO,
+						     "a switchover without a standby URI");
+				break;
+			}
 			id = m->checkpoint_request->id;
 			reason = m->checkpoint_request->reason;
 			want_digest = m->checkpoint_request->digest;
+			/* (the request is kept until the unit ends: its URI) */
+			transport_msg_free(req);
+			req = m;
+			m = NULL;
+			standby = req->checkpoint_request->switchover
+				      ? req->checkpoint_request->standby
+				      : NULL;
 			t0 = clock_ns();
 			pages = 0;
 			nstate = 0;
@@ -716,6 +759,22 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				/* (the images, not the overlays: this checkpoint) */
 				disk_digest = hw_vm_disk_digest(s->vm, &derr);
 			}
+			if (standby) {
+				/* The primary's last: this copy serves from here
+				 * on, once its packets go to its own wire (the
+				 * caller), the guest stopped meanwhile. */
+				record(s, id, reason, clock_ns() - t0, pages, copied,
+				       pages * HW_PAGE_SIZE + nstate, want_digest, digest,
+				       disk_digest);
+				snprintf(s->standby, sizeof(s->standby), "%s", standby);
+				log_info("COLO: switchover: checkpoint %llu applied, the primary "
+					 "hands the guest over: this copy serves it now",
+					 (unsigned long long)id);
+				transport_msg_free(m);
+				transport_msg_free(req);
+				free(state);
+				return 1;
+			}
 			ret = sc_call(s, SC_REQ_RESUME);
 			if (ret) {
 				vmstate_seterr(err, ret, "cannot resume: %s", strerror(-ret));
@@ -758,6 +817,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			vmstate_seterr(err, 0, "the primary ended the pair: %s",
 				       m->failover->reason);
 			transport_msg_free(m);
+			transport_msg_free(req);
 			free(state);
 			return 0;
 		case COLOVM__TRANSPORT__MSG__BODY_ERROR:
@@ -780,6 +840,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 		ret = 0;
 	}
 	free(state);
+	transport_msg_free(req);
 	if (in_ckpt) {
 		/* Never a mix: the cache is dropped, guest RAM and devices
 		 * are those of the last complete checkpoint (+ this guest's
@@ -829,7 +890,7 @@ static void *sc_thread(void *arg)
 	struct secondary_colo *s = arg;
 	struct transport_channel *ch = NULL;
 	struct vmstate_error err = {0};
-	bool stopped = false;
+	bool stopped = false, switched;
 	sigset_t set;
 	int ret;
 
@@ -890,10 +951,15 @@ static void *sc_thread(void *arg)
 	s->ch = ch;
 	pthread_mutex_unlock(&s->lock);
 	ret = checkpoints(s, ch, &stopped, &err);
+	switched = ret == 1;
+	if (switched)
+		snprintf(err.msg, sizeof(err.msg),
+			 "switchover: %s handed the guest over at checkpoint %llu",
+			 transport_peer_name(ch), (unsigned long long)s->ckpt_id);
 	/* A drill or the heartbeat's verdict is why the pair broke, whatever
 	 * the checkpoint under way then failed on (a send, a reset): the same
 	 * reason whether the channel broke in a read or in a write. */
-	if (ret && ret != -EINTR && !s->disk_fault &&
+	if (ret < 0 && ret != -EINTR && !s->disk_fault &&
 	    (atomic_load(&s->hb_drill) || atomic_load(&s->hb_silent_ms))) {
 		char why[128];
 
@@ -940,7 +1006,10 @@ static void *sc_thread(void *arg)
 		sc_call(s, SC_REQ_FENCE);
 		return NULL;
 	}
-	{
+	if (switched) {
+		log_event(LOG_INFO, "switchover", "COLO: %s: serving it from checkpoint %llu",
+			  err.msg, (unsigned long long)s->ckpt_id);
+	} else {
 		enum colo_failover f = atomic_load(&s->hb_drill)       ? COLO_FAILOVER_DRILL
 				       : atomic_load(&s->hb_silent_ms) ? COLO_FAILOVER_HEARTBEAT
 								       : COLO_FAILOVER_PEER_LOST;
@@ -950,9 +1019,10 @@ static void *sc_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		log_event(LOG_ERROR, "failover", "COLO: failover (%s): taking over",
 			  qmp_colo_failover_name(f));
+		log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, "
+			"unprotected",
+			err.msg, (unsigned long long)s->ckpt_id);
 	}
-	log_err("COLO: the pair broke: %s; the guest runs on from checkpoint %llu, unprotected",
-		err.msg, (unsigned long long)s->ckpt_id);
 	/* This copy serves now: its guest's packets go to its own wire, and
 	 * the switches learn where its MACs are. */
 	sc_net_failover(s->net);
@@ -960,7 +1030,9 @@ static void *sc_thread(void *arg)
 	sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 	if (stopped && sc_call(s, SC_REQ_RESUME))
 		log_err("COLO: cannot resume the guest");
-	sc_call(s, SC_REQ_EXIT);
+	/* (not waited for: after a switchover the main loop re-protects the
+	 * guest at once, which joins this thread) */
+	sc_post(s, SC_REQ_EXIT);
 	return NULL;
 }
 
@@ -983,8 +1055,15 @@ int secondary_colo_handover(struct secondary_colo *s, struct compare_rewrite **r
 {
 	int ret;
 
-	/* Only once the takeover is complete: the COLO thread has ended. */
-	if (!s->thread_live || pthread_tryjoin_np(s->thread, NULL))
+	bool ending;
+
+	/* Only once the takeover is complete: the COLO thread has ended, or
+	 * is returning (its last request posted). */
+	pthread_mutex_lock(&s->lock);
+	ending = s->ending;
+	pthread_mutex_unlock(&s->lock);
+	if (!s->thread_live ||
+	    (pthread_tryjoin_np(s->thread, NULL) && (!ending || pthread_join(s->thread, NULL))))
 		return -EBUSY;
 	s->thread_live = false;
 	ret = sc_net_handover(s->net, rw, max);

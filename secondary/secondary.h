@@ -52,6 +52,16 @@ struct secondary_opts {
 	 * have one too, or the pair is refused. witness_key NULL: key. */
 	const char *witness;
 	const struct transport_key *witness_key;
+	/* COLO: the VM has run before (a primary that switched over and is
+	 * now its guest's standby): guest RAM is discarded (hw_vm_ram_discard)
+	 * before the first sync lands in it. */
+	bool ran;
+	/* COLO, migrate with continue: the primary handed the guest over in
+	 * its last checkpoint; this copy serves it now (the takeover is
+	 * complete: secondary_colo_handover works) and is to protect it with
+	 * the old primary, waiting as its standby on standby. Main loop, once.
+	 * NULL: none (the guest runs on unprotected). */
+	void (*switched)(void *opaque, const char *standby);
 };
 
 /*
