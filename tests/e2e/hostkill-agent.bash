@@ -19,6 +19,11 @@ echo 0 >/sys/class/net/br0/bridge/forward_delay 2>/dev/null || true
 ip link set eth0 master br0 || fail "eth0 into br0"
 ip tuntap add tap0 mode tap || fail "no tap"
 ip link set tap0 master br0 || fail "tap0 into br0"
+# br0's MAC from its address, not from its ports' (a bridge takes the
+# lowest, and a tap's is random): a host that replaces a dead one with the
+# same address answers at the same MAC, whatever the peer's ARP cache holds.
+ip link set br0 address "$(printf '02:00:%02x:%02x:%02x:%02x' $(echo "${IP%/*}" | tr . ' '))" ||
+	fail "br0's MAC"
 ip link set eth0 up && ip link set tap0 up && ip link set br0 up || fail "links up"
 ip addr add "$IP" dev br0 || fail "address $IP"
 [ -z "$CLIENT_IP" ] || ip addr add "$CLIENT_IP" dev br0 || fail "address $CLIENT_IP"
