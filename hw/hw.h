@@ -120,8 +120,9 @@ uint64_t hw_vm_ram_pages(const struct vm *vm);
  * not allocated): a sender may skip them without reading them. */
 bool hw_vm_ram_unbacked(struct vm *vm, uint64_t first, uint64_t n);
 /* Make all of guest RAM read as zero again, as a VM's that never ran (the
- * VM paused, dirty logging off): a copy that was a primary and becomes
- * the standby of its guest's new primary receives a first sync into it. */
+ * VM paused, dirty logging off; the pages stay mapped, zeroed in place): a
+ * copy that was a primary and becomes the standby of its guest's new
+ * primary receives a first sync into it. */
 int hw_vm_ram_discard(struct vm *vm);
 /* Allocate pages [first, first + n) now, in one call, before a receiver
  * fills them (best effort; nothing to do with --mem-prealloc). */

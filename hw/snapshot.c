@@ -327,21 +327,30 @@ void hw_vm_ram_populate(struct vm *vm, uint64_t first, uint64_t n)
 }
 
 /* A copy that was a primary becomes its new primary's standby: its guest
- * RAM must read as zero again, as a VM's that never ran. With
- * --mem-prealloc the pages stay allocated (zeroed in place). */
+ * RAM must read as zero again, as a VM's that never ran. Zeroed in place,
+ * the pages the guest touched only (SEEK_DATA: holes read as zero already):
+ * punching them out would hand KVM's mappings of them new pages, and the
+ * VM keeps its slots. */
 int hw_vm_ram_discard(struct vm *vm)
 {
 	struct guest_mem *mem = &vm->mem;
+	off_t off = 0, end;
 
-	if (!mem->prealloc &&
-	    !fallocate(mem->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)mem->size))
-		goto out;
-	if (!mem->prealloc && errno != EOPNOTSUPP)
+	for (;;) {
+		off = lseek(mem->memfd, off, SEEK_DATA);
+		if (off < 0)
+			break;
+		end = lseek(mem->memfd, off, SEEK_HOLE);
+		if (end < 0 || (uint64_t)end > mem->size)
+			end = (off_t)mem->size;
+		memset(mem->host + off, 0, (size_t)(end - off));
+		off = end;
+		if ((uint64_t)off >= mem->size)
+			break;
+	}
+	if (off < 0 && errno != ENXIO)
 		return -errno;
-	memset(mem->host, 0, mem->size);
-out:
-	memset((void *)mem->vmm_dirty, 0,
-	       HW_BITMAP_WORDS(mem->size / PAGE_SIZE) * sizeof(uint64_t));
+	memset((void *)mem->vmm_dirty, 0, HW_BITMAP_WORDS(mem->size / PAGE_SIZE) * sizeof(uint64_t));
 	return 0;
 }
 

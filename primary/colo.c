@@ -618,7 +618,7 @@ static const char *lost_why(struct primary *m, int ret, char *buf, size_t len)
 int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p, uint64_t *bitmap,
 	     struct vmstate_error *err)
 {
-	uint64_t next, v;
+	uint64_t next, v, applied = p->id, unapplied_since = 0;
 	unsigned int hb_ms, hb_misses;
 	const char *standby; /* (m->standby: set once, freed by the next mig_start) */
 	int ret;
@@ -678,7 +678,23 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			next = now + interval; /* the period was shortened */
 		if (now >= next)
 			pending |= 1u << COLO_REASON_PERIODIC;
+		/* The next checkpoint's pages land in the secondary's RAM
+		 * cache: only once it has copied the last one out of it (its
+		 * second ack, usually long in by now). */
+		if (pending && applied < m->ckpt_id) {
+			if (!unapplied_since)
+				unapplied_since = now;
+			else if (now - unapplied_since > COLO_APPLY_TIMEOUT_MS * 1000000ull)
+				return vmstate_seterr(err, -ETIMEDOUT,
+						      "the secondary did not apply checkpoint %llu "
+						      "in %d s",
+						      (unsigned long long)m->ckpt_id,
+						      COLO_APPLY_TIMEOUT_MS / 1000);
+			next = now + 1000000; /* (poll below: 1 ms) */
+			pending = 0;
+		}
 		if (pending) {
+			unapplied_since = 0;
 			enum colo_reason reason = pick_reason(pending);
 
 			pthread_mutex_lock(&m->lock);
@@ -748,6 +764,13 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 						      lost_why(m, ret, why, sizeof(why)));
 			if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT) {
 				note_rtt(m, ch);
+				transport_msg_free(msg);
+				continue;
+			}
+			if (msg->body_case == COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK &&
+			    msg->checkpoint_ack->applied && !msg->checkpoint_ack->status &&
+			    msg->checkpoint_ack->id == m->ckpt_id) {
+				applied = m->ckpt_id;
 				transport_msg_free(msg);
 				continue;
 			}

@@ -66,6 +66,8 @@ enum colo_phase {
 
 #define COLO_PAUSE_RING	 4096 /* checkpoints kept for the pause percentiles */
 #define COLO_DIGEST_RING 64   /* x-colo-ram-digest entries kept */
+/* The secondary's second ack (unit applied) is this late: it is stuck. */
+#define COLO_APPLY_TIMEOUT_MS 30000
 
 struct primary {
 	struct vm *vm;

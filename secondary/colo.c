@@ -277,6 +277,21 @@ static int send_ack(struct transport_channel *ch, uint64_t id, int status, const
 	return transport_send(ch, &m);
 }
 
+/* Unit id is applied: its pages are out of the cache, the next unit's may
+ * land in it (checkpoint protocol 2). */
+static int send_applied(struct transport_channel *ch, uint64_t id)
+{
+	Colovm__Transport__CheckpointAck ack = COLOVM__TRANSPORT__CHECKPOINT_ACK__INIT;
+	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
+
+	ack.id = id;
+	ack.message = "";
+	ack.applied = true;
+	m.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK;
+	m.checkpoint_ack = &ack;
+	return transport_send(ch, &m);
+}
+
 static void send_error(struct transport_channel *ch, int code, const char *message)
 {
 	Colovm__Transport__Error e = COLOVM__TRANSPORT__ERROR__INIT;
@@ -742,6 +757,13 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				hw_vm_devices_drop(staged);
 				vmstate_seterr(err, ret, "cannot flush the RAM cache: %s",
 					       strerror(-ret));
+				break;
+			}
+			/* The cache is free for the next unit (not after the
+			 * switchover: the primary has gone its way). */
+			if (!standby && send_applied(ch, id)) {
+				hw_vm_devices_drop(staged);
+				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
 				break;
 			}
 			ret = hw_vm_devices_apply(staged, err);

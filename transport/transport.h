@@ -99,7 +99,7 @@
  * the region reads a range only after transport_recv() delivered the
  * BulkCommit that covers it, and never writes it while the peer may.
  *
- * ---- Checkpoint protocol, version 1 (TRANSPORT_CKPT_VERSION) ----------------
+ * ---- Checkpoint protocol, version 2 (TRANSPORT_CKPT_VERSION) ----------------
  *
  * The one vocabulary between primary/ and secondary/, for live migration
  * and COLO checkpoints. RAM travels only on the bulk path, straight
@@ -111,7 +111,7 @@
  * the vmstate CRCs, the two-phase vmstate load).
  *
  *   primary                                               secondary
- *   |-- StreamStart{protocol 1, mode, ram_bytes, page} -->|  refuse: other
+ *   |-- StreamStart{protocol 2, mode, ram_bytes, page} -->|  refuse: other
  *   |                                                     |  version or RAM size
  *   Live migration (mode MIGRATE, unit 1; the region is the target's guest
  *   RAM, which has never run and reads as zero, so zero pages are skipped):
@@ -143,8 +143,15 @@
  *   releases held packets, resumes (COLO -> RUNNING)      |  (pages dirtied by
  *                                                         |  either side),
  *                                                         |  apply state, run
+ *   |<- CheckpointAck{id n, 0, applied} ------------------|  (version 2)
  *   The primary does not wait for the reply before sending: the secondary
  *   stops while the pages stream (they land in the cache, not in its guest).
+ *   But it stops its VM for checkpoint n + 1 only once unit n is applied
+ *   (the second ack; unit 1 is applied at its ack): the cache is the region
+ *   its pages land in, and the secondary copies unit n out of it after its
+ *   first ack. (Version 1 streamed into the cache meanwhile: a checkpoint
+ *   that followed at once could put pages of n + 1 into the secondary's
+ *   guest at n, seen as differing RAM digests in slow host VMs.)
  *   Re-protect: a primary that was a secondary and took over still rewrites
  *   at its wire the TCP connections that were open then (their clients talk
  *   the old primary's sequence numbers); the last DeviceState of every unit
@@ -180,7 +187,7 @@
 #include "transport/transport.pb-c.h"
 
 #define TRANSPORT_WIRE_VERSION	   1
-#define TRANSPORT_CKPT_VERSION	   1 /* checkpoint protocol (StreamStart.protocol) */
+#define TRANSPORT_CKPT_VERSION	   2 /* checkpoint protocol (StreamStart.protocol) */
 #define TRANSPORT_FRAME_MAGIC	   0x50545643u /* "CVTP" */
 #define TRANSPORT_HDR_LEN	   24
 #define TRANSPORT_MAC_LEN	   32

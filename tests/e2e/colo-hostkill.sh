@@ -22,6 +22,9 @@
 # the kill to B's COLO_EXIT event seen from outside (polled every 50 ms over
 # the shared folder: +-0.1 s), and the client must go on. At the end the
 # client ends cleanly: no wrong answer, no connection lost.
+# The channel: tcp:, or CHAN=rdma (Soft-RoCE on each host's br0: the pages go
+# as RDMA WRITEs in UDP across the link; the rxe counters of the survivor are
+# checked at the end).
 # Heartbeat 200 ms x 10: a TCG host VM stalls for hundreds of ms at times, and
 # a shorter one split the pair with no host dead.
 #
@@ -34,6 +37,8 @@ HOSTVM=$SRC/tests/hostvm
 AGENT=$SRC/tests/e2e/hostkill-agent.bash
 CTL=${COLOVMCTL:?}
 DRILLS=${DRILLS:-2}
+CHAN=${CHAN:-tcp}
+export CHAN # (for the agents: hostvm passes the environment)
 P=$((20000 + RANDOM % 20000)) # the link: UDP ports P (the A side), P+1 (B)
 MAC=52:54:00:12:34:58
 HB=(--heartbeat-interval 200 --heartbeat-misses 10)
@@ -129,9 +134,9 @@ host_up b $((P + 1)) $P 10.9.0.2/24 10.0.0.1/24
 host_up a1 $P $((P + 1)) 10.9.0.1/24
 host_ready b
 host_ready a1
-colovm_in b --colo secondary --listen tcp:10.9.0.2:4500 "${HB[*]}"
+colovm_in b --colo secondary --listen $CHAN:10.9.0.2:4500 "${HB[*]}"
 wait_for_line "$B/colovm.err" 'waiting for a primary' 60 || fail_show "B does not listen" b
-colovm_in a1 --colo primary --peer tcp:10.9.0.2:4500 "${HB[*]}"
+colovm_in a1 --colo primary --peer $CHAN:10.9.0.2:4500 "${HB[*]}"
 wait_state_in a1 "primary protected" 300
 note "a1 primary, b secondary: protected"
 on b "(python3 $SRC/tests/guest/tools/kvclient.py --conns 4 --ops 100 --keys 50 --prefix hk- \
@@ -146,12 +151,12 @@ for ((k = 1; k <= DRILLS; k++)); do
 		# a fresh host, protected by B, then handed the guest
 		host_up $a $P $((P + 1)) 10.9.0.1/24
 		host_ready $a
-		colovm_in $a --colo secondary --listen tcp:10.9.0.1:4500 "${HB[*]}"
+		colovm_in $a --colo secondary --listen $CHAN:10.9.0.1:4500 "${HB[*]}"
 		wait_for_line "$(hd $a)/colovm.err" 'waiting for a primary' 60 || fail_show "$a does not listen" $a
-		qin b colo-protect uri=tcp:10.9.0.1:4500 >/dev/null || fail_show "colo-protect on B refused" b
+		qin b colo-protect uri=$CHAN:10.9.0.1:4500 >/dev/null || fail_show "colo-protect on B refused" b
 		wait_state_in b "primary protected" 300
 		client_go "with b protected by $a"
-		qin b migrate --continue tcp:10.9.0.2:4500 tcp:10.9.0.1:4500 >"$TMP/cont.$k" 2>&1 ||
+		qin b migrate --continue $CHAN:10.9.0.2:4500 $CHAN:10.9.0.1:4500 >"$TMP/cont.$k" 2>&1 ||
 			fail_show "migrate --continue B -> $a: $(tr '\r' '\n' <"$TMP/cont.$k" | tail -3)" b $a
 		wait_state_in $a "primary protected" 120
 		wait_state_in b "secondary protected" 120
@@ -177,6 +182,11 @@ for ((k = 1; k <= DRILLS; k++)); do
 	client_go "after drill $k"
 done
 
+if [ "$CHAN" = rdma ]; then
+	sent=$(on b "rdma statistic show link rxe0/1" | grep -oE " sent_pkts [0-9]+" | grep -oE '[0-9]+$')
+	note "rxe0 on b: ${sent:-no} packets sent"
+	[ "${sent:-0}" -gt 1000 ] || fail_show "b's rxe device counted ${sent:-no} packets: not RDMA" b
+fi
 touch "$B/stop"
 end=$((SECONDS + 120))
 until [ -s "$B/kv.rc" ]; do

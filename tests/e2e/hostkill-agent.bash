@@ -28,6 +28,12 @@ ip link set eth0 up && ip link set tap0 up && ip link set br0 up || fail "links 
 ip addr add "$IP" dev br0 || fail "address $IP"
 [ -z "$CLIENT_IP" ] || ip addr add "$CLIENT_IP" dev br0 || fail "address $CLIENT_IP"
 ip link set lo up
+# CHAN=rdma (the environment): Soft-RoCE on br0, so the channel's pages go
+# as RDMA WRITEs in UDP over the link
+if [ "${CHAN:-tcp}" = rdma ]; then
+	modprobe rdma_rxe || fail "no rdma_rxe kernel module"
+	rdma link add rxe0 type rxe netdev br0 || fail "cannot add rxe0 on br0"
+fi
 mkdir -p /run/hk
 echo ready >"$DIR/ready"
 for ((n = 1; ; n++)); do
