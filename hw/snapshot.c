@@ -350,7 +350,8 @@ int hw_vm_ram_discard(struct vm *vm)
 	}
 	if (off < 0 && errno != ENXIO)
 		return -errno;
-	memset((void *)mem->vmm_dirty, 0, HW_BITMAP_WORDS(mem->size / PAGE_SIZE) * sizeof(uint64_t));
+	memset((void *)mem->vmm_dirty, 0,
+	       HW_BITMAP_WORDS(mem->size / PAGE_SIZE) * sizeof(uint64_t));
 	return 0;
 }
 

@@ -747,7 +747,11 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			return vmstate_seterr(err, -errno, "poll: %s", strerror(errno));
 		if (pfd[1].revents && read(m->colo_evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			return vmstate_seterr(err, -errno, "eventfd: %s", strerror(errno));
-		if (!pfd[0].revents)
+		/* (the channel's fd is a hint: over RDMA another thread, the
+		 * heartbeat's, may have taken the completion event of a frame
+		 * that waits for us; while the second ack is awaited, look
+		 * every time) */
+		if (!pfd[0].revents && applied >= m->ckpt_id)
 			continue;
 		char why[160];
 

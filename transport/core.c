@@ -356,6 +356,8 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 	auth.bulk_streams = ch->opts.bulk_streams;
 	auth.region_len = ch->opts.recv_region_len;
 	ret = ch->ops->region_info(ch, &auth.region_addr, &auth.region_rkey);
+	if (!ret && ch->ops->verified_info)
+		ret = ch->ops->verified_info(ch, &auth.verified_addr, &auth.verified_rkey);
 	if (ret)
 		return ret;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_AUTH;
@@ -387,6 +389,8 @@ static int handshake_client(struct transport_channel *ch, const char *name)
 	ch->peer_region_len = r->auth_ok->region_len;
 	ch->peer_region_addr = r->auth_ok->region_addr;
 	ch->peer_region_rkey = r->auth_ok->region_rkey;
+	ch->peer_verified_addr = r->auth_ok->verified_addr;
+	ch->peer_verified_rkey = r->auth_ok->verified_rkey;
 	ret = 0;
 out:
 	if (r)
@@ -486,6 +490,8 @@ static int handshake_server(struct transport_channel *ch, struct transport_liste
 	ch->peer_region_len = r->auth->region_len;
 	ch->peer_region_addr = r->auth->region_addr;
 	ch->peer_region_rkey = r->auth->region_rkey;
+	ch->peer_verified_addr = r->auth->verified_addr;
+	ch->peer_verified_rkey = r->auth->verified_rkey;
 	colovm__transport__msg__free_unpacked(r, NULL);
 	r = NULL;
 
@@ -494,6 +500,8 @@ static int handshake_server(struct transport_channel *ch, struct transport_liste
 		return ret;
 	ok.region_len = ch->opts.recv_region_len;
 	ret = ch->ops->region_info(ch, &ok.region_addr, &ok.region_rkey);
+	if (!ret && ch->ops->verified_info)
+		ret = ch->ops->verified_info(ch, &ok.verified_addr, &ok.verified_rkey);
 	if (ret)
 		return ret;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_AUTH_OK;
@@ -880,7 +888,8 @@ int transport_error(const struct transport_channel *ch)
 /* ---- heartbeats ---------------------------------------------------------- */
 
 struct tp_heartbeat {
-	pthread_t thread;
+	pthread_t thread, watch; /* beats; the peer's silence (apart: a beat may block) */
+	uint64_t t0;
 	int stop; /* eventfd */
 	unsigned int interval_ms, misses;
 	void (*lost)(void *opaque, unsigned int silent_ms);
@@ -928,12 +937,31 @@ static void *hb_thread(void *arg)
 {
 	struct transport_channel *ch = arg;
 	struct tp_heartbeat *hb = ch->hb;
-	uint64_t seq = 0, limit = (uint64_t)hb->interval_ms * hb->misses, t0 = clock_ns();
+	uint64_t seq = 0;
 	sigset_t set;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		struct pollfd p = {.fd = hb->stop, .events = POLLIN};
+
+		if (poll(&p, 1, (int)hb->interval_ms) > 0 || tp_get_err(ch))
+			break;
+		beat(ch, ++seq);
+	}
+	return NULL;
+}
+
+/* The peer's silence, on a thread of its own: a beat to a dead peer can
+ * block in its send (RDMA: the send queue waits for completions that only
+ * come once the queue pair gives up), and the verdict must not wait. */
+static void *hb_watch(void *arg)
+{
+	struct transport_channel *ch = arg;
+	struct tp_heartbeat *hb = ch->hb;
+	uint64_t limit = (uint64_t)hb->interval_ms * hb->misses;
+
 	for (;;) {
 		struct pollfd p = {.fd = hb->stop, .events = POLLIN};
 		unsigned int idle;
@@ -943,7 +971,7 @@ static void *hb_thread(void *arg)
 		/* Silence counts from this start on: before it the peer had no
 		 * reason to send (e.g. it waited while this side loaded a unit). */
 		if (ch->ops->rx_idle_ms && !ch->ops->rx_idle_ms(ch, &idle) &&
-		    (idle = (unsigned int)MIN((uint64_t)idle, (clock_ns() - t0) / 1000000)) >
+		    (idle = (unsigned int)MIN((uint64_t)idle, (clock_ns() - hb->t0) / 1000000)) >
 			limit) {
 			/* first the why, then the failure its readers will see */
 			if (hb->lost)
@@ -951,7 +979,6 @@ static void *hb_thread(void *arg)
 			transport_abort(ch, -ETIMEDOUT);
 			break;
 		}
-		beat(ch, ++seq);
 	}
 	return NULL;
 }
@@ -978,8 +1005,17 @@ int transport_heartbeat_start(struct transport_channel *ch, unsigned int interva
 	hb->misses = misses;
 	hb->lost = lost;
 	hb->opaque = opaque;
+	hb->t0 = clock_ns();
 	ch->hb = hb;
-	ret = -pthread_create(&hb->thread, NULL, hb_thread, ch);
+	ret = -pthread_create(&hb->watch, NULL, hb_watch, ch);
+	if (!ret) {
+		ret = -pthread_create(&hb->thread, NULL, hb_thread, ch);
+		if (ret) {
+			if (write(hb->stop, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+				log_warn("transport: heartbeat: eventfd: %s", strerror(errno));
+			pthread_join(hb->watch, NULL);
+		}
+	}
 	if (ret) {
 		close(hb->stop);
 		free(hb);
@@ -997,6 +1033,7 @@ void transport_heartbeat_stop(struct transport_channel *ch)
 		return;
 	if (write(hb->stop, &one, sizeof(one)) < 0)
 		log_warn("transport: heartbeat: eventfd: %s", strerror(errno));
+	pthread_join(hb->watch, NULL);
 	pthread_join(hb->thread, NULL);
 	close(hb->stop);
 	free(hb);

@@ -112,6 +112,10 @@ struct transport_ops {
 	 * region for remote writes here, not before.
 	 */
 	int (*region_info)(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey);
+	/* RDMA: the word where this side counts the bulk epochs it verified
+	 * (the peer reads it before it overwrites bytes of an earlier epoch);
+	 * NULL, or 0s: none. */
+	int (*verified_info)(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey);
 	/* After Auth: open (client) or accept (server) the bulk paths. */
 	int (*bulk_setup)(struct transport_channel *ch, struct transport_listener *l);
 	int (*bulk_write)(struct transport_channel *ch, const struct iovec *iov, int n,
@@ -173,6 +177,8 @@ struct transport_channel {
 	uint64_t run_bytes;
 	uint64_t peer_region_len, peer_region_addr;
 	uint32_t peer_region_rkey;
+	uint64_t peer_verified_addr; /* RDMA: the peer's verified-epoch word */
+	uint32_t peer_verified_rkey;
 	/* bulk, receiving side (under recv_lock) */
 	uint64_t recv_epoch;
 

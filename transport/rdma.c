@@ -18,14 +18,28 @@
  *    The commit is a SEND of the BulkCommit frame, which RC orders after the
  *    WRITEs, and which carries a Poly1305 tag over the written bytes; the
  *    receiver recomputes it over its region before reporting the commit.
+ *    So bytes of an epoch must not be overwritten before the receiver has
+ *    checked them (a live migration's later rounds rewrite the pages of
+ *    earlier ones): each side counts the epochs it verified in a word the
+ *    peer may RDMA READ, and a sender about to write over bytes of an epoch
+ *    it has not seen verified reads that word until it has (a bitmap of
+ *    the 4 KiB pages written since, per channel).
  *  - Completions are waited for on a completion channel (poll() with the
  *    timeout, together with the rdma_cm event channel to see disconnects).
+ *    The channel's fd for its owner's poll (transport_fd) is an epoll of
+ *    the completion channel and an eventfd raised whenever frames wait in
+ *    the ready queue: another thread (a sender, the heartbeat) may have
+ *    drained their completions, and the completion channel says nothing
+ *    more of them. Each received frame also dates the peer's last sign of
+ *    life (rx_idle_ms: the heartbeat's silence, as TCP's bytes do).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,6 +62,9 @@
 #define WR_SEND	  0x20000u
 #define WR_WRITE  0x30000u
 #define WR_BOUNCE 0x40000u
+#define WR_READ	  0x50000u
+
+#define UNV_SHIFT 12 /* the sender's bitmap: one bit per 4 KiB of the peer's region */
 
 struct rdma_chan {
 	struct rdma_event_channel *ec;
@@ -56,7 +73,7 @@ struct rdma_chan {
 	struct ibv_comp_channel *cc;
 	struct ibv_cq *cq;
 	bool qp_created, connected;
-	struct ibv_mr *region_mr, *send_mr, *rbuf_mr, *sbuf_mr, *bounce_mr;
+	struct ibv_mr *region_mr, *send_mr, *rbuf_mr, *sbuf_mr, *bounce_mr, *words_mr;
 	uint8_t *rbufs, *sbufs, *bounce;
 	pthread_mutex_t lock; /* CQ and the state below */
 	pthread_cond_t cv;    /* broadcast by the poller: see wait_for() */
@@ -68,6 +85,16 @@ struct rdma_chan {
 	bool bounce_busy;
 	int failed;
 	struct tp_poly tx_mac;
+	int ready_efd, poll_fd; /* frames wait (raised by drain_cq); epoll for transport_fd */
+	uint64_t last_rx_ns;	/* the last frame from the peer (drain_cq) */
+	/* words[0]: the epochs this side verified (the peer reads it);
+	 * words[1]: where the peer's count is read into */
+	uint64_t *words;
+	bool read_busy;
+	/* sending: epochs committed, the peer's count last read, and the
+	 * pages of its region written since that count was seen complete */
+	uint64_t committed, peer_verified;
+	uint64_t *unverified, unverified_bits;
 };
 
 struct rdma_lst {
@@ -127,7 +154,7 @@ static int cm_wait(struct rdma_event_channel *ec, enum rdma_cm_event_type want, 
 
 /* ---- completions ---------------------------------------------------------- */
 
-enum want { WANT_RECV, WANT_SEND_SLOT, WANT_IDLE, WANT_BOUNCE };
+enum want { WANT_RECV, WANT_SEND_SLOT, WANT_IDLE, WANT_BOUNCE, WANT_READ };
 
 static bool satisfied(struct rdma_chan *r, enum want w)
 {
@@ -140,6 +167,8 @@ static bool satisfied(struct rdma_chan *r, enum want w)
 		return r->outstanding == 0;
 	case WANT_BOUNCE:
 		return !r->bounce_busy;
+	case WANT_READ:
+		return !r->read_busy;
 	}
 	return true;
 }
@@ -168,6 +197,11 @@ static int drain_cq(struct transport_channel *ch)
 				r->ready[(r->rhead + r->rcount) % RECV_DEPTH] = idx;
 				r->ready_len[(r->rhead + r->rcount) % RECV_DEPTH] = wc[i].byte_len;
 				r->rcount++;
+				r->last_rx_ns = clock_ns();
+				/* (a failed write: the counter is raised already) */
+				if (r->ready_efd >= 0 &&
+				    write(r->ready_efd, &(uint64_t){1}, sizeof(uint64_t)) < 0) {
+				}
 				continue;
 			}
 			r->outstanding--;
@@ -175,6 +209,8 @@ static int drain_cq(struct transport_channel *ch)
 				r->sbuf_busy[idx] = false;
 			else if (kind == WR_BOUNCE)
 				r->bounce_busy = false;
+			else if (kind == WR_READ)
+				r->read_busy = false;
 		}
 	}
 	if (n < 0)
@@ -313,6 +349,15 @@ static int setup_qp(struct transport_channel *ch, struct rdma_cm_id *id)
 		return errno ? -errno : -ENOMEM;
 	if (set_nonblock(r->cc->fd))
 		return -EIO;
+	r->ready_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->ready_efd < 0 || r->poll_fd < 0 ||
+	    epoll_ctl(r->poll_fd, EPOLL_CTL_ADD, r->cc->fd,
+		      &(struct epoll_event){.events = EPOLLIN}) ||
+	    epoll_ctl(r->poll_fd, EPOLL_CTL_ADD, r->ready_efd,
+		      &(struct epoll_event){.events = EPOLLIN}))
+		return -errno;
+	r->last_rx_ns = clock_ns();
 	qa.send_cq = r->cq;
 	qa.recv_cq = r->cq;
 	qa.qp_type = IBV_QPT_RC;
@@ -354,6 +399,7 @@ static int chan_alloc(struct transport_channel *ch)
 
 	if (!r)
 		return -ENOMEM;
+	r->ready_efd = r->poll_fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_t ca;
 
@@ -384,7 +430,7 @@ static void rdma_close_chan(struct transport_channel *ch)
 		ibv_destroy_cq(r->cq);
 	if (r->cc)
 		ibv_destroy_comp_channel(r->cc);
-	for (struct ibv_mr **mr = &r->region_mr; mr <= &r->bounce_mr; mr++)
+	for (struct ibv_mr **mr = &r->region_mr; mr <= &r->words_mr; mr++)
 		if (*mr)
 			ibv_dereg_mr(*mr);
 	if (r->pd)
@@ -396,6 +442,12 @@ static void rdma_close_chan(struct transport_channel *ch)
 	free(r->rbufs);
 	free(r->sbufs);
 	free(r->bounce);
+	free(r->words);
+	free(r->unverified);
+	if (r->ready_efd >= 0)
+		close(r->ready_efd);
+	if (r->poll_fd >= 0)
+		close(r->poll_fd);
 	tp_poly_free(&r->tx_mac);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
@@ -622,6 +674,10 @@ static int rdma_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t ca
 
 		r->rhead = (r->rhead + 1) % RECV_DEPTH;
 		r->rcount--;
+		/* (a failed read: it was not raised) */
+		if (!r->rcount && r->ready_efd >= 0 &&
+		    read(r->ready_efd, &(uint64_t){0}, sizeof(uint64_t)) < 0) {
+		}
 		if (n > cap) {
 			ret = -EMSGSIZE;
 		} else {
@@ -658,7 +714,115 @@ static int rdma_region_info(struct transport_channel *ch, uint64_t *addr, uint32
 	return 0;
 }
 
+static int rdma_verified_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
+{
+	struct rdma_chan *r = rc(ch);
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->words_mr) {
+		r->words = aligned_alloc(16, 2 * sizeof(uint64_t));
+		if (r->words) {
+			r->words[0] = r->words[1] = 0;
+			r->words_mr = reg(r, r->words, 2 * sizeof(uint64_t),
+					  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+		}
+		ret = r->words_mr ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&r->lock);
+	*addr = r->words_mr ? (uintptr_t)r->words : 0;
+	*rkey = r->words_mr ? r->words_mr->rkey : 0;
+	return ret;
+}
+
 /* ---- bulk ---------------------------------------------------------------- */
+
+/*
+ * Sending side, lock held: wait until the peer has verified every epoch
+ * committed so far (it reads its verified-epoch word; a receiver verifies
+ * a commit when its owner reads the commit off the channel).
+ */
+static int wait_peer_verified(struct transport_channel *ch)
+{
+	struct rdma_chan *r = rc(ch);
+	uint64_t deadline = clock_ns() + (uint64_t)ch->opts.timeout_ms * 1000000u;
+	int ret;
+
+	while (r->peer_verified < r->committed) {
+		struct ibv_sge sge = {
+		    .addr = (uintptr_t)&r->words[1], .length = 8, .lkey = r->words_mr->lkey};
+		struct ibv_send_wr wr =
+				       {
+					   .wr_id = WR_READ,
+					   .sg_list = &sge,
+					   .num_sge = 1,
+					   .opcode = IBV_WR_RDMA_READ,
+					   .send_flags = IBV_SEND_SIGNALED,
+					   .wr.rdma = {.remote_addr = ch->peer_verified_addr,
+						       .rkey = ch->peer_verified_rkey},
+				       },
+				   *bad;
+
+		ret = wait_for(ch, WANT_SEND_SLOT, ch->opts.timeout_ms);
+		if (!ret)
+			ret = wait_for(ch, WANT_READ, ch->opts.timeout_ms);
+		if (ret)
+			return ret;
+		r->read_busy = true;
+		ret = -ibv_post_send(r->id->qp, &wr, &bad);
+		if (ret) {
+			r->read_busy = false;
+			log_err("transport: rdma: post READ to %s: %s", ch->peer, strerror(-ret));
+			return ret;
+		}
+		r->outstanding++;
+		ret = wait_for(ch, WANT_READ, ch->opts.timeout_ms);
+		if (ret)
+			return ret;
+		r->peer_verified = __atomic_load_n(&r->words[1], __ATOMIC_ACQUIRE);
+		if (r->peer_verified >= r->committed)
+			break;
+		if (clock_ns() >= deadline)
+			return -EAGAIN;
+		pthread_mutex_unlock(&r->lock);
+		usleep(500);
+		pthread_mutex_lock(&r->lock);
+	}
+	return 0;
+}
+
+/* Sending side, lock held: bytes [off, off + len) of the peer's region are
+ * about to be written: first wait, if an epoch not seen verified wrote any
+ * of them. */
+static int before_write(struct transport_channel *ch, uint64_t off, uint64_t len)
+{
+	struct rdma_chan *r = rc(ch);
+	uint64_t first = off >> UNV_SHIFT, last = (off + len - 1) >> UNV_SHIFT;
+	bool overlap = false;
+	int ret;
+
+	if (!ch->peer_verified_rkey || !r->words_mr || !len)
+		return 0;
+	if (!r->unverified) {
+		r->unverified_bits = (ch->peer_region_len >> UNV_SHIFT) + 1;
+		r->unverified = calloc(((r->unverified_bits + 63) / 64), sizeof(uint64_t));
+		if (!r->unverified)
+			return -ENOMEM;
+	}
+	if (last >= r->unverified_bits)
+		return -ERANGE;
+	for (uint64_t b = first; b <= last && !overlap; b++)
+		overlap = r->unverified[b / 64] >> (b % 64) & 1;
+	if (overlap) {
+		ret = wait_peer_verified(ch);
+		if (ret)
+			return ret;
+		memset(r->unverified, 0, ((r->unverified_bits + 63) / 64) * sizeof(uint64_t));
+	}
+	for (uint64_t b = first; b <= last; b++)
+		r->unverified[b / 64] |= 1ull << (b % 64);
+	return 0;
+}
 
 static void mac_init(struct tp_poly *st, const uint8_t *base, uint64_t epoch)
 {
@@ -717,6 +881,9 @@ static int rdma_bulk_write(struct transport_channel *ch, const struct iovec *iov
 		while (left && !ret) {
 			uint32_t len = (uint32_t)MIN(left, (size_t)WR_MAX);
 
+			ret = before_write(ch, off, len);
+			if (ret)
+				break;
 			if (r->send_mr && (uintptr_t)p >= sr &&
 			    (uintptr_t)p + len <= sr + ch->opts.send_region_len) {
 				ret = post_write(ch, (uintptr_t)p, r->send_mr->lkey, len, off,
@@ -755,6 +922,7 @@ static int rdma_bulk_flush(struct transport_channel *ch, uint64_t epoch,
 		tp_poly_final(&r->tx_mac, mac);
 		mac_init(&r->tx_mac, ch->kb_send, epoch + 1);
 		*has_mac = true;
+		r->committed = epoch + 1;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret == -EAGAIN ? -ETIMEDOUT : ret;
@@ -774,12 +942,43 @@ static int rdma_bulk_verify(struct transport_channel *ch, const Colovm__Transpor
 			       c->runs[i + 1]);
 	tp_poly_final(&st, mine);
 	tp_poly_free(&st);
-	return sodium_memcmp(mine, c->mac.data, sizeof(mine)) ? -EBADMSG : 0;
+	if (sodium_memcmp(mine, c->mac.data, sizeof(mine)))
+		return -EBADMSG;
+	/* the peer may write over these bytes from now on */
+	if (rc(ch)->words)
+		__atomic_store_n(&rc(ch)->words[0], c->epoch + 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* transport_abort: every waiter on the queue pair sees err within a slice. */
+static void rdma_abort(struct transport_channel *ch)
+{
+	struct rdma_chan *r = rc(ch);
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->failed)
+		r->failed = tp_get_err(ch) ? tp_get_err(ch) : -EIO;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->lock);
 }
 
 static int rdma_fd(const struct transport_channel *ch)
 {
-	return rc(ch)->cc->fd;
+	return rc(ch)->poll_fd;
+}
+
+static int rdma_rx_idle_ms(const struct transport_channel *ch, unsigned int *ms)
+{
+	struct rdma_chan *r = rc(ch);
+	uint64_t now;
+
+	/* (frames may have arrived that nobody has drained yet) */
+	pthread_mutex_lock(&r->lock);
+	drain_cq((struct transport_channel *)ch);
+	now = clock_ns();
+	*ms = (unsigned int)MIN((now - r->last_rx_ns) / 1000000, (uint64_t)UINT32_MAX);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }
 
 const struct transport_ops transport_rdma_ops = {
@@ -790,11 +989,14 @@ const struct transport_ops transport_rdma_ops = {
     .send_frame = rdma_send_frame,
     .recv_frame = rdma_recv_frame,
     .region_info = rdma_region_info,
+    .verified_info = rdma_verified_info,
     .bulk_setup = rdma_bulk_setup,
     .bulk_write = rdma_bulk_write,
     .bulk_flush = rdma_bulk_flush,
     .bulk_verify = rdma_bulk_verify,
     .fd = rdma_fd,
+    .rx_idle_ms = rdma_rx_idle_ms,
+    .abort = rdma_abort,
     .close = rdma_close_chan,
     .listener_close = rdma_listener_close,
 };

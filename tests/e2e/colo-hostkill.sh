@@ -123,7 +123,7 @@ client_go() { # WHAT: 40 more ops within 120 s
 	n0=$(progress)
 	until [ "$(progress)" -ge $((n0 + 40)) ]; do
 		[ ! -e "$B/kv.rc" ] || fail_show "the client ended $1: $(cat "$B/kv.out")" b
-		[ $SECONDS -lt $end ] || fail_show "the client is stuck $1 (op $n0)" b
+		[ $SECONDS -lt $end ] || fail_show "the client is stuck $1 (op $n0)" b a1
 		sleep 0.3
 	done
 	note "the client goes on $1 ($(progress) ops)"
@@ -139,6 +139,9 @@ wait_for_line "$B/colovm.err" 'waiting for a primary' 60 || fail_show "B does no
 colovm_in a1 --colo primary --peer $CHAN:10.9.0.2:4500 "${HB[*]}"
 wait_state_in a1 "primary protected" 300
 note "a1 primary, b secondary: protected"
+# (the guest answers on the LAN before the client starts)
+on b "for i in \$(seq 60); do ping -c1 -W1 10.0.0.2 >/dev/null && exit 0; done; exit 1" >/dev/null ||
+	fail_show "the guest does not answer pings from host b" b a1
 on b "(python3 $SRC/tests/guest/tools/kvclient.py --conns 4 --ops 100 --keys 50 --prefix hk- \
 	--seed $RANDOM --timeout 60 --rate 20 --until $HD/stop --progress $HD/kv.progress \
 	>$HD/kv.out 2>&1; echo \$? >$HD/kv.rc) </dev/null >/dev/null 2>&1 &" >/dev/null
@@ -169,7 +172,7 @@ for ((k = 1; k <= DRILLS; k++)); do
 	"$HOSTVM" kill "$TMP/vm-$a"
 	note "drill $k: $a's host VM killed"
 	until [ "$(grep -c '"COLO_EXIT"' "$B/events" 2>/dev/null || true)" -gt "$exits" ]; do
-		[ $(($(now_ms) - t_kill)) -lt 30000 ] || fail_show "drill $k: B did not take over in 30 s" b
+		[ $(($(now_ms) - t_kill)) -lt 30000 ] || fail_show "drill $k: B did not take over in 30 s" b $a
 		sleep 0.05
 	done
 	t_seen=$(now_ms)

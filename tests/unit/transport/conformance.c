@@ -697,6 +697,29 @@ static int c_idle_forever(const char *uri, void *arg)
 	return 0;
 }
 
+/* A receiver that reads (and so verifies) whatever comes, for ever: a
+ * sender must not write over bytes of an epoch the receiver has not
+ * verified (RDMA waits for that), so a peer that reads nothing would stall
+ * it at its second epoch. */
+static int c_drain_forever(const char *uri, void *arg)
+{
+	struct transport_opts o = opts(&key);
+	struct transport_channel *ch;
+	transport_msg *m;
+
+	if (cconnect(uri, &o, &ch))
+		return -1;
+	for (;;) {
+		int ret = transport_recv(ch, 200, &m);
+
+		if (!ret)
+			transport_msg_free(m);
+		else if (ret != -EAGAIN)
+			pause();
+	}
+	return 0;
+}
+
 /* Receiver side sees the sender die. */
 static int t_kill_sender(struct transport_listener *l)
 {
@@ -737,7 +760,7 @@ static int t_kill_sender(struct transport_listener *l)
 static int t_kill_receiver(struct transport_listener *l)
 {
 	struct transport_channel *ch;
-	pid_t pid = fork_peer(c_idle_forever, transport_listener_uri(l), NULL);
+	pid_t pid = fork_peer(c_drain_forever, transport_listener_uri(l), NULL);
 	uint64_t t0 = 0;
 	int err = 0, ret;
 
@@ -909,6 +932,7 @@ static const struct {
     {"range", c_range},
     {"stream", c_stream_forever},
     {"idle", c_idle_forever},
+    {"drain", c_drain_forever},
     {"expect", c_connect_expect},
     {"ok", c_connect_ok},
     {"badver", c_bad_version},
