@@ -737,6 +737,43 @@ static int rdma_verified_info(struct transport_channel *ch, uint64_t *addr, uint
 
 /* ---- bulk ---------------------------------------------------------------- */
 
+/* Post one signaled one-sided op (lock held): a WRITE of ours into the
+ * peer's memory, or a READ of it into ours, once the send queue has room. */
+static int post_rdma(struct transport_channel *ch, enum ibv_wr_opcode op, uint32_t kind,
+		     uint64_t laddr, uint32_t lkey, uint32_t len, uint64_t raddr, uint32_t rkey)
+{
+	struct rdma_chan *r = rc(ch);
+	struct ibv_sge sge = {.addr = laddr, .length = len, .lkey = lkey};
+	struct ibv_send_wr wr =
+			       {
+				   .wr_id = kind,
+				   .sg_list = &sge,
+				   .num_sge = 1,
+				   .opcode = op,
+				   .send_flags = IBV_SEND_SIGNALED,
+				   .wr.rdma = {.remote_addr = raddr, .rkey = rkey},
+			       },
+			   *bad;
+	int ret = wait_for(ch, WANT_SEND_SLOT, ch->opts.timeout_ms);
+
+	if (ret)
+		return ret;
+	ret = -ibv_post_send(r->id->qp, &wr, &bad);
+	if (ret)
+		log_err("transport: rdma: post %s to %s: %s",
+			op == IBV_WR_RDMA_READ ? "READ" : "WRITE", ch->peer, strerror(-ret));
+	if (!ret)
+		r->outstanding++;
+	return ret;
+}
+
+static int post_write(struct transport_channel *ch, uint64_t laddr, uint32_t lkey, uint32_t len,
+		      uint64_t off, uint32_t kind)
+{
+	return post_rdma(ch, IBV_WR_RDMA_WRITE, kind, laddr, lkey, len, ch->peer_region_addr + off,
+			 ch->peer_region_rkey);
+}
+
 /*
  * Sending side, lock held: wait until the peer has verified every epoch
  * committed so far (it reads its verified-epoch word; a receiver verifies
@@ -749,33 +786,17 @@ static int wait_peer_verified(struct transport_channel *ch)
 	int ret;
 
 	while (r->peer_verified < r->committed) {
-		struct ibv_sge sge = {
-		    .addr = (uintptr_t)&r->words[1], .length = 8, .lkey = r->words_mr->lkey};
-		struct ibv_send_wr wr =
-				       {
-					   .wr_id = WR_READ,
-					   .sg_list = &sge,
-					   .num_sge = 1,
-					   .opcode = IBV_WR_RDMA_READ,
-					   .send_flags = IBV_SEND_SIGNALED,
-					   .wr.rdma = {.remote_addr = ch->peer_verified_addr,
-						       .rkey = ch->peer_verified_rkey},
-				       },
-				   *bad;
-
-		ret = wait_for(ch, WANT_SEND_SLOT, ch->opts.timeout_ms);
-		if (!ret)
-			ret = wait_for(ch, WANT_READ, ch->opts.timeout_ms);
+		ret = wait_for(ch, WANT_READ, ch->opts.timeout_ms);
 		if (ret)
 			return ret;
 		r->read_busy = true;
-		ret = -ibv_post_send(r->id->qp, &wr, &bad);
+		ret =
+		    post_rdma(ch, IBV_WR_RDMA_READ, WR_READ, (uintptr_t)&r->words[1],
+			      r->words_mr->lkey, 8, ch->peer_verified_addr, ch->peer_verified_rkey);
 		if (ret) {
 			r->read_busy = false;
-			log_err("transport: rdma: post READ to %s: %s", ch->peer, strerror(-ret));
 			return ret;
 		}
-		r->outstanding++;
 		ret = wait_for(ch, WANT_READ, ch->opts.timeout_ms);
 		if (ret)
 			return ret;
@@ -833,34 +854,6 @@ static int rdma_bulk_setup(struct transport_channel *ch, struct transport_listen
 {
 	mac_init(&rc(ch)->tx_mac, ch->kb_send, 0);
 	return 0;
-}
-
-static int post_write(struct transport_channel *ch, uint64_t laddr, uint32_t lkey, uint32_t len,
-		      uint64_t off, uint32_t kind)
-{
-	struct rdma_chan *r = rc(ch);
-	struct ibv_sge sge = {.addr = laddr, .length = len, .lkey = lkey};
-	struct ibv_send_wr wr =
-			       {
-				   .wr_id = kind,
-				   .sg_list = &sge,
-				   .num_sge = 1,
-				   .opcode = IBV_WR_RDMA_WRITE,
-				   .send_flags = IBV_SEND_SIGNALED,
-				   .wr.rdma = {.remote_addr = ch->peer_region_addr + off,
-					       .rkey = ch->peer_region_rkey},
-			       },
-			   *bad;
-	int ret = wait_for(ch, WANT_SEND_SLOT, ch->opts.timeout_ms);
-
-	if (ret)
-		return ret;
-	ret = -ibv_post_send(r->id->qp, &wr, &bad);
-	if (ret)
-		log_err("transport: rdma: post WRITE to %s: %s", ch->peer, strerror(-ret));
-	if (!ret)
-		r->outstanding++;
-	return ret;
 }
 
 static int rdma_bulk_write(struct transport_channel *ch, const struct iovec *iov, int n,
