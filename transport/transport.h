@@ -170,6 +170,12 @@
  *   holds exactly its writes up to checkpoint n. A broken pair: the buffer
  *   is dropped, the overlay merged into the image (the secondary's guest
  *   came from its own writes since the last checkpoint).
+ *   Switchover (migrate with continue): CheckpointRequest{switchover,
+ *   standby URI} makes unit n the pair's last. The primary stops with
+ *   RUNNING -> FINISH_MIGRATE and never resumes; the secondary acks, applies
+ *   (no second ack: the primary has gone its way), takes over as at a
+ *   failover, and protects the guest with the old primary, which waits on
+ *   the standby URI as a new secondary (a new pairing, from unit 1).
  *   FailoverNotice{SHUTDOWN} from the primary: it ends the pair in order
  *   (quit, guest shutdown, migrate_cancel); the secondary shuts down.
  *   Any failure: CheckpointAck{status -errno, message} if the secondary can
