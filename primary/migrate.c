@@ -817,12 +817,14 @@ static int qmp_migrate(void *opaque, json_t *args, json_t **ret, struct qmp_erro
 	char msg[320];
 	int r;
 
-	if (json_is_true(json_object_get(args, "continue")))
+	if (json_is_true(json_object_get(args, "continue"))) {
 		r = mig_continue(m, uri, standby, msg, sizeof(msg));
-	else if (standby)
-		r = -EINVAL, snprintf(msg, sizeof(msg), "standby is an argument of continue");
-	else
+	} else if (standby) {
+		snprintf(msg, sizeof(msg), "standby is an argument of continue");
+		r = -EINVAL;
+	} else {
 		r = mig_start(m, uri, false, NULL, 0, msg, sizeof(msg));
+	}
 	return r == -ENOMEM ? r : r ? qmp_error_set(err, QMP_ERROR_GENERIC, "%s", msg) : 0;
 }
 
