@@ -184,6 +184,18 @@ void colo_claim(struct primary *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* Protection is over (main loop): the packet path's figures are kept for
+ * query-colo-stats, and it goes (what it held is released, unless fenced). */
+static void colo_net_end(struct primary *m)
+{
+	if (m->net) {
+		json_decref(m->net_last);
+		m->net_last = colo_net_stats(m->net);
+	}
+	colo_net_free(m->net);
+	m->net = NULL;
+}
+
 /* Refused by the witness: the guest stops (RUNNING -> PAUSED; stopped by
  * a checkpoint it stays in COLO, which the run-state table leaves only for
  * RUNNING or SHUTDOWN) and what it sent since the last acknowledged
@@ -194,13 +206,9 @@ static void colo_fence(struct primary *m, const char *why)
 		log_err("COLO: cannot stop the VM");
 	log_err("COLO: fenced: %s; the VM stays stopped (an operator may 'cont')", why);
 	colo_set_state(m, COLO_FENCED, "%s", why);
-	if (m->net) {
+	if (m->net)
 		colo_net_fence(m->net);
-		json_decref(m->net_last);
-		m->net_last = colo_net_stats(m->net);
-	}
-	colo_net_free(m->net);
-	m->net = NULL;
+	colo_net_end(m);
 }
 
 /* The switchover checkpoint was acknowledged: the guest is the secondary's
@@ -219,12 +227,7 @@ static void colo_switched(struct primary *m)
 		  "COLO: switchover: the guest runs on %s now; this host becomes its standby on %s",
 		  m->uri, m->standby);
 	qmp_event_colo_exit(m->qmp, "primary", true, why, 0, false);
-	if (m->net) {
-		json_decref(m->net_last);
-		m->net_last = colo_net_stats(m->net);
-	}
-	colo_net_free(m->net);
-	m->net = NULL;
+	colo_net_end(m);
 	colo_wire_free(m->wire);
 	m->wire = NULL;
 	if (m->opts.switched)
@@ -281,12 +284,7 @@ void colo_finish(struct primary *m, int ret, const char *msg)
 		qmp_event_colo_exit(m->qmp, "primary", ret == -ECANCELED, why,
 				    atomic_load(&m->hb_silent_ms), false);
 	/* Held packets go out now; from here on they pass straight. */
-	if (m->net) {
-		json_decref(m->net_last);
-		m->net_last = colo_net_stats(m->net);
-	}
-	colo_net_free(m->net);
-	m->net = NULL;
+	colo_net_end(m);
 }
 
 /* ---- the checkpoint thread ------------------------------------------------------ */
