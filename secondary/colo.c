@@ -227,18 +227,26 @@ static void sc_ev_cb(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Thread: ask the main loop for req and wait for its answer. */
-static int sc_call(struct secondary_colo *s, enum sc_req req)
+/* Thread: hand req to the main loop (last: the thread returns next). */
+static int sc_request(struct secondary_colo *s, enum sc_req req, bool last)
 {
 	uint64_t one = 1;
-	int ret;
 
 	pthread_mutex_lock(&s->lock);
 	s->call_done = false;
 	s->req = req;
+	s->ending = last;
 	pthread_mutex_unlock(&s->lock);
-	if (write(s->evfd, &one, sizeof(one)) < 0)
-		return -errno;
+	return write(s->evfd, &one, sizeof(one)) < 0 ? -errno : 0;
+}
+
+/* Thread: ask the main loop for req and wait for its answer. */
+static int sc_call(struct secondary_colo *s, enum sc_req req)
+{
+	int ret = sc_request(s, req, false);
+
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	while (!s->call_done && !s->freeing)
 		pthread_cond_wait(&s->cond, &s->lock);
@@ -251,20 +259,15 @@ static int sc_call(struct secondary_colo *s, enum sc_req req)
  * thread when it handles it: secondary_colo_handover). */
 static void sc_post(struct secondary_colo *s, enum sc_req req)
 {
-	uint64_t one = 1;
+	int ret = sc_request(s, req, true);
 
-	pthread_mutex_lock(&s->lock);
-	s->call_done = false;
-	s->req = req;
-	s->ending = true;
-	pthread_mutex_unlock(&s->lock);
-	if (write(s->evfd, &one, sizeof(one)) < 0)
-		log_err("COLO: eventfd: %s", strerror(errno));
+	if (ret)
+		log_err("COLO: eventfd: %s", strerror(-ret));
 }
-
 /* ---- the COLO thread ---------------------------------------------------------------- */
 
-static int send_ack(struct transport_channel *ch, uint64_t id, int status, const char *message)
+static int ack_msg(struct transport_channel *ch, uint64_t id, int status, const char *message,
+		   bool applied)
 {
 	Colovm__Transport__CheckpointAck ack = COLOVM__TRANSPORT__CHECKPOINT_ACK__INIT;
 	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
@@ -272,26 +275,23 @@ static int send_ack(struct transport_channel *ch, uint64_t id, int status, const
 	ack.id = id;
 	ack.status = status;
 	ack.message = (char *)(message ? message : "");
+	ack.applied = applied;
 	m.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK;
 	m.checkpoint_ack = &ack;
 	return transport_send(ch, &m);
+}
+
+static int send_ack(struct transport_channel *ch, uint64_t id, int status, const char *message)
+{
+	return ack_msg(ch, id, status, message, false);
 }
 
 /* Unit id is applied: its pages are out of the cache, the next unit's may
  * land in it (checkpoint protocol 2). */
 static int send_applied(struct transport_channel *ch, uint64_t id)
 {
-	Colovm__Transport__CheckpointAck ack = COLOVM__TRANSPORT__CHECKPOINT_ACK__INIT;
-	transport_msg m = COLOVM__TRANSPORT__MSG__INIT;
-
-	ack.id = id;
-	ack.message = "";
-	ack.applied = true;
-	m.body_case = COLOVM__TRANSPORT__MSG__BODY_CHECKPOINT_ACK;
-	m.checkpoint_ack = &ack;
-	return transport_send(ch, &m);
+	return ack_msg(ch, id, 0, NULL, true);
 }
-
 static void send_error(struct transport_channel *ch, int code, const char *message)
 {
 	Colovm__Transport__Error e = COLOVM__TRANSPORT__ERROR__INIT;
