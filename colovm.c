@@ -471,6 +471,21 @@ static void on_switched_secondary(void *opaque, const char *standby)
 			 standby);
 }
 
+/* A COLO secondary's options for this colovm (ran: its guest has run, as
+ * a primary's that switched over): --colo secondary, and a switchover's. */
+static struct secondary_opts colo_secondary_opts(struct colovm *c, bool ran)
+{
+	return (struct secondary_opts){.key = c->key,
+				       .done = on_colo_first_sync,
+				       .opaque = c,
+				       .vm_config = c->vm_config,
+				       .qmp = c->qmp,
+				       .witness = c->witness,
+				       .witness_key = c->witness_key,
+				       .ran = ran,
+				       .switched = on_switched_secondary};
+}
+
 /*
  * migrate with continue, the old primary's side (primary_opts.switched):
  * the guest runs on the secondary now, which protects it with this host
@@ -482,15 +497,7 @@ static void on_switched_secondary(void *opaque, const char *standby)
 static void on_switched_primary(void *opaque, const char *standby)
 {
 	struct colovm *c = opaque;
-	struct secondary_opts so = {.key = c->key,
-				    .done = on_colo_first_sync,
-				    .opaque = c,
-				    .vm_config = c->vm_config,
-				    .qmp = c->qmp,
-				    .witness = c->witness,
-				    .witness_key = c->witness_key,
-				    .ran = true,
-				    .switched = on_switched_secondary};
+	struct secondary_opts so = colo_secondary_opts(c, true);
 	int ret;
 
 	ret = runstate_set(c->rs, RUN_STATE_PRELAUNCH);
@@ -1209,14 +1216,7 @@ static int cmd_run(int argc, char **argv)
 		}
 		ret = 0;
 	} else if (listen_uri) {
-		struct secondary_opts so = {.key = key_file ? &key : NULL,
-					    .done = on_colo_first_sync,
-					    .opaque = &c,
-					    .vm_config = vm_config,
-					    .qmp = c.qmp,
-					    .witness = witness,
-					    .witness_key = witness_key_file ? &witness_key : NULL,
-					    .switched = on_switched_secondary};
+		struct secondary_opts so = colo_secondary_opts(&c, false);
 
 		if (secondary_colo_new(c.vm, c.rs, c.loop, listen_uri, &so, &c.colo_secondary)) {
 			c.status = EXIT_SETUP_FAILED;
