@@ -855,6 +855,13 @@ static void process(struct compare *c, int side, struct nc_buf *b, const uint8_t
 	}
 }
 
+/* Has span passed since `since`? A stamp later than now (taken by another
+ * thread after the caller read its clock) has not aged at all. */
+static bool aged(uint64_t now, uint64_t since, uint64_t span)
+{
+	return now >= since && now - since >= span;
+}
+
 static void check_timeouts(struct compare *c, uint64_t now)
 {
 	struct nc_buf *b;
@@ -862,7 +869,7 @@ static void check_timeouts(struct compare *c, uint64_t now)
 	if (cds_list_empty(&c->held) || c->ckpt_requested || c->in_ckpt)
 		return;
 	b = cds_list_first_entry(&c->held, struct nc_buf, glist);
-	if (now - b->ts < c->cfg.timeout_ns)
+	if (!aged(now, b->ts, c->cfg.timeout_ns))
 		return;
 	CNT_INC(c->st.timeouts);
 	if (b->conn) {
@@ -877,7 +884,7 @@ static void reap_closed(struct compare *c, uint64_t now)
 	struct conn *cn, *tmp;
 
 	cds_list_for_each_entry_safe(cn, tmp, &c->closed, closed_link) {
-		if (now - cn->closed_at < c->cfg.close_linger_ns)
+		if (!aged(now, cn->closed_at, c->cfg.close_linger_ns))
 			break;
 		if (cn->nheld)
 			continue;

@@ -553,6 +553,18 @@ static void test_timeout(void **state)
 	compare_poll(h->c, h->now + 3 * MS);
 	assert_int_equal(h->ckpts, 1);
 	h_free(h);
+
+	/* A poller's clock read before another thread stamped and queued a
+	 * frame: the frame is younger than "now", not 584 years old. */
+	h = h_new(NULL);
+	conn_init(&c, 14, false);
+	conn_open(h, &c);
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK, d, 100);
+	compare_poll(h->c, h->now - 1);
+	assert_int_equal(h->ckpts, 0);
+	compare_poll(h->c, h->now + 10 * MS);
+	assert_int_equal(h->ckpts, 1);
+	h_free(h);
 }
 
 static void test_checkpoint_release_rule(void **state)
