@@ -34,10 +34,13 @@
  * protected and give the ports back to it when protection ends.
  *
  * Threads: hooks on the I/O thread; compare_poll on this module's compare
- * thread; redirected frames and checkpoint begin/ack on the checkpoint
- * thread; start/stop/free on the main loop. The comparator is used under
- * cmp_lock (so begin/ack drain the queues first and happen between two
- * polls); the channel pointer under ch_lock.
+ * thread, and on the checkpoint thread right after it queued a redirected
+ * frame (usually the later copy of a pair: released there, not after a
+ * switch to the compare thread, which is woken only to arm an earlier
+ * deadline); checkpoint begin/ack on the checkpoint thread; start/stop/free
+ * on the main loop. The comparator is used under cmp_lock (so begin/ack
+ * drain the queues first and happen between two polls); the channel
+ * pointer under ch_lock.
  */
 #include <errno.h>
 #include <poll.h>
@@ -78,7 +81,8 @@ struct colo_net {
 
 	pthread_t thread;
 	bool thread_live;
-	int evfd; /* wakes the compare thread */
+	int evfd;		/* wakes the compare thread */
+	_Atomic uint64_t armed; /* its next deadline (UINT64_MAX: none), set under cmp_lock */
 	_Atomic bool quit;
 	_Atomic bool fenced; /* releases are dropped */
 	_Atomic uint64_t bad_redirected, fenced_dropped;
@@ -377,17 +381,24 @@ static const struct net_hook_ops hook_ops = {.guest_tx = hook_guest_tx, .wire_rx
 
 /* ---- the compare thread ------------------------------------------------------------ */
 
-static void poll_all(struct colo_net *n, uint64_t now)
+/* Poll every comparator (cmp_lock held); their earliest deadline. */
+static uint64_t poll_all(struct colo_net *n, uint64_t now)
 {
+	uint64_t next = UINT64_MAX;
+
 	for (unsigned int i = 0; i < n->nports; i++) {
 		struct colo_port *p = &n->ports[i];
 		struct compare_stats st;
+		uint64_t d;
 
 		compare_poll(p->cmp, now);
 		compare_stats_get(p->cmp, &st);
 		if (st.held > atomic_load(&p->held_max))
 			atomic_store(&p->held_max, st.held);
+		d = compare_next_deadline(p->cmp);
+		next = d < next ? d : next;
 	}
+	return next;
 }
 
 static void *compare_thread(void *arg)
@@ -400,12 +411,8 @@ static void *compare_thread(void *arg)
 		int timeout = -1;
 
 		pthread_mutex_lock(&n->cmp_lock);
-		poll_all(n, now);
-		for (unsigned int i = 0; i < n->nports; i++) {
-			uint64_t d = compare_next_deadline(n->ports[i].cmp);
-
-			next = d < next ? d : next;
-		}
+		next = poll_all(n, now);
+		atomic_store(&n->armed, next);
 		pthread_mutex_unlock(&n->cmp_lock);
 		if (next != UINT64_MAX) {
 			now = clock_ns();
@@ -431,6 +438,7 @@ int colo_net_new(struct primary *m, uint64_t timeout_ms, struct colo_net **out)
 	n->m = m;
 	n->vm = m->vm;
 	n->evfd = -1;
+	atomic_init(&n->armed, UINT64_MAX);
 	pthread_mutex_init(&n->cmp_lock, NULL);
 	pthread_mutex_init(&n->ch_lock, NULL);
 	n->nports = hw_vm_net_count(m->vm);
@@ -491,6 +499,8 @@ void colo_net_detach(struct colo_net *n)
 
 void colo_net_secondary(struct colo_net *n, const Colovm__Transport__Packet *pk)
 {
+	uint64_t next;
+
 	if (pk->dir != COLOVM__TRANSPORT__PACKET__DIR__REDIRECTED || pk->port >= n->nports) {
 		if (!atomic_fetch_add(&n->bad_redirected, 1))
 			log_err("COLO net: a packet from the secondary for port %u, direction "
@@ -500,7 +510,11 @@ void colo_net_secondary(struct colo_net *n, const Colovm__Transport__Packet *pk)
 	}
 	compare_enqueue(n->ports[pk->port].cmp, COMPARE_SECONDARY, pk->data.data, pk->data.len,
 			clock_ns());
-	wake(n);
+	pthread_mutex_lock(&n->cmp_lock);
+	next = poll_all(n, clock_ns());
+	pthread_mutex_unlock(&n->cmp_lock);
+	if (next < atomic_load(&n->armed))
+		wake(n);
 }
 
 /* Drain both queues, then fn on every comparator: a checkpoint step
