@@ -1,6 +1,7 @@
 #!/bin/bash
 # app=http on colovm: curl fetches / twice over one keep-alive connection and
-# the page's request counter goes up by one; other paths get 404;
+# the page's request counter goes up by one; /static is the same page
+# without the counter, alike every time; other paths get 404;
 # "Connection: close" is honoured; wrk for a second with 100 connections
 # gets no errors.
 source "$(dirname "$0")/lib.sh"
@@ -19,6 +20,11 @@ grep -q 'Re-using existing connection' "$TMP/curl.err" ||
 mapfile -t counts < <(grep -o 'requests: [0-9]*' "$TMP/pages" | cut -d' ' -f2)
 [ "${#counts[@]}" = 2 ] || { cat "$TMP/pages" >&2; fail "expected two pages"; }
 [ "${counts[1]}" = $((counts[0] + 1)) ] || fail "counter went ${counts[0]} -> ${counts[1]}"
+nsx curl -s --max-time 10 http://10.0.0.2/static -o "$TMP/s1" http://10.0.0.2/static -o "$TMP/s2" ||
+	fail "curl /static"
+grep -q '<h1>colovm test guest</h1>' "$TMP/s1" || { cat "$TMP/s1" >&2; fail "/static: not the page"; }
+! grep -q 'requests:' "$TMP/s1" || fail "/static carries the counter"
+cmp -s "$TMP/s1" "$TMP/s2" || fail "/static differs between two requests"
 code=$(nsx curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://10.0.0.2/missing)
 [ "$code" = 404 ] || fail "/missing: HTTP $code"
 hdr=$(nsx curl -s -D - -o /dev/null -H 'Connection: close' --max-time 10 http://10.0.0.2/)

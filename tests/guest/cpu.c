@@ -10,6 +10,9 @@
 #define KERNEL_CS      0x08
 #define TSS_SEL	       0x28
 #define GATE_INTERRUPT 0x8e /* present, DPL 0, 64-bit interrupt gate */
+#define VEC_IRQ0       32   /* the PIC's lines: 32..47 */
+#define PIC1	       0x20
+#define PIC2	       0xa0
 #define IST_CRITICAL   1    /* #DF, NMI, #MC run on their own stack */
 
 struct idt_gate {
@@ -45,11 +48,41 @@ struct exc_frame {
 };
 
 extern const uint64_t exc_stubs[32];
+extern char irq_stub[];
 extern uint64_t gdt_tss[2];
 extern char kstack_top[], ist_stack_top[];
 
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+static struct idt_gate idt[VEC_IRQ0 + 16] __attribute__((aligned(16)));
 static struct tss tss __attribute__((aligned(16)));
+
+static struct idt_gate gate(uint64_t a, uint8_t ist, uint8_t type)
+{
+	return (struct idt_gate){
+	    .off_lo = a & 0xffff,
+	    .sel = KERNEL_CS,
+	    .ist = ist,
+	    .type = type,
+	    .off_mid = (a >> 16) & 0xffff,
+	    .off_hi = a >> 32,
+	};
+}
+
+/* Both 8259s remapped to vectors 32..47, every line masked (irq.c unmasks
+ * what it waits for). Interrupts are taken only inside an idle halt
+ * (exc.S, #GP). */
+static void pic_setup(void)
+{
+	outb(PIC1, 0x11); /* ICW1: edge, cascade, ICW4 follows */
+	outb(PIC2, 0x11);
+	outb(PIC1 + 1, VEC_IRQ0); /* ICW2: vector base */
+	outb(PIC2 + 1, VEC_IRQ0 + 8);
+	outb(PIC1 + 1, 0x04); /* ICW3: slave on line 2 */
+	outb(PIC2 + 1, 0x02);
+	outb(PIC1 + 1, 0x03); /* ICW4: 8086 mode, automatic EOI */
+	outb(PIC2 + 1, 0x03);
+	outb(PIC1 + 1, 0xff);
+	outb(PIC2 + 1, 0xff);
+}
 
 void cpu_setup(void)
 {
@@ -59,17 +92,12 @@ void cpu_setup(void)
 	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)idt};
 	uint64_t base = (uint64_t)&tss, limit = sizeof(tss) - 1;
 
-	for (unsigned int v = 0; v < 32; v++) {
-		uint64_t a = exc_stubs[v];
-		idt[v] = (struct idt_gate){
-		    .off_lo = a & 0xffff,
-		    .sel = KERNEL_CS,
-		    .ist = (v == 2 || v == 8 || v == 18) ? IST_CRITICAL : 0,
-		    .type = GATE_INTERRUPT,
-		    .off_mid = (a >> 16) & 0xffff,
-		    .off_hi = a >> 32,
-		};
-	}
+	for (unsigned int v = 0; v < 32; v++)
+		idt[v] = gate(exc_stubs[v], (v == 2 || v == 8 || v == 18) ? IST_CRITICAL : 0,
+			      GATE_INTERRUPT);
+	for (unsigned int i = 0; i < 16; i++)
+		idt[VEC_IRQ0 + i] = gate((uint64_t)irq_stub, 0, GATE_INTERRUPT);
+	pic_setup();
 	tss.rsp[0] = (uint64_t)kstack_top;
 	tss.ist[IST_CRITICAL - 1] = (uint64_t)ist_stack_top;
 	tss.iomap_base = offsetof(struct tss, iomap);

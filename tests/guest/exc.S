@@ -4,6 +4,18 @@
  * look the same — vector, error code (0 when the CPU pushes none), then the
  * CPU's frame RIP, CS, RFLAGS, RSP, SS — and calls exc_report() in cpu.c,
  * which prints a diagnostic and ends the run. Nothing returns.
+ *
+ * Then the PIC's sixteen lines, vectors 32..47 (cpu.c remaps them there, in
+ * automatic-EOI mode: no EOI to write, which at CPL 0 under PVM would be an
+ * emulated port write): their one stub only returns; the interrupt's whole
+ * purpose is to end a `hlt`.
+ *
+ * Idling (irq.c): CPL 3 executes `hlt`, which raises #GP there (PVM runs no
+ * `int $n` from user mode, but it does deliver this #GP). The #GP stub
+ * recognises it -- a fault at CPL 3 on the byte 0xf4, and app=halt has not
+ * asked to halt for good -- and halts in its place with interrupts on until
+ * one arrives (the sti shadow covers the hlt, so one already pending wakes
+ * it at once), then returns past the instruction with them off again.
  */
 
 	.section .text
@@ -31,7 +43,25 @@ exc_\vec:
 	EXC 10, 1
 	EXC 11, 1
 	EXC 12, 1
-	EXC 13, 1
+exc_13:
+	pushq %rax
+	testb $3, 24(%rsp)		/* from CPL 3? (CS after rax, error, RIP) */
+	jz 1f
+	movq 16(%rsp), %rax		/* the faulting RIP */
+	cmpb $0xf4, (%rax)
+	jne 1f
+	cmpl $0, halt_requested(%rip)
+	jne 1f
+	incq 16(%rsp)			/* resume after the hlt */
+	popq %rax
+	addq $8, %rsp			/* the error code */
+	sti
+	hlt
+	cli
+	iretq
+1:	popq %rax
+	pushq $13
+	jmp exc_common
 	EXC 14, 1
 	EXC 15, 0
 	EXC 16, 0
@@ -57,6 +87,10 @@ exc_common:
 	call exc_report
 1:	hlt
 	jmp 1b
+
+	.globl irq_stub
+irq_stub:
+	iretq
 
 	.section .rodata
 	.balign 8

@@ -115,6 +115,13 @@ void printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* cpu.c: runs at CPL 0, called once from boot.S before dropping to CPL 3. */
 void cpu_setup(void);
 
+/* irq.c (CPL 3): PIC lines and the periodic tick that end an idle halt. */
+bool irq_pic_present(void);
+void irq_unmask(unsigned int line); /* a PIC line: 0..15 */
+void irq_tick_start(unsigned int hz);
+/* Halt until an unmasked line interrupts (at once if one is pending). */
+void cpu_idle(void);
+
 /* timer.c: TSC frequency, calibrated once. */
 int timer_init(void);
 extern uint64_t tsc_khz;

@@ -83,6 +83,18 @@ unsigned int vnet_rx(void (*fn)(uint8_t *frame, size_t len), unsigned int budget
 	return n;
 }
 
+void vnet_idle(void)
+{
+	if (!virtq_interrupts_on(&rxq))
+		cpu_idle();
+	virtq_interrupts_off(&rxq);
+}
+
+unsigned int vnet_irq(void)
+{
+	return virtio_mmio_devs[dev.index].irq;
+}
+
 uint8_t *vnet_tx_buf(void)
 {
 	uint8_t *buf;

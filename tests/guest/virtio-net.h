@@ -19,5 +19,10 @@ void vnet_tx_drop(uint8_t *frame);
 /* Tell the device about frames queued since the last flush (both queues). */
 void vnet_flush(void);
 void vnet_ack_interrupt(void);
+/* Halt until a frame arrives or another interrupt ends it (at once when a
+ * frame is already waiting); the device's line must be unmasked. */
+void vnet_idle(void);
+/* The device's interrupt line. */
+unsigned int vnet_irq(void);
 
 #endif

@@ -9,7 +9,8 @@
  * which a modern device accepts as three addresses and a legacy one as a PFN.
  *
  * No interrupts: avail->flags carries VRING_AVAIL_F_NO_INTERRUPT and the
- * driver polls used->idx. A device may interrupt anyway (the flag is a
+ * driver polls used->idx; only an idle halt clears the flag for its
+ * duration (virtq_interrupts_on). A device may interrupt anyway (the flag is a
  * hint); virtio_ack_interrupt() clears InterruptStatus so the line drops.
  */
 #include "virtio.h"
@@ -265,6 +266,18 @@ void virtq_kick(struct virtq *vq)
 	}
 	vq->kicks++;
 	wr32(vq->dev, MMIO_QUEUE_NOTIFY, vq->index);
+}
+
+bool virtq_interrupts_on(struct virtq *vq)
+{
+	vq->avail->flags = 0;
+	mb(); /* the flag before reading used->idx: the device does the reverse */
+	return *(volatile uint16_t *)&vq->used->idx != vq->last_used;
+}
+
+void virtq_interrupts_off(struct virtq *vq)
+{
+	vq->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 }
 
 void *virtq_get(struct virtq *vq, uint32_t *len)

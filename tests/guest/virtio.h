@@ -3,7 +3,8 @@
  * virtio-mmio transport (virtio 1.x "modern", version 2; legacy version 1
  * also works) and split virtqueues, driven by polling at CPL 3: no
  * interrupts are taken (IF = 0) and the driver asks the device not to send
- * any (VRING_AVAIL_F_NO_INTERRUPT).
+ * any (VRING_AVAIL_F_NO_INTERRUPT), except around an idle halt
+ * (virtq_interrupts_on/off, irq.c).
  */
 #ifndef TESTGUEST_VIRTIO_H
 #define TESTGUEST_VIRTIO_H
@@ -96,5 +97,9 @@ void virtq_kick(struct virtq *vq);
 /* The next used chain's token (its descriptors freed) and written length,
  * or NULL when the device has not returned anything new. */
 void *virtq_get(struct virtq *vq, uint32_t *len);
+/* Ask the device to interrupt when it returns buffers (true: some are
+ * already there, do not wait for one), and to stop again. */
+bool virtq_interrupts_on(struct virtq *vq);
+void virtq_interrupts_off(struct virtq *vq);
 
 #endif

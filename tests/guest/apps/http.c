@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * app=http [port=80]: HTTP/1.1 with keep-alive. "GET /" (and "HEAD /")
- * serves a small HTML page that shows how many times it has been served,
- * any other path gets 404, any other method 405. A connection stays open
+ * serves a small HTML page that shows how many times it has been served;
+ * "GET /static" the same page without the count (its answer does not
+ * depend on the order in which connections' requests arrive, so two copies
+ * of the guest answer it alike under any number of connections); any other
+ * path gets 404, any other method 405. A connection stays open
  * unless the request says "Connection: close" or is HTTP/1.0 without
  * "Connection: keep-alive". Request bodies are not supported: a request
  * with Content-Length or Transfer-Encoding gets 400 and the connection is
@@ -65,6 +68,9 @@ static size_t answer(const char *head, size_t n, char *out, bool *close)
 	static const char page_fmt[] =
 	    "<!DOCTYPE html>\n<html><head><title>colovm test guest</title></head>\n"
 	    "<body><h1>colovm test guest</h1>\n<p>requests: %lu</p></body></html>\n";
+	static const char static_page[] =
+	    "<!DOCTYPE html>\n<html><head><title>colovm test guest</title></head>\n"
+	    "<body><h1>colovm test guest</h1>\n<p>a static page</p></body></html>\n";
 	const char *status = "200 OK", *type = "text/html";
 	char body[512];
 	size_t blen, len;
@@ -91,6 +97,10 @@ static size_t answer(const char *head, size_t n, char *out, bool *close)
 		head_only = head[0] == 'H';
 		if (path[0] == '/' && (path[1] == ' ' || path[1] == '\r' || path[1] == '?')) {
 			blen = (size_t)snprintf(body, sizeof(body), page_fmt, ++served);
+		} else if (!memcmp(path, "/static", 7) &&
+			   (path[7] == ' ' || path[7] == '\r' || path[7] == '?')) {
+			blen = sizeof(static_page) - 1;
+			memcpy(body, static_page, blen);
 		} else {
 			status = "404 Not Found";
 			type = "text/plain";

@@ -2,7 +2,11 @@
 /*
  * The stack's set-up, main-loop hooks and checksums. Configuration comes from
  * the command line: ip=A.B.C.D/N (default 10.0.0.2/24), gw=A.B.C.D,
- * isn=fixed|random, port=; stats=S prints the counters every S seconds.
+ * isn=fixed|random, port=; stats=S prints the counters every S seconds;
+ * idle=halt|poll (default halt): what net_poll() does after a pass of the
+ * app's loop that neither received nor sent a frame -- halt until a frame
+ * or the 100 Hz tick arrives (irq.c), or poll again at once (also what
+ * halt falls back to when the NIC's interrupt is not a PIC line).
  */
 #include "net.h"
 #include "../virtio-net.h"
@@ -10,10 +14,13 @@
 #define RX_BUDGET  64
 #define TIMER_US   10000 /* timers run at most every 10 ms */
 #define IRQ_ACK_US 100000
+#define TICK_HZ	   (1000000 / TIMER_US)
 
 struct net_config net_cfg;
 struct net_stats net_stats;
 static uint64_t next_timer, next_irq_ack, next_stats, stats_us;
+static bool idle_halt;
+static uint64_t seen_rx, seen_tx; /* the counters at the last net_poll() */
 
 static int parse_ip(const char *s, uint32_t *ip, uint32_t *prefix)
 {
@@ -59,6 +66,7 @@ uint16_t net_port(uint16_t def)
 int net_init(const char *app, uint16_t port)
 {
 	const char *ip = cmdline_get("ip"), *gw = cmdline_get("gw"), *isn = cmdline_get("isn");
+	const char *idle;
 	uint32_t prefix = 24;
 	uint64_t stats;
 	uint8_t *m = net_cfg.mac;
@@ -80,8 +88,22 @@ int net_init(const char *app, uint16_t port)
 	if (cmdline_u64("stats", 0, 3600, &stats))
 		return EXIT_USAGE;
 	stats_us = stats * 1000000;
+	idle = cmdline_get("idle");
+	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
+		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
+		return EXIT_USAGE;
+	}
+	idle_halt = !idle || !strcmp(idle, "halt");
 	if (vnet_init(net_cfg.mac))
 		return EXIT_DEVICE;
+	if (idle_halt && (vnet_irq() >= 16 || !irq_pic_present())) {
+		printf("net: idle=poll: the NIC's interrupt (%u) is not a PIC line\n", vnet_irq());
+		idle_halt = false;
+	}
+	if (idle_halt) {
+		irq_unmask(vnet_irq());
+		irq_tick_start(TICK_HZ);
+	}
 	if (tcp_init())
 		return EXIT_DEVICE;
 	printf("net: up ip=%u.%u.%u.%u/%u mac=%02x:%02x:%02x:%02x:%02x:%02x app=%s port=%u\n",
@@ -101,7 +123,13 @@ void net_poll(void)
 {
 	uint64_t now;
 
+	/* A whole pass of the app's loop since the last poll, and nothing
+	 * came in or went out: wait for something to. */
+	if (idle_halt && net_stats.rx_frames == seen_rx && net_stats.tx_frames == seen_tx)
+		vnet_idle();
 	vnet_rx(rx_frame, RX_BUDGET);
+	seen_rx = net_stats.rx_frames;
+	seen_tx = net_stats.tx_frames;
 	now = now_us();
 	if (now >= next_timer) {
 		next_timer = now + TIMER_US;
