@@ -3,8 +3,11 @@
 # for its guest; the client is the primary host's side of its tap. Same
 # test guest (app=http), same load, same run:
 #
-#   1. wrk (1 thread, 4 connections, SECS s; then 1 connection, whose
-#      answers the two copies cannot order differently, so outputs match):
+#   1. wrk (1 thread, SECS s) three ways: 4 connections on / (the page
+#      counts the requests served, and the two copies now and then take
+#      the connections' requests in another order: outputs differ); 4
+#      connections on /static (the page without the count: outputs match);
+#      1 connection on / (one order: outputs match):
 #      requests/s and p99 latency for
 #      one colovm (unprotected), a colovm pair (protected), and QEMU 7.2's
 #      COLO (primary: filter-mirror, filter-redirector, colo-compare;
@@ -16,48 +19,32 @@
 #   2. app=dirty at 1, 4 and 16 MiB/s (no network) on a colovm pair: pause
 #      per checkpoint (median, p99) against dirty pages per checkpoint.
 #
-# Median of RUNS runs (default 3) for each figure.
+# Median of RUNS runs (default 3) for each figure. IDLE=poll runs the guest
+# with idle=poll (it spins when idle instead of halting; see
+# tests/guest/irq.c): on a machine whose cores both copies of the pair
+# share, a spinning guest takes a core from the other copy. Under QEMU
+# microvm the guest always polls (its NIC is on an IOAPIC-only line), so
+# compare with QEMU's COLO at IDLE=poll; QEMU_COLO=0 leaves QEMU out.
+# PIN=1 models two hosts of one core each: the primary's side (primary or
+# unprotected VMM, and the client) on CPU 0, the secondary's on CPU 1
+# (taskset); without it both copies share every core.
 set -euo pipefail
 : "${COLOVM:?}" "${TESTGUEST:?}"
 COLOVMCTL=${COLOVMCTL:-$(dirname "$COLOVM")/colovmctl}
 RUNS=${RUNS:-3}
+HTTP="app=http${IDLE:+ idle=$IDLE}"
+PIN_P=(env) PIN_S=(env)
+if [ "${PIN:-0}" = 1 ]; then
+	PIN_P=(taskset -c 0) PIN_S=(taskset -c 1)
+fi
 SECS=${SECS:-8}
-tmp=$(mktemp -d)
-NSP=colovm-bp-$$ NSS=colovm-bs-$$
-port=$((47000 + RANDOM % 500))
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	ip netns del $NSP 2>/dev/null || true
-	ip netns del $NSS 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-for ns in $NSP $NSS; do
-	ip netns add $ns
-	ip -n $ns link set lo up
-	ip -n $ns tuntap add dev tap0 mode tap
-	ip -n $ns addr add 10.0.0.1/24 dev tap0
-	ip -n $ns link set tap0 up
-done
-ip link add vp-$$ netns $NSP type veth peer name vs-$$ netns $NSS
-ip -n $NSP addr add 192.168.77.1/24 dev vp-$$
-ip -n $NSS addr add 192.168.77.2/24 dev vs-$$
-ip -n $NSP link set vp-$$ up
-ip -n $NSS link set vs-$$ up
-head -c32 /dev/urandom >"$tmp/key"
+source "$(dirname "$0")/two-hosts.bash"
+bench_two_hosts colovm-b
 
 q() { "$COLOVMCTL" --qmp "$1" "${@:2}"; }
 jq_() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-wait_line() { # FILE REGEX SECS
-	local end=$((SECONDS + $3))
-	until grep -qE "$2" "$1" 2>/dev/null; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.1
-	done
-}
 wait_protected() { # SOCK
 	local end=$((SECONDS + 120))
 	until q "$1" query-colo-status 2>/dev/null | grep -q '"protected"'; do
@@ -75,19 +62,19 @@ start() {
 	rm -f "$tmp"/*.sock "$tmp"/*.out
 	port=$((port + 1))
 	if [ "$mode" = pair ]; then
-		ip netns exec $NSS "$COLOVM" run "${args[@]}" --colo secondary \
+		ip netns exec $NSS "${PIN_S[@]}" "$COLOVM" run "${args[@]}" --colo secondary \
 			--listen tcp:192.168.77.2:$port --serial file:"$tmp/s.out" \
 			--qmp unix:"$tmp/s.sock",server 2>"$tmp/s.err" &
 		pids+=($!)
 		wait_line "$tmp/s.err" 'waiting for a primary' 20 || { cat "$tmp/s.err" >&2; return 1; }
-		ip netns exec $NSP "$COLOVM" run "${args[@]}" --colo primary \
+		ip netns exec $NSP "${PIN_P[@]}" "$COLOVM" run "${args[@]}" --colo primary \
 			--peer tcp:192.168.77.2:$port --serial file:"$tmp/p.out" \
 			--qmp unix:"$tmp/p.sock",server 2>"$tmp/p.err" &
 		pids+=($!)
 		wait_protected "$tmp/p.sock" || { cat "$tmp/p.err" >&2; return 1; }
 		q "$tmp/p.sock" migrate-set-parameters checkpoint-interval=200 >/dev/null
 	else
-		ip netns exec $NSP "$COLOVM" run "${args[@]}" --serial file:"$tmp/p.out" \
+		ip netns exec $NSP "${PIN_P[@]}" "$COLOVM" run "${args[@]}" --serial file:"$tmp/p.out" \
 			--qmp unix:"$tmp/p.sock",server 2>"$tmp/p.err" &
 		pids+=($!)
 	fi
@@ -115,8 +102,8 @@ PY
 }
 
 # wrk's requests/s and p99 (ms)
-wrk_run() { # [CONNECTIONS]
-	ip netns exec $NSP wrk -t1 -c"${1:-4}" -d"${SECS}s" --latency http://10.0.0.2/ >"$tmp/wrk.out" 2>&1
+wrk_run() { # [CONNECTIONS] [PATH]
+	ip netns exec $NSP "${PIN_P[@]}" wrk -t1 -c"${1:-4}" -d"${SECS}s" --latency "http://10.0.0.2${2:-/}" >"$tmp/wrk.out" 2>&1
 	python3 - "$tmp/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -162,103 +149,43 @@ watch_events() { # SOCK FILE
 	sleep 0.5
 }
 
-# QEMU 7.2's COLO, as its docs/COLO-FT.txt sets it up (no disk: no block
-# replication), on QEMU microvm with the same guest.
-QEMU=(qemu-system-x86_64 -M microvm -accel kvm -cpu host -m 64 -nodefaults -no-user-config
-	-nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$TESTGUEST"
-	-append app=http)
-qmp() { # SOCK JSON...: each command in turn; fails on an error reply
-	python3 - "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-json.loads(f.readline())
-for c in [{"execute": "qmp_capabilities"}] + [json.loads(a) for a in sys.argv[2:]]:
-    f.write(json.dumps(c) + "\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "event" not in r:
-            break
-    if "error" in r:
-        sys.exit("%s: %s" % (c["execute"], r["error"]))
-    if c["execute"] != "qmp_capabilities":
-        print(json.dumps(r.get("return")))
-PY
-}
-qemu_colo_start() {
-	local p=$((port + 10)) net=(-netdev tap,id=hn0,ifname=tap0,script=no,downscript=no,vhost=off
-		-device virtio-net-device,netdev=hn0,mac=52:54:00:12:34:56)
-	port=$((port + 20))
-	rm -f "$tmp"/*.sock "$tmp"/*.out
-	ip netns exec $NSP "${QEMU[@]}" "${net[@]}" -serial file:"$tmp/p.out" \
-		-qmp unix:"$tmp/p.sock",server=on,wait=off -qmp unix:"$tmp/pw.sock",server=on,wait=off \
-		-chardev socket,id=mirror0,host=192.168.77.1,port=$((p + 3)),server=on,wait=off \
-		-chardev socket,id=compare1,host=192.168.77.1,port=$((p + 4)),server=on,wait=on \
-		-chardev socket,id=compare0,host=127.0.0.1,port=$((p + 1)),server=on,wait=off \
-		-chardev socket,id=compare0-0,host=127.0.0.1,port=$((p + 1)) \
-		-chardev socket,id=compare_out,host=127.0.0.1,port=$((p + 5)),server=on,wait=off \
-		-chardev socket,id=compare_out0,host=127.0.0.1,port=$((p + 5)) \
-		-object filter-mirror,id=m0,netdev=hn0,queue=tx,outdev=mirror0 \
-		-object filter-redirector,netdev=hn0,id=redire0,queue=rx,indev=compare_out \
-		-object filter-redirector,netdev=hn0,id=redire1,queue=rx,outdev=compare0 \
-		-object iothread,id=iothread1 \
-		-object colo-compare,id=comp0,primary_in=compare0-0,secondary_in=compare1,outdev=compare_out0,iothread=iothread1 \
-		2>"$tmp/p.err" &
-	pids+=($!)
-	sleep 1
-	ip netns exec $NSS "${QEMU[@]}" "${net[@]}" -serial file:"$tmp/s.out" \
-		-qmp unix:"$tmp/s.sock",server=on,wait=off \
-		-chardev socket,id=red0,host=192.168.77.1,port=$((p + 3)),reconnect=1 \
-		-chardev socket,id=red1,host=192.168.77.1,port=$((p + 4)),reconnect=1 \
-		-object filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0 \
-		-object filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1 \
-		-object filter-rewriter,id=rew0,netdev=hn0,queue=all \
-		-incoming tcp:192.168.77.2:$((p + 8)) 2>"$tmp/s.err" &
-	pids+=($!)
-	wait_line "$tmp/p.out" '^net: up ' 60 || { cat "$tmp/p.err" >&2; return 1; }
-	local end=$((SECONDS + 20))
-	until [ -S "$tmp/s.sock" ]; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
-	qmp "$tmp/s.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' >/dev/null
-	qmp "$tmp/p.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' \
-		'{"execute": "migrate-set-parameters", "arguments": {"x-checkpoint-delay": 200}}' \
-		'{"execute": "migrate", "arguments": {"uri": "tcp:192.168.77.2:'$((p + 8))'"}}' >/dev/null
-	end=$((SECONDS + 120))
-	until qmp "$tmp/p.sock" '{"execute": "query-migrate"}' | grep -q '"status": "colo"'; do
-		[ $SECONDS -lt $end ] || { qmp "$tmp/p.sock" '{"execute": "query-migrate"}' >&2; return 1; }
-		sleep 0.5
-	done
-}
-qemu_stop() {
-	qmp "$tmp/p.sock" '{"execute": "quit"}' >/dev/null 2>&1 || true
-	qmp "$tmp/s.sock" '{"execute": "quit"}' >/dev/null 2>&1 || true
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	pids=()
-}
 
 : >"$tmp/plain.res"
 : >"$tmp/pair.res"
 : >"$tmp/qemu.res"
 for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
-	start plain "app=http" net || { echo "plain VM did not start" >&2; exit 1; }
+	start plain "$HTTP" net || { echo "plain VM did not start" >&2; exit 1; }
 	wrk_run >>"$tmp/plain.res"
+	wrk_run 4 /static >>"$tmp/plains.res"
 	wrk_run 1 >>"$tmp/plain1.res"
 	stop
-	start pair "app=http" net || { echo "no pair" >&2; exit 1; }
+	start pair "$HTTP" net || { echo "no pair" >&2; exit 1; }
 	watch_events "$tmp/p.sock" "$tmp/ev.log"
 	a=$(colo_sample) t0=$(now_us)
 	w=$(wrk_run)
 	b=$(colo_sample) t1=$(now_us)
 	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair.res"
 	a=$(colo_sample) t0=$(now_us)
+	w=$(wrk_run 4 /static)
+	b=$(colo_sample) t1=$(now_us)
+	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pairs.res"
+	a=$(colo_sample) t0=$(now_us)
 	w=$(wrk_run 1)
 	b=$(colo_sample) t1=$(now_us)
 	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair1.res"
 	stop
-	if qemu_colo_start; then
+	if [ "${QEMU_COLO:-1}" = 0 ]; then
+		:
+	elif qemu_colo_start "$HTTP"; then
 		watch_events "$tmp/pw.sock" "$tmp/qev.log"
 		t0=$(now_us)
 		w=$(wrk_run)
 		t1=$(now_us)
 		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu.res"
+		t0=$(now_us)
+		w=$(wrk_run 4 /static)
+		t1=$(now_us)
+		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemus.res"
 		t0=$(now_us)
 		w=$(wrk_run 1)
 		t1=$(now_us)
@@ -270,10 +197,10 @@ for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 done
 col() { cut -d' ' -f"$2" "$tmp/$1.res" | median; }
 per_s() { awk -v n="$1" -v s="$SECS" 'BEGIN { printf "%.1f", n / s }'; }
-# http_table SUFFIX CONNECTIONS: the table for wrk -cCONNECTIONS
+# http_table SUFFIX CONNECTIONS PATH: the table for wrk -cCONNECTIONS on PATH
 http_table() {
 	local x=$1
-	echo "app=http under wrk (1 thread, $2 connection(s), ${SECS} s), checkpoint every 200 ms, median of $RUNS:"
+	echo "app=http under wrk (1 thread, $2 connection(s) on $3, ${SECS} s), checkpoint every 200 ms, median of $RUNS:"
 	echo
 	echo "| | requests/s | p99 ms | checkpoints/s | pause median ms | pause p99 ms |"
 	echo "|---|---|---|---|---|---|"
@@ -291,11 +218,13 @@ http_table() {
 	echo
 }
 if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
-	# 4 connections: the page counts the requests served, and the two
-	# copies take the connections' requests in their own order now and
-	# then: outputs that differ. One connection: outputs that match.
-	http_table "" 4
-	http_table 1 1
+	# 4 connections on /: the page counts the requests served, and the
+	# two copies take the connections' requests in their own order now
+	# and then: outputs that differ. /static and one connection: outputs
+	# that match.
+	http_table "" 4 /
+	http_table s 4 /static
+	http_table 1 1 /
 fi
 
 echo "app=dirty on a colovm pair (no network), checkpoint-interval 200 ms, ${SECS} s, median of $RUNS:"
