@@ -9,9 +9,9 @@
  * The wake-ups are interrupts: a device's line (the device is asked for
  * them only around the halt, see vnet_idle()) and the PIT's channel 0 as a
  * periodic tick, so timers still run when nothing arrives. cpu.c remapped
- * the PIC to vectors 32..47 and masked every line; exc.S has the stubs
- * (EOI and return) and the idle halt itself: `hlt` at CPL 3 faults, and
- * the #GP stub halts in its place with interrupts on.
+ * the PIC to vectors 32..47 (automatic EOI) and masked every line; exc.S
+ * has their stub (it only returns) and the idle halt itself: `hlt` at CPL
+ * 3 faults, and the #GP stub halts in its place with interrupts on.
  * Everything here runs at CPL 3 (port I/O is allowed there).
  *
  * Only the PIC's lines are used (no IOAPIC or local APIC programming): on a

@@ -97,7 +97,9 @@ int net_init(const char *app, uint16_t port)
 	if (vnet_init(net_cfg.mac))
 		return EXIT_DEVICE;
 	if (idle_halt && (vnet_irq() >= 16 || !irq_pic_present())) {
-		printf("net: idle=poll: the NIC's interrupt (%u) is not a PIC line\n", vnet_irq());
+		printf("net: idle=poll: the NIC's interrupt (%u) is not a PIC line, or no PIC "
+		       "answers\n",
+		       vnet_irq());
 		idle_halt = false;
 	}
 	if (idle_halt) {
