@@ -150,48 +150,40 @@ watch_events() { # SOCK FILE
 }
 
 
-: >"$tmp/plain.res"
-: >"$tmp/pair.res"
-: >"$tmp/qemu.res"
+# The loads, SUFFIX:CONNECTIONS:PATH (SUFFIX names the .res files): 4
+# connections on / (the page counts the requests served, and the two copies
+# take the connections' requests in their own order now and then: outputs
+# that differ), on /static and one connection on / (outputs that match).
+LOADS=(":4:/" "s:4:/static" "1:1:/")
 for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 	start plain "$HTTP" net || { echo "plain VM did not start" >&2; exit 1; }
-	wrk_run >>"$tmp/plain.res"
-	wrk_run 4 /static >>"$tmp/plains.res"
-	wrk_run 1 >>"$tmp/plain1.res"
+	for l in "${LOADS[@]}"; do
+		IFS=: read -r x c path <<<"$l"
+		wrk_run "$c" "$path" >>"$tmp/plain$x.res"
+	done
 	stop
 	start pair "$HTTP" net || { echo "no pair" >&2; exit 1; }
 	watch_events "$tmp/p.sock" "$tmp/ev.log"
-	a=$(colo_sample) t0=$(now_us)
-	w=$(wrk_run)
-	b=$(colo_sample) t1=$(now_us)
-	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair.res"
-	a=$(colo_sample) t0=$(now_us)
-	w=$(wrk_run 4 /static)
-	b=$(colo_sample) t1=$(now_us)
-	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pairs.res"
-	a=$(colo_sample) t0=$(now_us)
-	w=$(wrk_run 1)
-	b=$(colo_sample) t1=$(now_us)
-	echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair1.res"
+	for l in "${LOADS[@]}"; do
+		IFS=: read -r x c path <<<"$l"
+		a=$(colo_sample) t0=$(now_us)
+		w=$(wrk_run "$c" "$path")
+		b=$(colo_sample) t1=$(now_us)
+		echo "$w $(colo_row "$a" "$b" "$SECS") $(pauses "$tmp/ev.log" "$t0" "$t1")" >>"$tmp/pair$x.res"
+	done
 	stop
-	if [ "${QEMU_COLO:-1}" = 0 ]; then
-		:
-	elif qemu_colo_start "$HTTP"; then
+	[ "${QEMU_COLO:-1}" != 0 ] || continue
+	if qemu_colo_start "$HTTP"; then
 		watch_events "$tmp/pw.sock" "$tmp/qev.log"
-		t0=$(now_us)
-		w=$(wrk_run)
-		t1=$(now_us)
-		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu.res"
-		t0=$(now_us)
-		w=$(wrk_run 4 /static)
-		t1=$(now_us)
-		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemus.res"
-		t0=$(now_us)
-		w=$(wrk_run 1)
-		t1=$(now_us)
-		echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu1.res"
+		for l in "${LOADS[@]}"; do
+			IFS=: read -r x c path <<<"$l"
+			t0=$(now_us)
+			w=$(wrk_run "$c" "$path")
+			t1=$(now_us)
+			echo "$w $(pauses "$tmp/qev.log" "$t0" "$t1")" >>"$tmp/qemu$x.res"
+		done
 	else
-		echo "QEMU COLO did not form (run $r): $(tail -3 "$tmp/p.err" "$tmp/s.err")" >&2
+		echo "QEMU COLO did not form (run $r): $(tail -n 3 "$tmp/p.err" "$tmp/s.err")" >&2
 	fi
 	qemu_stop
 done
@@ -218,13 +210,10 @@ http_table() {
 	echo
 }
 if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
-	# 4 connections on /: the page counts the requests served, and the
-	# two copies take the connections' requests in their own order now
-	# and then: outputs that differ. /static and one connection: outputs
-	# that match.
-	http_table "" 4 /
-	http_table s 4 /static
-	http_table 1 1 /
+	for l in "${LOADS[@]}"; do
+		IFS=: read -r x c path <<<"$l"
+		http_table "$x" "$c" "$path"
+	done
 fi
 
 echo "app=dirty on a colovm pair (no network), checkpoint-interval 200 ms, ${SECS} s, median of $RUNS:"
