@@ -264,6 +264,7 @@ static void sc_post(struct secondary_colo *s, enum sc_req req)
 	if (ret)
 		log_err("COLO: eventfd: %s", strerror(-ret));
 }
+
 /* ---- the COLO thread ---------------------------------------------------------------- */
 
 static int ack_msg(struct transport_channel *ch, uint64_t id, int status, const char *message,
@@ -292,6 +293,7 @@ static int send_applied(struct transport_channel *ch, uint64_t id)
 {
 	return ack_msg(ch, id, 0, NULL, true);
 }
+
 static void send_error(struct transport_channel *ch, int code, const char *message)
 {
 	Colovm__Transport__Error e = COLOVM__TRANSPORT__ERROR__INIT;
