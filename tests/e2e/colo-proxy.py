@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """A TCP proxy between a COLO primary and its secondary that breaks the
 channel once, on demand, in the middle of a checkpoint (for
-tests/e2e/colo-faults.sh; not a test itself).
+tests/e2e/colo-faults.sh and colo-disk-drills.sh; not a test itself).
 
     colo-proxy.py LISTEN_PORT TARGET_PORT ARMFILE
 
@@ -17,10 +17,15 @@ first, then the bulk streams: transport/transport.h) is forwarded to
   replay   after the next CheckpointRequest frame, send an earlier
            CheckpointRequest frame again, unchanged (its MAC is valid, its
            sequence number old)
+  kill PID forward the next CheckpointRequest frame, then SIGKILL PID (the
+           primary's colovm) and forward nothing more it sent: the
+           secondary is inside a checkpoint that will never end, as when
+           the primary's host dies with the rest of it in flight
 
 and prints one line saying what it did (after "listening on PORT").
 """
 import os
+import signal
 import socket
 import struct
 import sys
@@ -34,7 +39,7 @@ CHECKPOINT_REQUEST = 8
 listen_port, target_port, armfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 lock = threading.Lock()
 socks = []
-state = {"mode": None, "done": False, "old": None}
+state = {"mode": None, "done": False, "old": None, "killed": False}
 
 
 def mode():
@@ -90,6 +95,8 @@ def bulk_c2s(src, dst):
         if not b:
             break
         m = mode() if len(b) >= 1024 else None
+        if state["killed"]:
+            continue  # what a dead primary had sent: lost with its host
         try:
             if m == "corrupt":
                 b[len(b) // 2] ^= 0x20
@@ -130,7 +137,24 @@ def control_c2s(src, dst):
             out += frame
             if ftype != CHECKPOINT_REQUEST:
                 continue
-            if mode() == "replay" and state["old"] is not None:
+            m = mode() or ""
+            if m.startswith("kill "):
+                try:
+                    dst.sendall(out)
+                except OSError:
+                    pass
+                state["killed"] = True
+                os.kill(int(m.split()[1]), signal.SIGKILL)
+                done("kill: CheckpointRequest seq %d forwarded, then the primary killed"
+                     % struct.unpack_from("<Q", frame, 16)[0])
+                # the secondary reads the request before the end of the
+                # stream reaches it (the primary's sockets close)
+                while read(src):
+                    pass
+                time.sleep(0.3)
+                close_all()
+                return
+            if m == "replay" and state["old"] is not None:
                 out += state["old"]
                 seq = struct.unpack_from("<Q", state["old"], 16)[0]
                 now = struct.unpack_from("<Q", frame, 16)[0]

@@ -3,6 +3,14 @@
 
 usage: blkcheck.py IMAGE MIB  -- also checks that the byte after MIB MiB is
 untouched (zero).
+       blkcheck.py --loop IMAGE MIB  -- an image app=blk loop=1 wrote (and
+was stopped in): pass g writes word i of sector s as mix64(s << 6 | i) ^ g *
+SALT, 64 KiB at a time, in order, up to DEPTH (16) in flight. Every 64 KiB
+write must hold one pass's pattern whole (a write torn across passes, or a
+sector that is no pass's, fails), and the passes must be the one in progress
+on a prefix of the writes and the one before on the rest, the two meeting
+within DEPTH writes. Prints the pass in progress. The bytes past MIB are not
+looked at.
 
 The pattern of the first N MiB is always the same, so for the sizes the
 tests use its SHA-256 is known (below): an image whose first N MiB hash to
@@ -48,7 +56,67 @@ def known(f, mib):
     return h.hexdigest() == DIGESTS[mib]
 
 
+SALT = 0x9E3779B97F4A7C15
+SALT_INV = pow(SALT, -1, 1 << 64)
+CHUNK_SECTORS = 128  # app=blk's 64 KiB writes
+DEPTH = 16  # ... up to this many in flight
+
+
+def loop_check(path, mib):
+    """An app=blk loop=1 image; see the module's text."""
+    sectors = mib * 2048
+    base = b"".join(struct.pack("<Q", mix64(i)) for i in range(sectors * 64))
+    salts = {}
+    gens = []
+    with open(path, "rb") as f:
+        for c in range(sectors // CHUNK_SECTORS):
+            data = f.read(CHUNK_SECTORS * 512)
+            if len(data) < CHUNK_SECTORS * 512:
+                print("blkcheck: the image ends in write %d, before %d MiB" % (c, mib))
+                return 1
+            s0 = c * CHUNK_SECTORS
+            exp = base[s0 * 512 : (s0 + CHUNK_SECTORS) * 512]
+            # the pass of the chunk's first word, then every word against it
+            w0 = struct.unpack_from("<Q", data)[0]
+            g = ((w0 ^ mix64(s0 << 6)) * SALT_INV) & M
+            if g not in salts:
+                salts[g] = int.from_bytes(struct.pack("<Q", (g * SALT) & M) * (CHUNK_SECTORS * 64), "little")
+            diff = int.from_bytes(data, "little") ^ int.from_bytes(exp, "little")
+            if diff != salts[g]:
+                # the first sector that is not pass g's
+                for s in range(CHUNK_SECTORS):
+                    sd = data[s * 512 : (s + 1) * 512]
+                    se = exp[s * 512 : (s + 1) * 512]
+                    w = struct.unpack_from("<Q", sd)[0] ^ struct.unpack_from("<Q", se)[0]
+                    gs = (w * SALT_INV) & M
+                    if sd != bytes(a ^ b for a, b in zip(se, struct.pack("<Q", (gs * SALT) & M) * 64)):
+                        print("blkcheck: sector %d (write %d) is no pass's pattern" % (s0 + s, c))
+                        return 1
+                    if gs != g:
+                        print("blkcheck: write %d is torn: sectors %d.. of pass %d, sector %d of pass %d"
+                              % (c, s0, g, s0 + s, gs))
+                        return 1
+            gens.append(g)
+    top = max(gens)
+    if any(g not in (top, top - 1) for g in gens) or top < 1:
+        print("blkcheck: the writes are of passes %s, not one pass and the one before"
+              % sorted(set(gens)))
+        return 1
+    new = [c for c, g in enumerate(gens) if g == top]
+    old = [c for c, g in enumerate(gens) if g == top - 1]
+    if old and new and (new[0] != 0 or max(new) - min(old) >= DEPTH):
+        print("blkcheck: pass %d's writes (%d-%d) and pass %d's (%d-%d) do not meet within %d writes"
+              % (top, new[0], new[-1], top - 1, old[0], old[-1], DEPTH))
+        return 1
+    rest = ", the rest of pass %d" % (top - 1) if old else ""
+    print("blkcheck: %d writes of 64 KiB, none torn; in progress: pass %d (%d writes)%s"
+          % (len(gens), top, len(new), rest))
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--loop":
+        return loop_check(sys.argv[2], int(sys.argv[3]))
     path, mib = sys.argv[1], int(sys.argv[2])
     sectors = mib * 2048
     with open(path, "rb") as f:
