@@ -463,6 +463,9 @@ void virtio_mmio_resume(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);
 	t->paused = false;
+	if (t->irq_on_resume)
+		signal_fd(t->irq_fd);
+	t->irq_on_resume = false;
 	signal_fd(t->wake_fd);
 	pthread_mutex_unlock(&t->lock);
 }

@@ -219,6 +219,14 @@ static void mmio_apply_end(struct virtio_mmio *t, const struct mmio_persist *m,
 	uint64_t f = m->s.driver_features;
 
 	t->s = m->s;
+	/* An interrupt the driver had not acknowledged: its line is still up.
+	 * The irqfd pulses it (edge): the pulse may have reached the saved
+	 * irqchip state or not (KVM injects a PIC/IOAPIC irqfd from a work
+	 * queue, after the completion that raised it was in guest RAM), so the
+	 * restored guest gets it once more when it resumes -- a spurious
+	 * interrupt costs a driver a look at its used ring; a lost one leaves
+	 * a guest that halted for its disk halted for ever. */
+	t->irq_on_resume = t->s.interrupt_status != 0;
 	for (unsigned int i = 0; i < nq; i++) {
 		struct virtq *vq = &t->q[i];
 

@@ -215,6 +215,9 @@ struct virtio_mmio {
 	pthread_t thread;
 	bool thread_started;
 	bool paused;
+	/* Restored with InterruptStatus set: the line is up, pulse it again
+	 * at the resume (the irqchip's own state may predate the pulse). */
+	bool irq_on_resume;
 	_Atomic bool stop;
 };
 
