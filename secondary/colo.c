@@ -648,7 +648,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 	uint64_t words = HW_BITMAP_WORDS(hw_vm_ram_pages(s->vm));
 	uint64_t id = 0, pages = 0, t0 = 0;
 	uint32_t reason = 0;
-	bool in_ckpt = false, want_digest = false;
+	bool in_ckpt = false, want_digest = false, lost = false;
 	const char *standby = NULL; /* the switchover's (in the request below) */
 	transport_msg *req = NULL;
 	uint8_t *state = NULL;
@@ -746,7 +746,15 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				s->disk_fault = true;
 				break;
 			}
-			if (send_ack(ch, id, 0, NULL)) {
+			/* From here the unit is whole and checked and the images
+			 * hold it: it is applied whatever becomes of the
+			 * primary. A send that fails now (the primary died, or
+			 * the link) ends the pair after the apply, and a
+			 * takeover goes on from checkpoint id -- never from id's
+			 * images and RAM with the last one's devices. (Not a
+			 * switchover: its ack hands the guest over.) */
+			lost = send_ack(ch, id, 0, NULL) != 0;
+			if (lost && standby) {
 				hw_vm_devices_drop(staged);
 				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
 				break;
@@ -763,11 +771,8 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			}
 			/* The cache is free for the next unit (not after the
 			 * switchover: the primary has gone its way). */
-			if (!standby && send_applied(ch, id)) {
-				hw_vm_devices_drop(staged);
-				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
-				break;
-			}
+			if (!standby && !lost && send_applied(ch, id))
+				lost = true;
 			ret = hw_vm_devices_apply(staged, err);
 			if (ret)
 				break;
@@ -808,6 +813,13 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			*stopped = false;
 			record(s, id, reason, clock_ns() - t0, pages, copied,
 			       pages * HW_PAGE_SIZE + nstate, want_digest, digest, disk_digest);
+			if (lost) {
+				log_warn("COLO: checkpoint %llu applied, but the primary did not "
+					 "hear of it",
+					 (unsigned long long)id);
+				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
+				break;
+			}
 			log_debug("COLO: checkpoint %llu applied: %llu pages, %llu copied, pause "
 				  "%llu us",
 				  (unsigned long long)id, (unsigned long long)pages,
