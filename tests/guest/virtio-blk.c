@@ -83,6 +83,18 @@ int vblk_poll(uint8_t *status)
 	return (int)(r - reqs);
 }
 
+void vblk_idle(void)
+{
+	if (!virtq_interrupts_on(&vq))
+		cpu_idle();
+	virtq_interrupts_off(&vq);
+}
+
+unsigned int vblk_irq(void)
+{
+	return virtio_mmio_devs[dev.index].irq;
+}
+
 const char *vblk_status_name(uint8_t status)
 {
 	switch (status) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* virtio-blk driver: one request queue, several requests in flight, polled. */
+/* virtio-blk driver: one request queue, several requests in flight, polled
+ * (or halting until the device's interrupt: vblk_idle). */
 #ifndef TESTGUEST_VIRTIO_BLK_H
 #define TESTGUEST_VIRTIO_BLK_H
 
@@ -28,6 +29,10 @@ int vblk_submit(unsigned int tag, uint32_t type, uint64_t sector, void *buf, uin
 void vblk_kick(void);
 /* A completed request: its tag, status in *status; -1 if none yet. */
 int vblk_poll(uint8_t *status);
+/* Nothing completed yet: halt until the device completes a request (its
+ * interrupt, on a PIC line the caller unmasked) or another interrupt. */
+void vblk_idle(void);
+unsigned int vblk_irq(void);
 const char *vblk_status_name(uint8_t status);
 
 #endif

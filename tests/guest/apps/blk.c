@@ -11,8 +11,12 @@
  * writes the words mix64(s << 6 | i) ^ g * 0x9e3779b97f4a7c15, flushes,
  * reads them all back and prints "blk: pass <g> ok ..." (a disk that lost
  * or reordered a write, e.g. across a COLO failover, fails a later read). Requests are CHUNK bytes,
- * up to DEPTH in flight. A device error (e.g. a write to a read-only disk) prints "blk: write
- * error: ..." and a mismatch "blk: verify failed: ..."; both exit with EXIT_DEVICE / EXIT_VERIFY.
+ * up to DEPTH in flight. idle=halt|poll (default halt): while its requests
+ * are in flight and none has completed, the guest halts until the disk's
+ * interrupt (irq.c; poll: it spins, as it also does when the disk's
+ * interrupt is not a PIC line). A device error (e.g. a write to a read-only disk) prints "blk:
+ * write error: ..." and a mismatch "blk: verify failed: ..."; both exit with EXIT_DEVICE /
+ * EXIT_VERIFY.
  */
 #include "../virtio-blk.h"
 
@@ -21,6 +25,15 @@
 #define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
 
 static uint64_t gen_salt; /* loop=1: the pass's generation * a constant */
+static bool idle_halt;	  /* wait for completions halted, not spinning */
+
+static void wait_some(void)
+{
+	if (idle_halt)
+		vblk_idle();
+	else
+		cpu_relax();
+}
 
 static void fill(uint64_t *w, uint64_t sector, unsigned int sectors)
 {
@@ -53,7 +66,7 @@ static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int dep
 	for (unsigned int i = 0; i < depth; i++)
 		free_tags[nr_free++] = i;
 	while (done < chunks) {
-		bool queued = false;
+		bool queued = false, completed = false;
 
 		while (nr_free && next < chunks) {
 			unsigned int t = free_tags[--nr_free];
@@ -84,7 +97,10 @@ static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int dep
 				return EXIT_VERIFY;
 			free_tags[nr_free++] = (unsigned int)tag;
 			done++;
+			completed = true;
 		}
+		if (!queued && !completed)
+			wait_some();
 	}
 	return 0;
 }
@@ -98,7 +114,7 @@ static int flush(void)
 		return EXIT_DEVICE;
 	vblk_kick();
 	while ((tag = vblk_poll(&status)) < 0)
-		cpu_relax();
+		wait_some();
 	if (status != VBLK_S_OK) {
 		printf("blk: flush error: status=%u (%s)\n", status, vblk_status_name(status));
 		return EXIT_DEVICE;
@@ -138,11 +154,16 @@ int app_blk(void)
 	struct vblk_info info;
 	uint8_t *bufs[DEPTH];
 	uint64_t mb, chunks, w, r, loop;
+	const char *idle = cmdline_get("idle");
 	unsigned int depth;
 	int rc;
 
 	if (cmdline_u64("mb", 4, 1 << 20, &mb) || cmdline_u64("loop", 0, 1, &loop))
 		return EXIT_USAGE;
+	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
+		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
+		return EXIT_USAGE;
+	}
 	if (!mb) {
 		printf("testguest: bad value mb=0: at least 1\n");
 		return EXIT_USAGE;
@@ -150,6 +171,15 @@ int app_blk(void)
 	if (vblk_init(&info))
 		return EXIT_DEVICE;
 	depth = info.max_inflight < DEPTH ? info.max_inflight : DEPTH;
+	idle_halt = !idle || !strcmp(idle, "halt");
+	if (idle_halt && (vblk_irq() >= 16 || !irq_pic_present())) {
+		printf("blk: idle=poll: the disk's interrupt (%u) is not a PIC line, or no PIC "
+		       "answers\n",
+		       vblk_irq());
+		idle_halt = false;
+	}
+	if (idle_halt)
+		irq_unmask(vblk_irq());
 	printf("blk: device sectors=%lu readonly=%d flush=%d depth=%u testing %lu MiB\n",
 	       info.sectors, info.readonly, info.flush, depth, mb);
 	if (mb * MIB / VBLK_SECTOR > info.sectors) {
