@@ -3,23 +3,33 @@
  * COLO, primary side: replicated disks (--disk PATH,replicate; the
  * protocol is in transport/transport.h, "Replicated disks").
  *
- *   first sync   the tap marks the 64 KiB chunks the guest writes (TRACK);
- *                the migration thread sends every chunk of every image, then
- *                what was marked meanwhile, pass after pass while the guest
- *                runs, and the rest once the VM is stopped (disk_sync)
- *   protected    the tap queues a copy of each write as it reached the image
- *                (STREAM), and the guest hears of it at once; a sender
- *                thread sends the queue, in order, as DiskWrites. A
- *                checkpoint waits for the queue to drain (the VM stopped:
- *                nothing joins it) before its request goes out, so every
- *                write it covers is ahead of the request on the channel.
- *                The queue holds at most DISK_QUEUE_MAX bytes: beyond, the
- *                tap waits for room (the guest's writes slow to the link's
- *                pace instead of memory growing). Before a checkpoint stops
- *                the VM the queue settles (colo_disk_settle): the limit
- *                drops to DISK_SETTLE and the checkpoint waits, the guest
- *                running, until no more is queued, so the pause drains at
- *                most that much rather than up to the whole queue
+ * Like RAM, a disk is replicated by what is dirty, not by each write: a
+ * bitmap per image, one bit per 4 KiB block, set by the tap on the disk's
+ * I/O thread once a write of the guest reached the image (before the guest
+ * hears of it). Blocks are sent read back from the image after their bit
+ * was taken, so a block the guest rewrote ten times between two sends goes
+ * once, with its latest content, and a write that lands while its block is
+ * read marks it again (it goes again, whole). The secondary buffers what
+ * comes and applies it in order at the checkpoint's commit: the latest
+ * copy of each block wins.
+ *
+ *   first sync   every bit set: the migration thread sends the whole image,
+ *                then what the guest marked meanwhile, pass after pass
+ *                while the guest runs, and the rest once the VM is stopped
+ *                (colo_disk_sync)
+ *   protected    a sender thread sends the marked blocks as they come, in
+ *                runs of up to 256 KiB (one DiskWrite each). A checkpoint,
+ *                once the VM is stopped (the pause waits for the device's
+ *                current requests, so nothing more is marked), waits until
+ *                no bit is left and the sender is idle before its request
+ *                goes out: every block it covers is ahead of the request on
+ *                the channel. At most DISK_DIRTY_MAX bytes may be marked
+ *                and not sent: beyond, the tap waits (the guest's writes
+ *                slow to the link's pace and a pause sends little). Before
+ *                a checkpoint stops the VM the disk settles
+ *                (colo_disk_settle): the limit drops to DISK_SETTLE and the
+ *                checkpoint waits, the guest running, until no more is
+ *                marked
  *
  * The tap goes when protection ends (disk_free, before the channel is
  * closed): from then on the guest writes its image alone.
@@ -40,23 +50,17 @@
 #include "primary/internal.h"
 #include "transport/transport.h"
 
-#define DISK_CHUNK	(64u << 10)  /* first sync: the unit marked and sent */
-#define DISK_PIECE	(256u << 10) /* data bytes per DiskWrite */
-#define DISK_MAX	16
-#define DISK_PASSES	8	    /* first sync: passes while the guest runs, at most */
-#define DISK_FEW_CHUNKS 16	    /* ... or until this few are left for the stop */
-#define DISK_QUEUE_MAX	(32u << 20) /* protected: write bytes queued for the sender */
-#define DISK_SETTLE	(4u << 20)  /* ... and before a checkpoint's stop */
-#define DISK_SETTLE_NS	(1000ull * 1000 * 1000) /* the longest a settle waits */
+#define DISK_BLOCK     (4u << 10) /* the unit marked; a bitmap word is 256 KiB */
+#define DISK_MAX       16
+#define DISK_PASSES    8	   /* first sync: passes while the guest runs, at most */
+#define DISK_FEW_BYTES (1u << 20)  /* ... or until this little is left for the stop */
+#define DISK_DIRTY_MAX (32u << 20) /* protected: bytes marked and not yet sent */
+#define DISK_SETTLE    (4u << 20)  /* ... and before a checkpoint's stop */
+#define DISK_LAZY      DISK_SETTLE /* the sender waits for this much marked */
+#define DISK_SETTLE_NS (1000ull * 1000 * 1000) /* the longest a settle waits */
+#define DISK_RUN       (64u * DISK_BLOCK)      /* a DiskWrite: a word's blocks at most */
 
-struct disk_write {
-	struct disk_write *next;
-	unsigned int disk;
-	uint64_t off, len;
-	uint8_t data[];
-};
-
-enum disk_mode { DISK_TRACK, DISK_STREAM };
+enum disk_mode { DISK_SYNC, DISK_PROTECTED };
 
 struct colo_disk {
 	struct vm *vm;
@@ -66,28 +70,23 @@ struct colo_disk {
 	unsigned int n;	 /* disks (all of them; unreplicated ones stay out) */
 	struct {
 		bool replicate;
-		uint64_t bytes, chunks;
-		_Atomic uint64_t *map; /* TRACK: one bit per chunk */
+		uint64_t bytes, blocks;
+		_Atomic uint64_t *map; /* one bit per block */
 	} d[DISK_MAX];
-	uint8_t *rbuf; /* first sync: a chunk read (the migration thread) */
-	/* STREAM: the writes not yet sent, oldest first (under qlock) */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond; /* an entry, room, the queue drained, stop */
-	struct disk_write *head, **tail;
-	uint64_t queued; /* bytes in the queue and in the sender's hands */
-	uint64_t limit;	 /* DISK_QUEUE_MAX, or DISK_SETTLE while a checkpoint settles */
+	_Atomic uint64_t dirty; /* bytes marked: every set bit's block */
+	uint8_t *rbuf, *sbuf;	/* a run read: migration thread, sender thread */
+	/* protected: the sender and those who wait for it */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* blocks marked, blocks sent, the sender idle, stop */
+	uint64_t limit;	     /* DISK_DIRTY_MAX, or DISK_SETTLE while a checkpoint settles */
+	uint64_t lazy;	     /* the sender sends above: DISK_LAZY, 0 in a checkpoint's stop */
+	bool busy;	     /* the sender holds taken bits not yet sent */
 	bool stop, sender_live;
 	pthread_t sender;
 	/* figures */
-	_Atomic uint64_t writes, write_bytes, sync_bytes, sync_total, sync_left;
+	_Atomic uint64_t writes, write_bytes, sent_bytes, sync_bytes, sync_total;
 	_Atomic uint64_t settle_ns_max, settle_ns_last;
 };
-
-static void mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint64_t len)
-{
-	for (uint64_t c = off / DISK_CHUNK; c <= (off + len - 1) / DISK_CHUNK; c++)
-		atomic_fetch_or(&k->d[disk].map[c / 64], 1ull << (c % 64));
-}
 
 static int send_piece(struct transport_channel *ch, unsigned int disk, uint64_t off,
 		      const uint8_t *data, size_t len)
@@ -113,39 +112,113 @@ static void fail(struct colo_disk *k, int err)
 	atomic_compare_exchange_strong(&k->err, &zero, err);
 }
 
-/* The sender thread: the queue, in order, as DiskWrite pieces. */
+/* Mark the blocks of [off, off + len) of disk; returns the bytes newly
+ * marked. */
+static uint64_t mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / DISK_BLOCK, last = (off + len - 1) / DISK_BLOCK, fresh = 0;
+
+	for (uint64_t b = first; b <= last;) {
+		uint64_t w = b / 64, hi = MIN(last, w * 64 + 63);
+		unsigned int lo_bit = (unsigned int)(b % 64), n = (unsigned int)(hi - b + 1);
+		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << lo_bit;
+		uint64_t old = atomic_fetch_or(&k->d[disk].map[w], mask);
+
+		fresh += (uint64_t)__builtin_popcountll(mask & ~old);
+		b = hi + 1;
+	}
+	fresh *= DISK_BLOCK;
+	atomic_fetch_add(&k->dirty, fresh);
+	return fresh;
+}
+
+/* Send the marked blocks of word w of disk (its bits taken first: a write
+ * after that marks them again), a run of consecutive blocks per DiskWrite,
+ * read from the image into buf (DISK_RUN bytes). */
+static int send_word(struct colo_disk *k, unsigned int disk, uint64_t w, uint8_t *buf, bool sync,
+		     struct vmstate_error *err)
+{
+	uint64_t bits = atomic_exchange(&k->d[disk].map[w], 0);
+
+	atomic_fetch_sub(&k->dirty, (uint64_t)__builtin_popcountll(bits) * DISK_BLOCK);
+	while (bits) {
+		unsigned int lo = (unsigned int)__builtin_ctzll(bits);
+		uint64_t rest = ~bits >> lo; /* zero past a run that reaches bit 63 */
+		unsigned int n = rest ? (unsigned int)__builtin_ctzll(rest) : 64 - lo;
+		uint64_t off = (w * 64 + lo) * DISK_BLOCK;
+		size_t len = (size_t)MIN((uint64_t)n * DISK_BLOCK, k->d[disk].bytes - off);
+		int ret;
+
+		bits &= n == 64 ? 0 : ~(((1ull << n) - 1) << lo);
+		ret = hw_vm_disk_read(k->vm, disk, buf, len, off);
+		if (ret)
+			return vmstate_seterr(err, ret, "disk %u: cannot read: %s", disk,
+					      strerror(-ret));
+		ret = send_piece(k->ch, disk, off, buf, len);
+		if (ret)
+			return vmstate_seterr(err, ret, "the secondary went away: %s",
+					      strerror(-ret));
+		atomic_fetch_add(sync ? &k->sync_bytes : &k->sent_bytes, len);
+	}
+	return 0;
+}
+
+/* One pass over every bitmap: what is marked, sent. */
+static int pass(struct colo_disk *k, uint8_t *buf, bool sync, _Atomic bool *cancel,
+		struct vmstate_error *err)
+{
+	for (unsigned int i = 0; i < k->n; i++) {
+		for (uint64_t w = 0; k->d[i].replicate && w <= k->d[i].blocks / 64; w++) {
+			int ret;
+
+			if (!atomic_load(&k->d[i].map[w]))
+				continue;
+			if (cancel && atomic_load(cancel))
+				return vmstate_seterr(err, -ECANCELED, "cancelled");
+			ret = send_word(k, i, w, buf, sync, err);
+			if (ret)
+				return ret;
+			if (!sync) {
+				/* a settle, a drain or the tap may wait on less */
+				pthread_mutex_lock(&k->lock);
+				pthread_cond_broadcast(&k->cond);
+				pthread_mutex_unlock(&k->lock);
+			}
+		}
+	}
+	return 0;
+}
+
+/* The sender thread (protected): passes while anything is marked. */
 static void *sender(void *arg)
 {
 	struct colo_disk *k = arg;
 
-	pthread_mutex_lock(&k->qlock);
+	pthread_mutex_lock(&k->lock);
 	for (;;) {
-		struct disk_write *w;
-		int ret = 0;
+		struct vmstate_error err = {0};
+		int ret;
 
-		while (!k->head && !k->stop)
-			pthread_cond_wait(&k->qcond, &k->qlock);
-		if (!k->head)
+		while ((atomic_load(&k->mode) != DISK_PROTECTED ||
+			atomic_load(&k->dirty) <= k->lazy) &&
+		       !k->stop)
+			pthread_cond_wait(&k->cond, &k->lock);
+		if (k->stop)
 			break;
-		w = k->head;
-		k->head = w->next;
-		if (!k->head)
-			k->tail = &k->head;
-		pthread_mutex_unlock(&k->qlock);
-		for (uint64_t done = 0; !ret && !atomic_load(&k->err) && done < w->len;) {
-			size_t piece = (size_t)MIN(w->len - done, (uint64_t)DISK_PIECE);
-
-			ret = send_piece(k->ch, w->disk, w->off + done, w->data + done, piece);
-			done += piece;
-		}
+		k->busy = true;
+		pthread_mutex_unlock(&k->lock);
+		ret = atomic_load(&k->err) ? 0 : pass(k, k->sbuf, false, NULL, &err);
+		pthread_mutex_lock(&k->lock);
+		k->busy = false;
 		if (ret)
 			fail(k, ret);
-		pthread_mutex_lock(&k->qlock);
-		k->queued -= w->len;
-		free(w);
-		pthread_cond_broadcast(&k->qcond);
+		pthread_cond_broadcast(&k->cond);
+		if (atomic_load(&k->err))
+			/* (nothing more goes: wait for the end) */
+			while (!k->stop)
+				pthread_cond_wait(&k->cond, &k->lock);
 	}
-	pthread_mutex_unlock(&k->qlock);
+	pthread_mutex_unlock(&k->lock);
 	return NULL;
 }
 
@@ -154,43 +227,24 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 		unsigned int cnt, uint64_t len)
 {
 	struct colo_disk *k = opaque;
-	struct disk_write *w;
-	uint64_t at = 0;
+	uint64_t fresh;
 
-	if (disk >= k->n || !len)
+	(void)iov; /* the blocks are read back when they go */
+	(void)cnt;
+	if (disk >= k->n || !k->d[disk].replicate || !len)
 		return;
-	if (atomic_load(&k->mode) == DISK_TRACK) {
-		mark(k, disk, off, len);
-		return;
-	}
-	if (atomic_load(&k->err))
-		return; /* the pair is breaking: the channel failed */
-	w = malloc(sizeof(*w) + len);
-	if (!w) {
-		/* (the next checkpoint fails: protection ends, nothing lost) */
-		fail(k, -ENOMEM);
-		return;
-	}
-	w->next = NULL;
-	w->disk = disk;
-	w->off = off;
-	w->len = len;
-	for (unsigned int i = 0; i < cnt && at < len; i++) {
-		size_t c = (size_t)MIN(iov[i].iov_len, len - at);
-
-		memcpy(w->data + at, iov[i].iov_base, c);
-		at += c;
-	}
+	fresh = mark(k, disk, off, len);
+	if (atomic_load(&k->mode) != DISK_PROTECTED)
+		return; /* the first sync's passes find it */
 	atomic_fetch_add(&k->writes, 1);
 	atomic_fetch_add(&k->write_bytes, len);
-	pthread_mutex_lock(&k->qlock);
-	while (k->queued && k->queued + len > k->limit && !atomic_load(&k->err) && !k->stop)
-		pthread_cond_wait(&k->qcond, &k->qlock);
-	k->queued += len;
-	*k->tail = w;
-	k->tail = &w->next;
-	pthread_cond_broadcast(&k->qcond);
-	pthread_mutex_unlock(&k->qlock);
+	if (!fresh)
+		return; /* already marked: the sender has it to send */
+	pthread_mutex_lock(&k->lock);
+	pthread_cond_broadcast(&k->cond);
+	while (atomic_load(&k->dirty) > k->limit && !atomic_load(&k->err) && !k->stop)
+		pthread_cond_wait(&k->cond, &k->lock);
+	pthread_mutex_unlock(&k->lock);
 }
 
 int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk **out)
@@ -208,11 +262,11 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 	k->vm = vm;
 	k->ch = ch;
 	k->n = n;
-	pthread_mutex_init(&k->qlock, NULL);
-	pthread_cond_init(&k->qcond, NULL);
-	k->tail = &k->head;
-	k->limit = DISK_QUEUE_MAX;
-	atomic_store(&k->mode, DISK_TRACK);
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	k->limit = DISK_DIRTY_MAX;
+	k->lazy = DISK_LAZY;
+	atomic_store(&k->mode, DISK_SYNC);
 	for (unsigned int i = 0; i < n; i++) {
 		struct hw_disk_info info;
 
@@ -221,21 +275,22 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 		any = true;
 		k->d[i].replicate = true;
 		k->d[i].bytes = info.bytes;
-		k->d[i].chunks = (info.bytes + DISK_CHUNK - 1) / DISK_CHUNK;
-		k->d[i].map = calloc(k->d[i].chunks / 64 + 1, sizeof(uint64_t));
+		k->d[i].blocks = (info.bytes + DISK_BLOCK - 1) / DISK_BLOCK;
+		k->d[i].map = calloc(k->d[i].blocks / 64 + 1, sizeof(uint64_t));
 		if (!k->d[i].map)
 			goto nomem;
-		/* every chunk: the first pass copies the whole image */
-		for (uint64_t c = 0; c < k->d[i].chunks; c++)
-			atomic_fetch_or(&k->d[i].map[c / 64], 1ull << (c % 64));
+		/* every block: the first pass copies the whole image */
+		if (info.bytes)
+			mark(k, i, 0, info.bytes);
 		k->sync_total += info.bytes;
 	}
 	if (!any) {
 		colo_disk_free(k);
 		return 0;
 	}
-	k->rbuf = malloc(DISK_CHUNK);
-	if (!k->rbuf)
+	k->rbuf = malloc(DISK_RUN);
+	k->sbuf = malloc(DISK_RUN);
+	if (!k->rbuf || !k->sbuf)
 		goto nomem;
 	if (pthread_create(&k->sender, NULL, sender, k)) {
 		colo_disk_free(k);
@@ -255,27 +310,22 @@ void colo_disk_free(struct colo_disk *k)
 	if (!k)
 		return;
 	hw_vm_disk_set_tap(k->vm, NULL, NULL); /* waits for a write in the tap */
-	pthread_mutex_lock(&k->qlock);
+	pthread_mutex_lock(&k->lock);
 	k->stop = true;
-	/* writes not sent when protection ends: the secondary is gone or
-	 * told to stand down; they are on this side's image */
-	if (k->sender_live && k->head)
+	/* blocks not sent when protection ends: the secondary is gone or told
+	 * to stand down; they are on this side's image */
+	if (k->sender_live && atomic_load(&k->dirty) && atomic_load(&k->mode) == DISK_PROTECTED)
 		fail(k, -ECANCELED);
-	pthread_cond_broadcast(&k->qcond);
-	pthread_mutex_unlock(&k->qlock);
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
 	if (k->sender_live)
 		pthread_join(k->sender, NULL);
-	while (k->head) {
-		struct disk_write *w = k->head;
-
-		k->head = w->next;
-		free(w);
-	}
 	for (unsigned int i = 0; i < k->n; i++)
 		free((void *)k->d[i].map);
-	pthread_mutex_destroy(&k->qlock);
-	pthread_cond_destroy(&k->qcond);
+	pthread_mutex_destroy(&k->lock);
+	pthread_cond_destroy(&k->cond);
 	free(k->rbuf);
+	free(k->sbuf);
 	free(k);
 }
 
@@ -284,16 +334,16 @@ void colo_disk_settle(struct colo_disk *k)
 	struct timespec until;
 	uint64_t t0 = clock_ns(), took;
 
-	if (!k || atomic_load(&k->mode) != DISK_STREAM)
+	if (!k || atomic_load(&k->mode) != DISK_PROTECTED)
 		return;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += DISK_SETTLE_NS / 1000000000ull;
-	pthread_mutex_lock(&k->qlock);
+	pthread_mutex_lock(&k->lock);
 	k->limit = DISK_SETTLE;
-	while (k->queued > DISK_SETTLE && !atomic_load(&k->err) &&
-	       pthread_cond_timedwait(&k->qcond, &k->qlock, &until) != ETIMEDOUT)
+	while (atomic_load(&k->dirty) > DISK_SETTLE && !atomic_load(&k->err) &&
+	       pthread_cond_timedwait(&k->cond, &k->lock, &until) != ETIMEDOUT)
 		;
-	pthread_mutex_unlock(&k->qlock);
+	pthread_mutex_unlock(&k->lock);
 	took = clock_ns() - t0;
 	atomic_store(&k->settle_ns_last, took);
 	if (took > atomic_load(&k->settle_ns_max))
@@ -304,10 +354,10 @@ void colo_disk_unsettle(struct colo_disk *k)
 {
 	if (!k)
 		return;
-	pthread_mutex_lock(&k->qlock);
-	k->limit = DISK_QUEUE_MAX;
-	pthread_cond_broadcast(&k->qcond);
-	pthread_mutex_unlock(&k->qlock);
+	pthread_mutex_lock(&k->lock);
+	k->limit = DISK_DIRTY_MAX;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
 }
 
 int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
@@ -316,60 +366,19 @@ int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 
 	if (!k)
 		return 0;
-	pthread_mutex_lock(&k->qlock);
-	while (k->queued && !atomic_load(&k->err))
-		pthread_cond_wait(&k->qcond, &k->qlock);
-	pthread_mutex_unlock(&k->qlock);
-	/* (the VM is stopped: no write joins the queue until it runs again) */
+	/* (the VM is stopped: nothing is marked until it runs again) */
+	pthread_mutex_lock(&k->lock);
+	k->lazy = 0;
+	pthread_cond_broadcast(&k->cond);
+	while ((atomic_load(&k->dirty) || k->busy) && !atomic_load(&k->err))
+		pthread_cond_wait(&k->cond, &k->lock);
+	k->lazy = DISK_LAZY;
+	pthread_mutex_unlock(&k->lock);
 	colo_disk_unsettle(k);
 	ret = atomic_load(&k->err);
 	return ret ? vmstate_seterr(err, ret, "the disk writes did not reach the secondary: %s",
 				    strerror(-ret))
 		   : 0;
-}
-
-static uint64_t marked(struct colo_disk *k)
-{
-	uint64_t n = 0;
-
-	for (unsigned int i = 0; i < k->n; i++)
-		for (uint64_t w = 0; k->d[i].replicate && w <= k->d[i].chunks / 64; w++)
-			n += (uint64_t)__builtin_popcountll(atomic_load(&k->d[i].map[w]));
-	return n;
-}
-
-/* One pass: every marked chunk, read from the image after its bit was
- * taken (a write after that marks it again). */
-static int pass(struct colo_disk *k, _Atomic bool *cancel, struct vmstate_error *err)
-{
-	for (unsigned int i = 0; i < k->n; i++) {
-		for (uint64_t w = 0; k->d[i].replicate && w <= k->d[i].chunks / 64; w++) {
-			uint64_t bits = atomic_exchange(&k->d[i].map[w], 0);
-
-			while (bits) {
-				uint64_t c = w * 64 + (uint64_t)__builtin_ctzll(bits);
-				uint64_t off = c * DISK_CHUNK;
-				size_t len = (size_t)MIN((uint64_t)DISK_CHUNK, k->d[i].bytes - off);
-				int ret;
-
-				bits &= bits - 1;
-				if (cancel && atomic_load(cancel))
-					return vmstate_seterr(err, -ECANCELED, "cancelled");
-				ret = hw_vm_disk_read(k->vm, i, k->rbuf, len, off);
-				if (ret)
-					return vmstate_seterr(err, ret, "disk %u: cannot read: %s",
-							      i, strerror(-ret));
-				ret = send_piece(k->ch, i, off, k->rbuf, len);
-				if (ret)
-					return vmstate_seterr(err, ret,
-							      "the secondary went away: %s",
-							      strerror(-ret));
-				atomic_fetch_add(&k->sync_bytes, len);
-			}
-			atomic_store(&k->sync_left, marked(k) * DISK_CHUNK);
-		}
-	}
-	return 0;
 }
 
 int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
@@ -380,42 +389,45 @@ int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 	if (!k)
 		return 0;
 	if (stopped)
-		return pass(k, cancel, err);
+		return pass(k, k->rbuf, true, cancel, err);
 	/* Passes while what is left shrinks: a guest that rewrites as fast as
 	 * the link copies would keep them going for nothing. */
-	for (uint64_t i = 0, prev = UINT64_MAX, left = marked(k);
-	     i < DISK_PASSES && !ret && left > DISK_FEW_CHUNKS && left < prev - prev / 8;
-	     i++, prev = left, left = marked(k))
-		ret = pass(k, cancel, err);
+	for (uint64_t i = 0, prev = UINT64_MAX, left = atomic_load(&k->dirty);
+	     i < DISK_PASSES && !ret && left > DISK_FEW_BYTES && left < prev - prev / 8;
+	     i++, prev = left, left = atomic_load(&k->dirty))
+		ret = pass(k, k->rbuf, true, cancel, err);
 	if (!ret)
 		log_info("COLO: disks: %llu MiB copied to the secondary, %llu KiB left for the "
 			 "stop",
 			 (unsigned long long)(atomic_load(&k->sync_bytes) >> 20),
-			 (unsigned long long)(marked(k) * DISK_CHUNK >> 10));
+			 (unsigned long long)(atomic_load(&k->dirty) >> 10));
 	return ret;
 }
 
 void colo_disk_stream(struct colo_disk *k)
 {
-	if (k)
-		atomic_store(&k->mode, DISK_STREAM);
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	atomic_store(&k->mode, DISK_PROTECTED);
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
 }
 
 json_t *colo_disk_stats(struct colo_disk *k)
 {
-	uint64_t queued;
+	uint64_t dirty;
 
 	if (!k)
 		return NULL;
-	pthread_mutex_lock(&k->qlock);
-	queued = k->queued;
-	pthread_mutex_unlock(&k->qlock);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "queued-bytes", (json_int_t)queued,
+	dirty = atomic_load(&k->dirty);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "dirty-bytes", (json_int_t)dirty,
 			 "writes", (json_int_t)atomic_load(&k->writes), "write-bytes",
-			 (json_int_t)atomic_load(&k->write_bytes), "sync-bytes",
+			 (json_int_t)atomic_load(&k->write_bytes), "sent-bytes",
+			 (json_int_t)atomic_load(&k->sent_bytes), "sync-bytes",
 			 (json_int_t)atomic_load(&k->sync_bytes), "sync-total",
 			 (json_int_t)atomic_load(&k->sync_total), "sync-remaining",
-			 (json_int_t)atomic_load(&k->sync_left), "settle-last-ms",
-			 (double)atomic_load(&k->settle_ns_last) / 1e6, "settle-max-ms",
-			 (double)atomic_load(&k->settle_ns_max) / 1e6);
+			 (json_int_t)(atomic_load(&k->mode) == DISK_SYNC ? dirty : 0),
+			 "settle-last-ms", (double)atomic_load(&k->settle_ns_last) / 1e6,
+			 "settle-max-ms", (double)atomic_load(&k->settle_ns_max) / 1e6);
 }

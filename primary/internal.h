@@ -232,9 +232,9 @@ uint64_t colo_wire_active(struct colo_wire *w);
 /*
  * disk.c: replicated disks (--disk PATH,replicate), see there. Migration
  * thread: new (no replicated disk: *out NULL, 0) installs the tap, which
- * marks writes; sync sends the images (stopped: only what was marked);
- * stream (VM stopped) turns the tap to queueing each write for a sender
- * thread; free removes the tap and stops the sender (before the channel
+ * marks the blocks written; sync sends the images (stopped: only what was
+ * marked); stream (VM stopped) hands what is marked from then on to a
+ * sender thread; free removes the tap and stops the sender (before the channel
  * closes; after a transport_abort if a send may be stuck). NULL is fine
  * everywhere.
  */
@@ -243,20 +243,21 @@ int colo_disk_new(struct vm *vm, struct transport_channel *ch, struct colo_disk 
 int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 		   struct vmstate_error *err);
 void colo_disk_stream(struct colo_disk *k);
-/* Checkpoint thread, the VM running, before the stop: the queue limit
- * drops to 4 MiB (the guest's writes wait for room beyond) and this waits
- * (at most 1 s) until no more is queued, so the stop drains little. */
+/* Checkpoint thread, the VM running, before the stop: the limit of what
+ * may be marked and not sent drops to 4 MiB (the guest's writes wait
+ * beyond) and this waits (at most 1 s) until no more is marked, so the
+ * stop sends little. */
 void colo_disk_settle(struct colo_disk *k);
-/* ... and the whole queue again when no stop follows (a skipped checkpoint;
+/* ... and the whole limit again when no stop follows (a skipped checkpoint;
  * colo_disk_drain does it after a stop). */
 void colo_disk_unsettle(struct colo_disk *k);
-/* Checkpoint thread, the VM stopped: wait until every queued write was
+/* Checkpoint thread, the VM stopped: wait until every marked block was
  * sent (they go ahead of the checkpoint's request); an error once a send
  * failed (the channel has too). */
 int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err);
 void colo_disk_free(struct colo_disk *k);
-/* {queued-bytes, writes, write-bytes, sync-bytes, sync-total, sync-remaining,
- * settle-last-ms, settle-max-ms}; NULL: none. */
+/* {dirty-bytes, writes, write-bytes, sent-bytes, sync-bytes, sync-total,
+ * sync-remaining, settle-last-ms, settle-max-ms}; NULL: none. */
 json_t *colo_disk_stats(struct colo_disk *k);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */

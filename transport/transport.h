@@ -161,13 +161,16 @@
  *   of StreamStart, and again with the VM stopped) the primary sends the
  *   image in DiskWrite{disk, offset, data} pieces (all of it, then what its
  *   guest rewrote meanwhile); the secondary writes them into its image at
- *   once (its guest never ran). From the first run on, every write of the
- *   primary's guest follows as a DiskWrite, in the order the primary's
- *   image got them; the secondary buffers them (its own guest writes into
- *   an overlay) and, when unit n is complete and checked, applies all it
- *   buffered to its image and flushes it before CheckpointAck{n}: the
- *   primary's VM is paused from the request to the ack, so the buffer then
- *   holds exactly its writes up to checkpoint n. A broken pair: the buffer
+ *   once (its guest never ran). From the first run on, the blocks the
+ *   primary's guest writes follow as DiskWrites, read back from its image
+ *   after it marked them (a block rewritten before it went goes once, with
+ *   its latest content; one written again after it went goes again), all
+ *   of them ahead of the CheckpointRequest of the checkpoint that covers
+ *   them; the secondary buffers them (its own guest writes into an
+ *   overlay) and, when unit n is complete and checked, applies all it
+ *   buffered to its image, in the order received, and flushes it before
+ *   CheckpointAck{n}: the primary's VM is paused from the request to the
+ *   ack, so its image then equals the primary's at checkpoint n. A broken pair: the buffer
  *   is dropped, the overlay merged into the image (the secondary's guest
  *   came from its own writes since the last checkpoint).
  *   Switchover (migrate with continue): CheckpointRequest{switchover,
