@@ -62,15 +62,62 @@ for c in [{"execute": "qmp_capabilities"}] + [json.loads(a) for a in sys.argv[2:
         print(json.dumps(r.get("return")))
 PY
 }
-# qemu_colo_start CMDLINE: a QEMU COLO pair of the test guest, running
-# CMDLINE, in state "colo"; QMP at $tmp/p.sock (and pw.sock, for events)
-# and $tmp/s.sock; their pids in pids[0] (primary) and pids[1].
+# qemu_qcow2 SIZE FILE...: empty qcow2 images, made by a QEMU of no machine
+# with blockdev-create (qemu-img, in qemu-utils, is not among our packages)
+qemu_qcow2() {
+	local size=$1 f n=0 c=() pid end
+	shift
+	for f; do
+		: >"$f"
+		c+=('{"execute": "blockdev-add", "arguments": {"driver": "file", "filename": "'"$f"'", "node-name": "f'$n'"}}'
+			'{"execute": "blockdev-create", "arguments": {"job-id": "c'$n'", "options": {"driver": "qcow2", "file": "f'$n'", "size": '"$size"'}}}')
+		n=$((n + 1))
+	done
+	rm -f "$tmp/img.sock"
+	"${QEMU[0]}" -M none -nodefaults -display none -qmp unix:"$tmp/img.sock",server=on,wait=off &
+	pid=$!
+	end=$((SECONDS + 20))
+	until [ -S "$tmp/img.sock" ]; do [ $SECONDS -lt $end ] || break; sleep 0.1; done
+	# (the jobs run on after their command's reply: wait for all to conclude)
+	qmp "$tmp/img.sock" "${c[@]}" >/dev/null &&
+		until qmp "$tmp/img.sock" '{"execute": "query-jobs"}' >"$tmp/jobs" &&
+			! grep -o '"status": "[a-z]*"' "$tmp/jobs" | grep -qv concluded; do
+			[ $SECONDS -lt $end ] || break
+			sleep 0.1
+		done
+	qmp "$tmp/img.sock" '{"execute": "quit"}' >/dev/null 2>&1 || kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	grep -q '"status": "concluded"' "$tmp/jobs" && ! grep -q '"error"' "$tmp/jobs" ||
+		{ echo "qcow2 images not made: $(cat "$tmp/jobs")" >&2; return 1; }
+}
+# qemu_colo_start CMDLINE [IMAGE]: a QEMU COLO pair of the test guest,
+# running CMDLINE, in state "colo"; QMP at $tmp/p.sock (and pw.sock, for
+# events) and $tmp/s.sock; their pids in pids[0] (primary) and pids[1].
+# With IMAGE (raw) the guest gets a virtio-blk disk that QEMU's block
+# replication protects (docs/COLO-FT.txt, docs/block-replication.txt): on
+# the primary a quorum of IMAGE and, from before the migrate, the
+# secondary's copy over NBD (node replication0); on the secondary the copy
+# ($tmp/s-disk.img, exported as parent0) under a hidden and an active qcow2
+# that take its own guest's writes between checkpoints.
 qemu_colo_start() {
-	local cmdline=$1 p=$((port + 10)) net=(-netdev tap,id=hn0,ifname=tap0,script=no,downscript=no,vhost=off
-		-device virtio-net-device,netdev=hn0,mac=52:54:00:12:34:56)
+	local cmdline=$1 img=${2:-} p=$((port + 10)) net=(-netdev tap,id=hn0,ifname=tap0,script=no,downscript=no,vhost=off
+		-device virtio-net-device,netdev=hn0,mac=52:54:00:12:34:56) pdisk=() sdisk=()
 	port=$((port + 20))
 	rm -f "$tmp"/*.sock "$tmp"/*.out
-	ip netns exec $NSP "${PIN_P[@]}" "${QEMU[@]}" -append "$cmdline" "${net[@]}" -serial file:"$tmp/p.out" \
+	if [ -n "$img" ]; then
+		# replication copies nothing at its start: the two images must be
+		# equal then, so the primary waits paused (-S) until its quorum has
+		# the NBD child (its migrate starts it)
+		cp "$img" "$tmp/s-disk.img"
+		qemu_qcow2 "$(stat -c %s "$img")" "$tmp/hidden.qcow2" "$tmp/active.qcow2" || return 1
+		pdisk=(-S -drive if=none,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.driver=raw,children.0.file.filename="$img"
+			-device virtio-blk-device,drive=colo-disk0)
+		sdisk=(-drive if=none,id=parent0,driver=raw,file.filename="$tmp/s-disk.img"
+			-drive if=none,id=childs0,driver=replication,mode=secondary,top-id=colo-disk0,file.driver=qcow2,file.file.filename="$tmp/active.qcow2",file.backing.driver=qcow2,file.backing.file.filename="$tmp/hidden.qcow2",file.backing.backing=parent0
+			-drive if=none,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=childs0
+			-device virtio-blk-device,drive=colo-disk0)
+	fi
+	ip netns exec $NSP "${PIN_P[@]}" "${QEMU[@]}" -append "$cmdline" "${net[@]}" "${pdisk[@]}" -serial file:"$tmp/p.out" \
 		-qmp unix:"$tmp/p.sock",server=on,wait=off -qmp unix:"$tmp/pw.sock",server=on,wait=off \
 		-chardev socket,id=mirror0,host=192.168.77.1,port=$((p + 3)),server=on,wait=off \
 		-chardev socket,id=compare1,host=192.168.77.1,port=$((p + 4)),server=on,wait=on \
@@ -92,12 +139,21 @@ qemu_colo_start() {
 		-chardev socket,id=red1,host=192.168.77.1,port=$((p + 4)),reconnect=1 \
 		-object filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0 \
 		-object filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1 \
-		-object filter-rewriter,id=rew0,netdev=hn0,queue=all \
+		-object filter-rewriter,id=rew0,netdev=hn0,queue=all "${sdisk[@]}" \
 		-incoming tcp:192.168.77.2:$((p + 8)) 2>"$tmp/s.err" &
 	pids+=($!)
-	wait_line "$tmp/p.out" '^net: up ' 60 || { cat "$tmp/p.err" >&2; return 1; }
+	# (with IMAGE the primary is paused: its guest boots at the migrate)
+	[ -n "$img" ] || wait_line "$tmp/p.out" '^net: up ' 60 || { cat "$tmp/p.err" >&2; return 1; }
 	local end=$((SECONDS + 20))
-	until [ -S "$tmp/s.sock" ]; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
+	until [ -S "$tmp/s.sock" ] && [ -S "$tmp/p.sock" ]; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
+	if [ -n "$img" ]; then
+		# block replication: the secondary's NBD server first, then the
+		# primary's quorum gets its second child, before the migrate
+		qmp "$tmp/s.sock" '{"execute": "nbd-server-start", "arguments": {"addr": {"type": "inet", "data": {"host": "192.168.77.2", "port": "'$((p + 9))'"}}}}' \
+			'{"execute": "nbd-server-add", "arguments": {"device": "parent0", "writable": true}}' >/dev/null || return 1
+		qmp "$tmp/p.sock" '{"execute": "blockdev-add", "arguments": {"driver": "replication", "node-name": "replication0", "mode": "primary", "file": {"driver": "nbd", "export": "parent0", "server": {"type": "inet", "host": "192.168.77.2", "port": "'$((p + 9))'"}}}}' \
+			'{"execute": "x-blockdev-change", "arguments": {"parent": "colo-disk0", "node": "replication0"}}' >/dev/null || return 1
+	fi
 	qmp "$tmp/s.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' >/dev/null
 	qmp "$tmp/p.sock" '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' \
 		'{"execute": "migrate-set-parameters", "arguments": {"x-checkpoint-delay": 200}}' \
