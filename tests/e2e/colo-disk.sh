@@ -36,19 +36,6 @@ head -c 8M /dev/urandom >"$d/a.img"
 truncate -s 8M "$d/b.img" "$d/c.img"
 truncate -s 4M "$d/small.img"
 args=(--kernel "$TESTGUEST" --mem 16 --cmdline "app=blk mb=4 loop=1" --peer-key "$d/key")
-# the passes a guest completed, by its console
-passes() { cat "$1" 2>/dev/null | grep -c '^blk: pass [0-9]* ok' || true; }
-# go_on OUT N: N more passes on the console OUT, none failed
-go_on() {
-	local n0 end=$((SECONDS + 120))
-	n0=$(passes "$1")
-	until [ "$(passes "$1")" -ge $((n0 + $2)) ]; do
-		! grep -q 'verify failed\|error' "$1" || fail "$1: $(grep 'verify failed\|error' "$1")"
-		[ $SECONDS -lt $end ] || fail "$1: fewer than $2 passes in 120 s"
-		sleep 0.5
-	done
-	! grep -q 'verify failed\|error' "$1" || fail "$1: $(grep 'verify failed\|error' "$1")"
-}
 # secondary DIR PORT IMAGE: a secondary in its own dir (sec.* there)
 secondary() {
 	mkdir -p "$1"

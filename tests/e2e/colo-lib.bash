@@ -252,3 +252,19 @@ drill_pass() {
 	got=$(report "$1" '" ".join(str(x) for x in (d["verdict"], d["serving"], d["'"$2"'"]["state"], d["'"$2"'"]["run-state"], '"$3"' <= d["takeover-ms"] < '"$4"'))')
 	[ "$got" = "$want" ] || fail "drill report: '$got', expected '$want': $(cat "$1")"
 }
+
+# app=blk loop=1 guests (the disk tests): the passes a guest completed, by
+# its console OUT; the last one's number; go_on OUT N: N more passes within
+# 120 s, none failed.
+passes() { cat "$1" 2>/dev/null | grep -c '^blk: pass [0-9]* ok' || true; }
+last_pass() { sed -n 's/^blk: pass \([0-9]*\) ok.*/\1/p' "$1" | tail -n 1; }
+go_on() {
+	local n0 end=$((SECONDS + 120))
+	n0=$(passes "$1")
+	until [ "$(passes "$1")" -ge $((n0 + $2)) ]; do
+		! grep -q 'verify failed\|error' "$1" || fail "$1: $(grep 'verify failed\|error' "$1")"
+		[ $SECONDS -lt $end ] || fail "$1: fewer than $2 passes in 120 s"
+		sleep 0.2
+	done
+	! grep -q 'verify failed\|error' "$1" || fail "$1: $(grep 'verify failed\|error' "$1")"
+}

@@ -31,7 +31,7 @@ static const struct app apps[] = {
     {"tcp-echo", "[port=7] [ip=A/N] [gw=A] [isn=fixed]", app_tcp_echo},
     {"kv", "[port=7000] [ip=A/N] [gw=A] [isn=fixed]", app_kv},
     {"http", "[port=80] [ip=A/N] [gw=A] [isn=fixed] [stamp=1]", app_http},
-    {"blk", "[mb=4] [loop=0|1]", app_blk},
+    {"blk", "[mb=4] [loop=0|1] [bs=64] [idle=halt|poll]", app_blk},
     {"console", "", app_console},
     {"halt", "", app_halt},
 };

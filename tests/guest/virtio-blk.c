@@ -85,9 +85,7 @@ int vblk_poll(uint8_t *status)
 
 void vblk_idle(void)
 {
-	if (!virtq_interrupts_on(&vq))
-		cpu_idle();
-	virtq_interrupts_off(&vq);
+	virtq_idle(&vq);
 }
 
 unsigned int vblk_irq(void)

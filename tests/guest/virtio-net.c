@@ -85,9 +85,7 @@ unsigned int vnet_rx(void (*fn)(uint8_t *frame, size_t len), unsigned int budget
 
 void vnet_idle(void)
 {
-	if (!virtq_interrupts_on(&rxq))
-		cpu_idle();
-	virtq_interrupts_off(&rxq);
+	virtq_idle(&rxq);
 }
 
 unsigned int vnet_irq(void)

@@ -280,6 +280,13 @@ void virtq_interrupts_off(struct virtq *vq)
 	vq->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 }
 
+void virtq_idle(struct virtq *vq)
+{
+	if (!virtq_interrupts_on(vq))
+		cpu_idle();
+	virtq_interrupts_off(vq);
+}
+
 void *virtq_get(struct virtq *vq, uint32_t *len)
 {
 	struct vring_used_elem e;

@@ -101,5 +101,8 @@ void *virtq_get(struct virtq *vq, uint32_t *len);
  * already there, do not wait for one), and to stop again. */
 bool virtq_interrupts_on(struct virtq *vq);
 void virtq_interrupts_off(struct virtq *vq);
+/* Halt until the queue's device uses a buffer (or another interrupt),
+ * unless it already did: interrupts on, halt, off again. */
+void virtq_idle(struct virtq *vq);
 
 #endif

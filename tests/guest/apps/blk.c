@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * app=blk [mb=4] [loop=0|1]: write a deterministic pattern over the first N
+ * app=blk [mb=4] [loop=0|1] [bs=64]: write a deterministic pattern over the first N
  * MiB of the virtio-blk disk, flush, read it back and verify, then print
  *
  *     blk: ok sectors=<capacity> MB/s write=<W> read=<R>
@@ -10,8 +10,8 @@
  * host can check the image. loop=1 goes on for ever: pass g = 1, 2, ...
  * writes the words mix64(s << 6 | i) ^ g * 0x9e3779b97f4a7c15, flushes,
  * reads them all back and prints "blk: pass <g> ok ..." (a disk that lost
- * or reordered a write, e.g. across a COLO failover, fails a later read). Requests are CHUNK bytes,
- * up to DEPTH in flight. idle=halt|poll (default halt): while its requests
+ * or reordered a write, e.g. across a COLO failover, fails a later read). Requests are bs KiB
+ * (4..64, a power of two; default 64), up to DEPTH in flight. idle=halt|poll (default halt): while its requests
  * are in flight and none has completed, the guest halts until the disk's
  * interrupt (irq.c; poll: it spins, as it also does when the disk's
  * interrupt is not a PIC line). A device error (e.g. a write to a read-only disk) prints "blk:
@@ -20,12 +20,12 @@
  */
 #include "../virtio-blk.h"
 
-#define CHUNK		  (64 * 1024)
+#define CHUNK_MAX	  (64 * 1024)
 #define DEPTH		  16
-#define SECTORS_PER_CHUNK (CHUNK / VBLK_SECTOR)
 
 static uint64_t gen_salt; /* loop=1: the pass's generation * a constant */
 static bool idle_halt;	  /* wait for completions halted, not spinning */
+static uint32_t chunk;	  /* bytes per request (bs) */
 
 static void wait_some(void)
 {
@@ -70,11 +70,11 @@ static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int dep
 
 		while (nr_free && next < chunks) {
 			unsigned int t = free_tags[--nr_free];
-			uint64_t sector = next * SECTORS_PER_CHUNK;
+			uint64_t sector = next * (chunk / VBLK_SECTOR);
 
 			if (type == VBLK_OUT)
-				fill((uint64_t *)bufs[t], sector, SECTORS_PER_CHUNK);
-			if (vblk_submit(t, type, sector, bufs[t], CHUNK)) {
+				fill((uint64_t *)bufs[t], sector, chunk / VBLK_SECTOR);
+			if (vblk_submit(t, type, sector, bufs[t], chunk)) {
 				free_tags[nr_free++] = t;
 				break;
 			}
@@ -84,7 +84,7 @@ static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int dep
 		if (queued)
 			vblk_kick();
 		while ((tag = vblk_poll(&status)) >= 0) {
-			uint64_t sector = chunk_of[tag] * SECTORS_PER_CHUNK;
+			uint64_t sector = chunk_of[tag] * (chunk / VBLK_SECTOR);
 
 			if (status != VBLK_S_OK) {
 				printf("blk: %s error: sector=%lu status=%u (%s)\n",
@@ -93,7 +93,7 @@ static int pass(uint32_t type, uint64_t chunks, uint8_t **bufs, unsigned int dep
 				return EXIT_DEVICE;
 			}
 			if (type == VBLK_IN &&
-			    check((uint64_t *)bufs[tag], sector, SECTORS_PER_CHUNK))
+			    check((uint64_t *)bufs[tag], sector, chunk / VBLK_SECTOR))
 				return EXIT_VERIFY;
 			free_tags[nr_free++] = (unsigned int)tag;
 			done++;
@@ -144,8 +144,8 @@ static int write_read(uint64_t chunks, uint8_t **bufs, unsigned int depth, bool 
 	if ((rc = pass(VBLK_IN, chunks, bufs, depth)))
 		return rc;
 	t2 = now_us();
-	*w = rate_tenths(chunks * CHUNK, t1 - t0);
-	*r = rate_tenths(chunks * CHUNK, t2 - t1);
+	*w = rate_tenths(chunks * chunk, t1 - t0);
+	*r = rate_tenths(chunks * chunk, t2 - t1);
 	return 0;
 }
 
@@ -153,13 +153,18 @@ int app_blk(void)
 {
 	struct vblk_info info;
 	uint8_t *bufs[DEPTH];
-	uint64_t mb, chunks, w, r, loop;
+	uint64_t mb, chunks, w, r, loop, bs;
 	const char *idle = cmdline_get("idle");
 	unsigned int depth;
 	int rc;
 
-	if (cmdline_u64("mb", 4, 1 << 20, &mb) || cmdline_u64("loop", 0, 1, &loop))
+	if (cmdline_u64("mb", 4, 1 << 20, &mb) || cmdline_u64("loop", 0, 1, &loop) ||
+	    cmdline_u64("bs", 64, CHUNK_MAX / 1024, &bs))
 		return EXIT_USAGE;
+	if (bs < 4 || (bs & (bs - 1))) {
+		printf("testguest: bad value bs=%lu: 4, 8, 16, 32 or 64 (KiB)\n", bs);
+		return EXIT_USAGE;
+	}
 	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
 		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
 		return EXIT_USAGE;
@@ -190,8 +195,9 @@ int app_blk(void)
 	if (info.readonly)
 		printf("blk: device is read-only (VIRTIO_BLK_F_RO); writing anyway\n");
 	for (unsigned int i = 0; i < depth; i++)
-		bufs[i] = mem_alloc(CHUNK, 4096);
-	chunks = mb * MIB / CHUNK;
+		bufs[i] = mem_alloc(CHUNK_MAX, 4096);
+	chunk = (uint32_t)bs * 1024;
+	chunks = mb * MIB / chunk;
 
 	for (uint64_t g = 1; loop; g++) {
 		gen_salt = g * 0x9e3779b97f4a7c15ull;
