@@ -1,9 +1,10 @@
 #!/bin/bash
 # Replicated disks: what protecting a disk costs the guest. The test guest's
-# app=blk loop=1 (MB MiB per pass: 64 KiB writes, 16 in flight, a flush,
-# then the same read back and verified), for each MB of the list MBS
-# (default "4 64": a hot set the guest rewrites 100s of times a second,
-# and one 16 times larger; the image is twice MB), runs SECS seconds on
+# app=blk loop=1 (MB MiB per pass: BS KiB writes, 16 in flight, a flush,
+# then the same read back and verified), for each MB[:BS] of the list SETS
+# (default "4 64 4:4": a hot set the guest rewrites 100s of times a second
+# in 64 KiB requests, one 16 times larger, and the hot set in 4 KiB
+# requests, for IOPS; the image is twice MB), runs SECS seconds on
 #   1. one colovm, its disk a plain --disk (unprotected);
 #   2. a colovm pair on 127.0.0.1, --disk PATH,replicate on both sides,
 #      checkpoint-interval 200 ms;
@@ -52,8 +53,10 @@ fi
 q() { "$COLOVMCTL" --qmp "$1" "${@:2}"; }
 jq_() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# iops MB/S: requests of BS KiB per second
+iops() { awk -v r="$1" -v bs="$bs" 'BEGIN { printf "%.0f", r * 1e6 / (bs * 1024) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-MBS=${MBS:-4 64}
+SETS=${SETS:-4 64 4:4}
 # rates OUT FROM: the write and read MB/s of the passes after line FROM
 # (each pass is MB MiB: the harmonic mean of their rates is all their
 # bytes over all their time)
@@ -173,8 +176,10 @@ qemu_pair() { # QEMU's COLO: prints write read ckpt/s pause-ms
 	echo "$r $c"
 }
 
-for mb in $MBS; do
-	cmdline="app=blk mb=$mb loop=1" img=$((2 * mb))M
+for set in $SETS; do
+	mb=${set%%:*} bs=64
+	[ "$set" = "$mb" ] || bs=${set#*:}
+	cmdline="app=blk mb=$mb bs=$bs loop=1" img=$((2 * mb))M
 	args=(--kernel "$TESTGUEST" --mem 32 --cmdline "$cmdline")
 	rm -f "$tmp/one" "$tmp/pair" "$tmp/qemu"
 	for r in $(seq "$RUNS"); do
@@ -185,20 +190,20 @@ for mb in $MBS; do
 	col() { cut -d' ' -f"$2" "$tmp/$1" | median; }
 	uw=$(col one 1) ur=$(col one 2) pw=$(col pair 1) pr=$(col pair 2)
 	echo
-	echo "app=blk loop=1, $mb MiB passes, $SECS s, median of $RUNS runs:"
+	echo "app=blk loop=1, $mb MiB passes of $bs KiB requests, $SECS s, median of $RUNS runs:"
 	echo
-	echo "| | write MB/s | read MB/s | checkpoints/s | pause median ms | settle max ms | link bytes per byte written |"
-	echo "|---|---|---|---|---|---|---|"
-	echo "| one colovm, plain --disk | $uw | $ur | - | - | - | - |"
-	echo "| colovm pair, --disk PATH,replicate | $pw | $pr | $(col pair 3) | $(col pair 4) | $(col pair 5) | $(col pair 6) |"
-	echo "| protected / unprotected | $(ratio "$pw" "$uw") | $(ratio "$pr" "$ur") | | | | |"
+	echo "| | write MB/s | write IOPS | read MB/s | checkpoints/s | pause median ms | settle max ms | link bytes per byte written |"
+	echo "|---|---|---|---|---|---|---|---|"
+	echo "| one colovm, plain --disk | $uw | $(iops "$uw") | $ur | - | - | - | - |"
+	echo "| colovm pair, --disk PATH,replicate | $pw | $(iops "$pw") | $pr | $(col pair 3) | $(col pair 4) | $(col pair 5) | $(col pair 6) |"
+	echo "| protected / unprotected | $(ratio "$pw" "$uw") | | $(ratio "$pr" "$ur") | | | | |"
 	[ "$qemu" != 0 ] || continue
 	if ! [ -s "$tmp/qemu" ]; then
-		echo "| QEMU 7.2 COLO, quorum + NBD + replication: did not form | - | - | - | - | - | - |"
+		echo "| QEMU 7.2 COLO, quorum + NBD + replication: did not form | - | - | - | - | - | - | - |"
 		continue
 	fi
 	n=$(wc -l <"$tmp/qemu")
 	qw=$(col qemu 1) qr=$(col qemu 2)
-	echo "| QEMU 7.2 COLO, quorum + NBD + replication$([ "$n" = "$RUNS" ] || echo " ($n of $RUNS runs)") | $qw | $qr | $(col qemu 3) | $(col qemu 4) | - | - |"
-	echo "| colovm pair / QEMU | $(ratio "$pw" "$qw") | $(ratio "$pr" "$qr") | | | | |"
+	echo "| QEMU 7.2 COLO, quorum + NBD + replication$([ "$n" = "$RUNS" ] || echo " ($n of $RUNS runs)") | $qw | $(iops "$qw") | $qr | $(col qemu 3) | $(col qemu 4) | - | - |"
+	echo "| colovm pair / QEMU | $(ratio "$pw" "$qw") | | $(ratio "$pr" "$qr") | | | | |"
 done
