@@ -27,6 +27,9 @@
 # unprotected and colovm pair / QEMU are of the medians. After each QEMU
 # run the secondary's image must equal the primary's (both quit cleanly:
 # the quorum finishes its writes on both children first).
+# PIN=1 models two hosts of one core each: the primary's side (primary or
+# unprotected VMM) on CPU 0, the secondary's on CPU 1 (taskset); without it
+# both copies share every core.
 set -euo pipefail
 : "${COLOVM:?}" "${TESTGUEST:?}"
 COLOVMCTL=${COLOVMCTL:-$(dirname "$COLOVM")/colovmctl}
@@ -34,9 +37,12 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 # (two-hosts.bash names its QEMU command line QEMU: read the knob first)
 qemu=${QEMU:-1}
+PIN_P=(env) PIN_S=(env)
+if [ "${PIN:-0}" = 1 ]; then
+	PIN_P=(taskset -c 0) PIN_S=(taskset -c 1)
+fi
 if [ "$qemu" != 0 ]; then
 	# $tmp, $port, pids=(), the key and the cleanup, with the namespaces
-	PIN_P=(env) PIN_S=(env)
 	source "$(dirname "$0")/two-hosts.bash"
 	bench_two_hosts colovm-d
 else
@@ -72,7 +78,7 @@ one() { # unprotected
 	# (a fresh console: the last run's must not count as this one's passes)
 	rm -f "$tmp/u.img" "$tmp/u.out"
 	truncate -s "$img" "$tmp/u.img"
-	"$COLOVM" run "${args[@]}" --disk "$tmp/u.img" --serial file:"$tmp/u.out" 2>"$tmp/u.err" &
+	"${PIN_P[@]}" "$COLOVM" run "${args[@]}" --disk "$tmp/u.img" --serial file:"$tmp/u.out" 2>"$tmp/u.err" &
 	local pid=$! n0
 	pids+=($pid)
 	until [ "$(passes "$tmp/u.out")" -ge 1 ]; do sleep 0.2; done
@@ -87,11 +93,11 @@ pair() { # protected: prints write read ckpt/s pause-ms settle-ms link/written
 	local p=$((port++)) n0 c0 c1 st t0 w0 s0
 	rm -f "$tmp"/*.sock "$tmp/p.out" "$tmp/p.img" "$tmp/s.img"
 	truncate -s "$img" "$tmp/p.img" "$tmp/s.img"
-	"$COLOVM" run "${args[@]}" --disk "$tmp/s.img",replicate --peer-key "$tmp/key" \
+	"${PIN_S[@]}" "$COLOVM" run "${args[@]}" --disk "$tmp/s.img",replicate --peer-key "$tmp/key" \
 		--colo secondary --listen tcp:127.0.0.1:$p --serial none \
 		--qmp unix:"$tmp/s.sock",server 2>"$tmp/s.err" &
 	pids+=($!)
-	"$COLOVM" run "${args[@]}" --disk "$tmp/p.img",replicate --peer-key "$tmp/key" \
+	"${PIN_P[@]}" "$COLOVM" run "${args[@]}" --disk "$tmp/p.img",replicate --peer-key "$tmp/key" \
 		--serial file:"$tmp/p.out" --qmp unix:"$tmp/p.sock",server 2>"$tmp/p.err" &
 	pids+=($!)
 	until [ -S "$tmp/p.sock" ] && [ -S "$tmp/s.sock" ]; do sleep 0.1; done
