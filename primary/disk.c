@@ -73,7 +73,9 @@ struct colo_disk {
 		uint64_t bytes, blocks;
 		_Atomic uint64_t *map; /* one bit per block */
 	} d[DISK_MAX];
-	_Atomic uint64_t dirty; /* bytes marked: every set bit's block */
+	/* bytes marked: every set bit's block (signed: a sender may take bits
+	 * a tap set before the tap counted them; read through dirty()) */
+	_Atomic int64_t dirty;
 	uint8_t *rbuf, *sbuf;	/* a run read: migration thread, sender thread */
 	/* protected: the sender and those who wait for it */
 	pthread_mutex_t lock;
@@ -112,6 +114,13 @@ static void fail(struct colo_disk *k, int err)
 	atomic_compare_exchange_strong(&k->err, &zero, err);
 }
 
+static uint64_t dirty(struct colo_disk *k)
+{
+	int64_t v = atomic_load(&k->dirty);
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
 /* Mark the blocks of [off, off + len) of disk; returns the bytes newly
  * marked. */
 static uint64_t mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint64_t len)
@@ -128,7 +137,7 @@ static uint64_t mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint6
 		b = hi + 1;
 	}
 	fresh *= DISK_BLOCK;
-	atomic_fetch_add(&k->dirty, fresh);
+	atomic_fetch_add(&k->dirty, (int64_t)fresh);
 	return fresh;
 }
 
@@ -140,7 +149,7 @@ static int send_word(struct colo_disk *k, unsigned int disk, uint64_t w, uint8_t
 {
 	uint64_t bits = atomic_exchange(&k->d[disk].map[w], 0);
 
-	atomic_fetch_sub(&k->dirty, (uint64_t)__builtin_popcountll(bits) * DISK_BLOCK);
+	atomic_fetch_sub(&k->dirty, (int64_t)__builtin_popcountll(bits) * DISK_BLOCK);
 	while (bits) {
 		unsigned int lo = (unsigned int)__builtin_ctzll(bits);
 		uint64_t rest = ~bits >> lo; /* zero past a run that reaches bit 63 */
@@ -200,7 +209,7 @@ static void *sender(void *arg)
 		int ret;
 
 		while ((atomic_load(&k->mode) != DISK_PROTECTED ||
-			atomic_load(&k->dirty) <= k->lazy) &&
+			dirty(k) <= k->lazy) &&
 		       !k->stop)
 			pthread_cond_wait(&k->cond, &k->lock);
 		if (k->stop)
@@ -242,7 +251,7 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 		return; /* already marked: the sender has it to send */
 	pthread_mutex_lock(&k->lock);
 	pthread_cond_broadcast(&k->cond);
-	while (atomic_load(&k->dirty) > k->limit && !atomic_load(&k->err) && !k->stop)
+	while (dirty(k) > k->limit && !atomic_load(&k->err) && !k->stop)
 		pthread_cond_wait(&k->cond, &k->lock);
 	pthread_mutex_unlock(&k->lock);
 }
@@ -314,7 +323,7 @@ void colo_disk_free(struct colo_disk *k)
 	k->stop = true;
 	/* blocks not sent when protection ends: the secondary is gone or told
 	 * to stand down; they are on this side's image */
-	if (k->sender_live && atomic_load(&k->dirty) && atomic_load(&k->mode) == DISK_PROTECTED)
+	if (k->sender_live && dirty(k) && atomic_load(&k->mode) == DISK_PROTECTED)
 		fail(k, -ECANCELED);
 	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->lock);
@@ -340,7 +349,7 @@ void colo_disk_settle(struct colo_disk *k)
 	until.tv_sec += DISK_SETTLE_NS / 1000000000ull;
 	pthread_mutex_lock(&k->lock);
 	k->limit = DISK_SETTLE;
-	while (atomic_load(&k->dirty) > DISK_SETTLE && !atomic_load(&k->err) &&
+	while (dirty(k) > DISK_SETTLE && !atomic_load(&k->err) &&
 	       pthread_cond_timedwait(&k->cond, &k->lock, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&k->lock);
@@ -370,7 +379,7 @@ int colo_disk_drain(struct colo_disk *k, struct vmstate_error *err)
 	pthread_mutex_lock(&k->lock);
 	k->lazy = 0;
 	pthread_cond_broadcast(&k->cond);
-	while ((atomic_load(&k->dirty) || k->busy) && !atomic_load(&k->err))
+	while ((dirty(k) || k->busy) && !atomic_load(&k->err))
 		pthread_cond_wait(&k->cond, &k->lock);
 	k->lazy = DISK_LAZY;
 	pthread_mutex_unlock(&k->lock);
@@ -392,15 +401,15 @@ int colo_disk_sync(struct colo_disk *k, bool stopped, _Atomic bool *cancel,
 		return pass(k, k->rbuf, true, cancel, err);
 	/* Passes while what is left shrinks: a guest that rewrites as fast as
 	 * the link copies would keep them going for nothing. */
-	for (uint64_t i = 0, prev = UINT64_MAX, left = atomic_load(&k->dirty);
+	for (uint64_t i = 0, prev = UINT64_MAX, left = dirty(k);
 	     i < DISK_PASSES && !ret && left > DISK_FEW_BYTES && left < prev - prev / 8;
-	     i++, prev = left, left = atomic_load(&k->dirty))
+	     i++, prev = left, left = dirty(k))
 		ret = pass(k, k->rbuf, true, cancel, err);
 	if (!ret)
 		log_info("COLO: disks: %llu MiB copied to the secondary, %llu KiB left for the "
 			 "stop",
 			 (unsigned long long)(atomic_load(&k->sync_bytes) >> 20),
-			 (unsigned long long)(atomic_load(&k->dirty) >> 10));
+			 (unsigned long long)(dirty(k) >> 10));
 	return ret;
 }
 
@@ -416,18 +425,18 @@ void colo_disk_stream(struct colo_disk *k)
 
 json_t *colo_disk_stats(struct colo_disk *k)
 {
-	uint64_t dirty;
+	uint64_t marked;
 
 	if (!k)
 		return NULL;
-	dirty = atomic_load(&k->dirty);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "dirty-bytes", (json_int_t)dirty,
+	marked = dirty(k);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "dirty-bytes", (json_int_t)marked,
 			 "writes", (json_int_t)atomic_load(&k->writes), "write-bytes",
 			 (json_int_t)atomic_load(&k->write_bytes), "sent-bytes",
 			 (json_int_t)atomic_load(&k->sent_bytes), "sync-bytes",
 			 (json_int_t)atomic_load(&k->sync_bytes), "sync-total",
 			 (json_int_t)atomic_load(&k->sync_total), "sync-remaining",
-			 (json_int_t)(atomic_load(&k->mode) == DISK_SYNC ? dirty : 0),
+			 (json_int_t)(atomic_load(&k->mode) == DISK_SYNC ? marked : 0),
 			 "settle-last-ms", (double)atomic_load(&k->settle_ns_last) / 1e6,
 			 "settle-max-ms", (double)atomic_load(&k->settle_ns_max) / 1e6);
 }
