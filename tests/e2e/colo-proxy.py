@@ -85,7 +85,8 @@ def plain(src, dst):
             dst.sendall(b)
         except OSError:
             break
-    close_all()
+    if not state["killed"]:
+        close_all()  # (after a kill, the control thread closes: below)
 
 
 def bulk_c2s(src, dst):
@@ -116,7 +117,8 @@ def bulk_c2s(src, dst):
             dst.sendall(b)
         except OSError:
             break
-    close_all()
+    if not state["killed"]:
+        close_all()
 
 
 def control_c2s(src, dst):
@@ -148,7 +150,9 @@ def control_c2s(src, dst):
                 done("kill: CheckpointRequest seq %d forwarded, then the primary killed"
                      % struct.unpack_from("<Q", frame, 16)[0])
                 # the secondary reads the request before the end of the
-                # stream reaches it (the primary's sockets close)
+                # stream reaches it: nothing is closed towards it until
+                # then (the other threads leave the closing to this one,
+                # whatever the dead primary's sockets do)
                 while read(src):
                     pass
                 time.sleep(0.3)
