@@ -39,7 +39,7 @@ static int dirty_set_flags(struct vm *vm, uint32_t flags)
 	return 0;
 }
 
-int hw_dirty_log_start(struct vm *vm)
+static int log_start(struct vm *vm)
 {
 	uint64_t words = 0;
 	int ret;
@@ -68,13 +68,52 @@ int hw_dirty_log_start(struct vm *vm)
 	return 0;
 }
 
-void hw_dirty_log_stop(struct vm *vm)
+static void log_stop(struct vm *vm)
 {
 	if (vm->dirty_logging && vm->vm_fd >= 0)
 		dirty_set_flags(vm, 0);
 	vm->dirty_logging = false;
 	free(vm->kvm_dirty);
 	vm->kvm_dirty = NULL;
+}
+
+int hw_dirty_log_start(struct vm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->dirty_lock);
+	if (vm->dirty_stop_later) {
+		/* the last user's stop first: this start must not be undone */
+		log_stop(vm);
+		vm->dirty_stop_later = false;
+	}
+	ret = log_start(vm);
+	pthread_mutex_unlock(&vm->dirty_lock);
+	return ret;
+}
+
+void hw_dirty_log_stop(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dirty_lock);
+	log_stop(vm);
+	vm->dirty_stop_later = false;
+	pthread_mutex_unlock(&vm->dirty_lock);
+}
+
+void hw_dirty_log_stop_later(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dirty_lock);
+	vm->dirty_stop_later = vm->dirty_logging;
+	pthread_mutex_unlock(&vm->dirty_lock);
+}
+
+void hw_dirty_log_stop_now(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dirty_lock);
+	if (vm->dirty_stop_later)
+		log_stop(vm);
+	vm->dirty_stop_later = false;
+	pthread_mutex_unlock(&vm->dirty_lock);
 }
 
 int hw_dirty_log_sync(struct vm *vm, uint64_t *bitmap)

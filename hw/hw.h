@@ -165,6 +165,12 @@ int hw_vm_describe(const struct vm *vm, char *buf, size_t len);
  * must put back the pages it fails to send. Any thread; one caller. */
 int hw_dirty_log_start(struct vm *vm);
 void hw_dirty_log_stop(struct vm *vm);
+/* A stop off the critical path (a takeover: the guest serves first):
+ * stop_later marks it due, stop_now does it if still due, and the next
+ * start does it first if nobody has -- so a start that comes between is
+ * never undone. */
+void hw_dirty_log_stop_later(struct vm *vm);
+void hw_dirty_log_stop_now(struct vm *vm);
 int hw_dirty_log_sync(struct vm *vm, uint64_t *bitmap);
 void hw_dirty_log_putback(struct vm *vm, uint64_t first, uint64_t n);
 

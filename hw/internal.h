@@ -201,6 +201,9 @@ struct vm {
 	struct virtio_persist *virtio_persist;
 	uint64_t *kvm_dirty; /* scratch for KVM_GET_DIRTY_LOG, one region at a time */
 	bool dirty_logging;
+	/* start and stop (and a stop left for later: dirty_stop_later) */
+	pthread_mutex_t dirty_lock;
+	bool dirty_stop_later;
 };
 
 /* Report a guest life-cycle event once (later ones are dropped). */

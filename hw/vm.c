@@ -290,6 +290,7 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	vm->event_cb = cb;
 	vm->event_opaque = opaque;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->dirty_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
@@ -448,6 +449,7 @@ void hw_vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->dirty_lock);
 	pthread_cond_destroy(&vm->cond);
 	free(vm->boot_cmdline);
 	free(vm);

@@ -1011,7 +1011,9 @@ static void *sc_thread(void *arg)
 	else
 		sc_net_failover(s->net);
 	transport_close(ch);
-	hw_dirty_log_stop(s->vm);
+	/* (stopped once the guest serves, or by whoever starts the log next:
+	 * a re-protect may come at once) */
+	hw_dirty_log_stop_later(s->vm);
 	/* The primary's writes since the last checkpoint go, as its RAM does;
 	 * a guest that runs on keeps its own (the overlay, merged). */
 	sd_disk_end(s->disk, ret && ret != -EINTR && !s->disk_fault);
@@ -1069,6 +1071,7 @@ static void *sc_thread(void *arg)
 	/* (not waited for: after a switchover the main loop re-protects the
 	 * guest at once, which joins this thread) */
 	sc_post(s, SC_REQ_EXIT);
+	hw_dirty_log_stop_now(s->vm);
 	return NULL;
 }
 
