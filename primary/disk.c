@@ -17,8 +17,11 @@
  *                then what the guest marked meanwhile, pass after pass
  *                while the guest runs, and the rest once the VM is stopped
  *                (colo_disk_sync)
- *   protected    a sender thread sends the marked blocks as they come, in
- *                runs of up to 256 KiB (one DiskWrite each). A checkpoint,
+ *   protected    a sender thread sends the marked blocks, in runs of up
+ *                to 256 KiB (one DiskWrite each), whenever more than
+ *                DISK_LAZY bytes are marked: less waits for the checkpoint,
+ *                so a small set the guest keeps rewriting goes once per
+ *                checkpoint, not once per write. A checkpoint,
  *                once the VM is stopped (the pause waits for the device's
  *                current requests, so nothing more is marked), waits until
  *                no bit is left and the sender is idle before its request
