@@ -119,6 +119,13 @@ void cpu_setup(void);
 bool irq_pic_present(void);
 void irq_unmask(unsigned int line); /* a PIC line: 0..15 */
 void irq_tick_start(unsigned int hz);
+/* idle=halt|poll (default halt) from the command line into *halt; a bad
+ * value: a message and EXIT_USAGE. */
+int idle_option(bool *halt);
+/* Halting for a device's interrupt (irq.c): true with its PIC line
+ * unmasked; false (the device is polled) when it is not a PIC line or no
+ * PIC answers, said as "WHO: idle=poll: the WHAT's interrupt ...". */
+bool idle_on_line(const char *who, const char *what, unsigned int line);
 /* Halt until an unmasked line interrupts (at once if one is pending). */
 void cpu_idle(void);
 

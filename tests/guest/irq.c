@@ -66,3 +66,27 @@ void cpu_idle(void)
 {
 	__asm__ volatile("hlt" : : : "memory"); /* #GP: exc.S halts for us */
 }
+
+int idle_option(bool *halt)
+{
+	const char *idle = cmdline_get("idle");
+
+	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
+		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
+		return EXIT_USAGE;
+	}
+	*halt = !idle || !strcmp(idle, "halt");
+	return 0;
+}
+
+bool idle_on_line(const char *who, const char *what, unsigned int line)
+{
+	if (line >= 16 || !irq_pic_present()) {
+		printf("%s: idle=poll: the %s's interrupt (%u) is not a PIC line, or no PIC "
+		       "answers\n",
+		       who, what, line);
+		return false;
+	}
+	irq_unmask(line);
+	return true;
+}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * app=blk [mb=4] [loop=0|1] [bs=64]: write a deterministic pattern over the first N
- * MiB of the virtio-blk disk, flush, read it back and verify, then print
+ * app=blk [mb=4] [loop=0|1] [bs=64] [idle=halt|poll]: write a deterministic
+ * pattern over the first N MiB of the virtio-blk disk, flush, read it back
+ * and verify, then print
  *
  *     blk: ok sectors=<capacity> MB/s write=<W> read=<R>
  *
@@ -10,13 +11,14 @@
  * host can check the image. loop=1 goes on for ever: pass g = 1, 2, ...
  * writes the words mix64(s << 6 | i) ^ g * 0x9e3779b97f4a7c15, flushes,
  * reads them all back and prints "blk: pass <g> ok ..." (a disk that lost
- * or reordered a write, e.g. across a COLO failover, fails a later read). Requests are bs KiB
- * (4..64, a power of two; default 64), up to DEPTH in flight. idle=halt|poll (default halt): while its requests
- * are in flight and none has completed, the guest halts until the disk's
- * interrupt (irq.c; poll: it spins, as it also does when the disk's
- * interrupt is not a PIC line). A device error (e.g. a write to a read-only disk) prints "blk:
- * write error: ..." and a mismatch "blk: verify failed: ..."; both exit with EXIT_DEVICE /
- * EXIT_VERIFY.
+ * or reordered a write, e.g. across a COLO failover, fails a later read).
+ * Requests are bs KiB (4..64, a power of two; default 64), up to DEPTH in
+ * flight. idle=halt|poll (default halt): while its requests are in flight
+ * and none has completed, the guest halts until the disk's interrupt
+ * (irq.c; poll: it spins, as it also does when the disk's interrupt is not
+ * a PIC line). A device error (e.g. a write to a read-only disk) prints
+ * "blk: write error: ..." and a mismatch "blk: verify failed: ..."; both
+ * exit with EXIT_DEVICE / EXIT_VERIFY.
  */
 #include "../virtio-blk.h"
 
@@ -154,7 +156,6 @@ int app_blk(void)
 	struct vblk_info info;
 	uint8_t *bufs[DEPTH];
 	uint64_t mb, chunks, w, r, loop, bs;
-	const char *idle = cmdline_get("idle");
 	unsigned int depth;
 	int rc;
 
@@ -165,10 +166,8 @@ int app_blk(void)
 		printf("testguest: bad value bs=%lu: 4, 8, 16, 32 or 64 (KiB)\n", bs);
 		return EXIT_USAGE;
 	}
-	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
-		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
+	if (idle_option(&idle_halt))
 		return EXIT_USAGE;
-	}
 	if (!mb) {
 		printf("testguest: bad value mb=0: at least 1\n");
 		return EXIT_USAGE;
@@ -176,15 +175,7 @@ int app_blk(void)
 	if (vblk_init(&info))
 		return EXIT_DEVICE;
 	depth = info.max_inflight < DEPTH ? info.max_inflight : DEPTH;
-	idle_halt = !idle || !strcmp(idle, "halt");
-	if (idle_halt && (vblk_irq() >= 16 || !irq_pic_present())) {
-		printf("blk: idle=poll: the disk's interrupt (%u) is not a PIC line, or no PIC "
-		       "answers\n",
-		       vblk_irq());
-		idle_halt = false;
-	}
-	if (idle_halt)
-		irq_unmask(vblk_irq());
+	idle_halt = idle_halt && idle_on_line("blk", "disk", vblk_irq());
 	printf("blk: device sectors=%lu readonly=%d flush=%d depth=%u testing %lu MiB\n",
 	       info.sectors, info.readonly, info.flush, depth, mb);
 	if (mb * MIB / VBLK_SECTOR > info.sectors) {

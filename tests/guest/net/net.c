@@ -66,7 +66,6 @@ uint16_t net_port(uint16_t def)
 int net_init(const char *app, uint16_t port)
 {
 	const char *ip = cmdline_get("ip"), *gw = cmdline_get("gw"), *isn = cmdline_get("isn");
-	const char *idle;
 	uint32_t prefix = 24;
 	uint64_t stats;
 	uint8_t *m = net_cfg.mac;
@@ -88,24 +87,13 @@ int net_init(const char *app, uint16_t port)
 	if (cmdline_u64("stats", 0, 3600, &stats))
 		return EXIT_USAGE;
 	stats_us = stats * 1000000;
-	idle = cmdline_get("idle");
-	if (idle && strcmp(idle, "halt") && strcmp(idle, "poll")) {
-		printf("testguest: bad value idle=%s: expected halt or poll\n", idle);
+	if (idle_option(&idle_halt))
 		return EXIT_USAGE;
-	}
-	idle_halt = !idle || !strcmp(idle, "halt");
 	if (vnet_init(net_cfg.mac))
 		return EXIT_DEVICE;
-	if (idle_halt && (vnet_irq() >= 16 || !irq_pic_present())) {
-		printf("net: idle=poll: the NIC's interrupt (%u) is not a PIC line, or no PIC "
-		       "answers\n",
-		       vnet_irq());
-		idle_halt = false;
-	}
-	if (idle_halt) {
-		irq_unmask(vnet_irq());
+	idle_halt = idle_halt && idle_on_line("net", "NIC", vnet_irq());
+	if (idle_halt)
 		irq_tick_start(TICK_HZ);
-	}
 	if (tcp_init())
 		return EXIT_DEVICE;
 	printf("net: up ip=%u.%u.%u.%u/%u mac=%02x:%02x:%02x:%02x:%02x:%02x app=%s port=%u\n",
