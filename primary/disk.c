@@ -253,7 +253,10 @@ static void tap(void *opaque, unsigned int disk, uint64_t off, const struct iove
 	if (!fresh)
 		return; /* already marked: the sender has it to send */
 	pthread_mutex_lock(&k->lock);
-	pthread_cond_broadcast(&k->cond);
+	/* (the sender waits for more than lazy: not woken for less, which is
+	 * most writes) */
+	if (dirty(k) > k->lazy)
+		pthread_cond_broadcast(&k->cond);
 	while (dirty(k) > k->limit && !atomic_load(&k->err) && !k->stop)
 		pthread_cond_wait(&k->cond, &k->lock);
 	pthread_mutex_unlock(&k->lock);
