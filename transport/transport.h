@@ -170,9 +170,9 @@
  *   overlay) and, when unit n is complete and checked, applies all it
  *   buffered to its image, in the order received, and flushes it before
  *   CheckpointAck{n}: the primary's VM is paused from the request to the
- *   ack, so its image then equals the primary's at checkpoint n. A broken pair: the buffer
- *   is dropped, the overlay merged into the image (the secondary's guest
- *   came from its own writes since the last checkpoint).
+ *   ack, so its image then equals the primary's at checkpoint n. A broken
+ *   pair: the buffer is dropped, the overlay merged into the image (the
+ *   secondary's guest came from its own writes since the last checkpoint).
  *   Switchover (migrate with continue): CheckpointRequest{switchover,
  *   standby URI} makes unit n the pair's last. The primary stops with
  *   RUNNING -> FINISH_MIGRATE and never resumes; the secondary acks, applies
