@@ -68,6 +68,8 @@ static inline struct timespec tp_deadline(uint64_t ns)
 }
 
 /* Poly1305 one-time key for (epoch, stream) derived from a bulk base key. */
+/* A control frame's one-time Poly1305 key: BLAKE2b(key, "ctrl" | seq). */
+void tp_frame_key(const uint8_t key[32], uint64_t seq, uint8_t out[crypto_onetimeauth_KEYBYTES]);
 void tp_bulk_key(const uint8_t base[32], uint64_t epoch, uint32_t stream,
 		 uint8_t out[crypto_onetimeauth_KEYBYTES]);
 
@@ -85,7 +87,10 @@ struct tp_poly {
 int tp_poly_init(struct tp_poly *p, const uint8_t key[crypto_onetimeauth_KEYBYTES]);
 /* Key from tp_bulk_key(base, epoch, stream). */
 void tp_poly_init_bulk(struct tp_poly *p, const uint8_t base[32], uint64_t epoch, uint32_t stream);
+/* bulk bytes: skipped under the benchmark knob below */
 void tp_poly_update(struct tp_poly *p, const void *data, size_t len);
+/* control frames: always */
+void tp_poly_update_always(struct tp_poly *p, const void *data, size_t len);
 /*
  * Benchmark knob (tests/bench only, never set by colovm): bulk bytes are
  * not fed to the MAC, so the tags of both ends cover nothing. It measures

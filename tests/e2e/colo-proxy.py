@@ -33,7 +33,7 @@ import threading
 import time
 
 HDR = 24  # magic, version, type, length, flags, seq (transport.h)
-MAC = 32
+MAC = 16  # Poly1305 tag (wire version 2)
 CHECKPOINT_REQUEST = 8
 
 listen_port, target_port, armfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

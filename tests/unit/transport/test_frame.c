@@ -60,6 +60,42 @@ static void test_tamper_replay(void **state)
 	free(buf);
 }
 
+/*
+ * A large frame (a DiskWrite of 256 KiB: libcrypto's Poly1305 when built
+ * with it) carries the same tag as libsodium's Poly1305 under the frame's
+ * one-time key, and opens only whole and under its own key and seq.
+ */
+static void test_big_frame(void **state)
+{
+	static uint8_t data[256u << 10];
+	Colovm__Transport__DiskWrite w = COLOVM__TRANSPORT__DISK_WRITE__INIT;
+	transport_msg msg = COLOVM__TRANSPORT__MSG__INIT, *m;
+	uint8_t otk[crypto_onetimeauth_KEYBYTES], want[TRANSPORT_MAC_LEN], *buf;
+	size_t len;
+
+	(void)state;
+	randombytes_buf(data, sizeof(data));
+	w.offset = 1u << 20;
+	w.data.data = data;
+	w.data.len = sizeof(data);
+	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE;
+	msg.disk_write = &w;
+	assert_int_equal(frame_seal(&msg, TRANSPORT_WIRE_VERSION, 9, k1, &buf, &len), 0);
+	tp_frame_key(k1, 9, otk);
+	crypto_onetimeauth(want, buf, len - TRANSPORT_MAC_LEN, otk);
+	assert_memory_equal(buf + len - TRANSPORT_MAC_LEN, want, TRANSPORT_MAC_LEN);
+	assert_int_equal(frame_open(buf, len, k1, 9, &m), 0);
+	assert_int_equal(m->body_case, COLOVM__TRANSPORT__MSG__BODY_DISK_WRITE);
+	assert_int_equal(m->disk_write->data.len, sizeof(data));
+	assert_memory_equal(m->disk_write->data.data, data, sizeof(data));
+	transport_msg_free(m);
+	assert_int_equal(frame_open(buf, len, k2, 9, &m), -EBADMSG);
+	assert_int_equal(frame_open(buf, len, k1, 10, &m), -EBADMSG);
+	buf[len / 2] ^= 1;
+	assert_int_equal(frame_open(buf, len, k1, 9, &m), -EBADMSG);
+	free(buf);
+}
+
 static void test_header_checks(void **state)
 {
 	uint8_t *buf;
@@ -70,9 +106,11 @@ static void test_header_checks(void **state)
 	frame_hdr_decode(buf, &h);
 	assert_int_equal(frame_check_ctrl_hdr(&h, &flen), 0);
 	assert_int_equal(flen, len);
-	h.version = 2;
+	h.version = TRANSPORT_WIRE_VERSION - 1; /* version 1: BLAKE2b, 32-byte MACs */
 	assert_int_equal(frame_check_ctrl_hdr(&h, &flen), -EPROTONOSUPPORT);
-	h.version = 1;
+	h.version = TRANSPORT_WIRE_VERSION + 1;
+	assert_int_equal(frame_check_ctrl_hdr(&h, &flen), -EPROTONOSUPPORT);
+	h.version = TRANSPORT_WIRE_VERSION;
 	h.magic = 0;
 	assert_int_equal(frame_check_ctrl_hdr(&h, &flen), -EPROTO);
 	h.magic = TRANSPORT_FRAME_MAGIC;
@@ -98,8 +136,13 @@ static void test_unknown_field(void **state)
 	memcpy(big + TRANSPORT_HDR_LEN + h.length, extra, sizeof(extra));
 	h.length += sizeof(extra);
 	frame_hdr_encode(big, &h);
-	crypto_generichash(big + TRANSPORT_HDR_LEN + h.length, TRANSPORT_MAC_LEN, big,
-			   TRANSPORT_HDR_LEN + h.length, k1, 32);
+	{
+		uint8_t otk[crypto_onetimeauth_KEYBYTES];
+
+		tp_frame_key(k1, 3, otk);
+		crypto_onetimeauth(big + TRANSPORT_HDR_LEN + h.length, big,
+				   TRANSPORT_HDR_LEN + h.length, otk);
+	}
 	assert_int_equal(frame_open(big, len + sizeof(extra), k1, 3, &m), 0);
 	assert_int_equal(m->body_case, COLOVM__TRANSPORT__MSG__BODY_HEARTBEAT);
 	transport_msg_free(m);
@@ -160,7 +203,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),	  cmocka_unit_test(test_tamper_replay),
-	    cmocka_unit_test(test_header_checks), cmocka_unit_test(test_unknown_field),
+	    cmocka_unit_test(test_header_checks),
+	    cmocka_unit_test(test_big_frame), cmocka_unit_test(test_unknown_field),
 	    cmocka_unit_test(test_key_load),	  cmocka_unit_test(test_poly_matches_sodium),
 	};
 	if (sodium_init() < 0)
