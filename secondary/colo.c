@@ -287,6 +287,17 @@ static int send_ack(struct transport_channel *ch, uint64_t id, int status, const
 	return ack_msg(ch, id, status, message, false);
 }
 
+/* The log of the primary's disk writes into the images, flushed; a fault
+ * here is this side's (disk_fault: it stands down, never takes over). */
+static int disk_commit(struct secondary_colo *s, struct vmstate_error *err)
+{
+	int ret = sd_disk_commit(s->disk, err);
+
+	if (ret)
+		s->disk_fault = true;
+	return ret;
+}
+
 /* Unit id is applied: its pages are out of the cache, the next unit's may
  * land in it (checkpoint protocol 2). */
 static int send_applied(struct transport_channel *ch, uint64_t id)
@@ -737,19 +748,16 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 						     (unsigned long long)id);
 				break;
 			}
-			/* The primary's writes up to this checkpoint into the
-			 * images, durably, before the ack (the guest is stopped:
-			 * its overlay goes too). */
-			ret = sd_disk_commit(s->disk, err);
-			if (ret) {
+			/* A switchover's ack hands the guest over: its images
+			 * hold the primary's writes first. */
+			if (standby && (ret = disk_commit(s, err))) {
 				hw_vm_devices_drop(staged);
-				s->disk_fault = true;
 				break;
 			}
-			/* From here the unit is whole and checked and the images
-			 * hold it: it is applied whatever becomes of the
-			 * primary. A send that fails now (the primary died, or
-			 * the link) ends the pair after the apply, and a
+			/* From here the unit is whole and checked (its disk
+			 * writes in the log): it is applied whatever becomes of
+			 * the primary. A send that fails now (the primary died,
+			 * or the link) ends the pair after the apply, and a
 			 * takeover goes on from checkpoint id -- never from id's
 			 * images and RAM with the last one's devices. (Not a
 			 * switchover: its ack hands the guest over.) */
@@ -757,6 +765,14 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 			if (lost && standby) {
 				hw_vm_devices_drop(staged);
 				ret = vmstate_seterr(err, -EPIPE, "the primary went away");
+				break;
+			}
+			/* The primary's writes up to this checkpoint into the
+			 * images, durably, while the primary runs on (it
+			 * starts no checkpoint before the applied ack below;
+			 * this guest is stopped: its overlay goes too). */
+			if (!standby && (ret = disk_commit(s, err))) {
+				hw_vm_devices_drop(staged);
 				break;
 			}
 			memset(s->dirty, 0, words * sizeof(uint64_t));

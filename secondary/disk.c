@@ -9,10 +9,11 @@
  *   checkpoints   the primary's writes are buffered, not applied: appended
  *                 to an unlinked log file (page cache, then disk: memory
  *                 stays bounded whatever a checkpoint carries), indexed in
- *                 memory; when unit n is complete and checked, the log is
- *                 applied to the images in order, the images flushed, the
- *                 log and the overlays emptied (sd_disk_commit), before
- *                 CheckpointAck{n}
+ *                 memory; when unit n is complete, checked and acked, the
+ *                 log is applied to the images in order, the images
+ *                 flushed, the log and the overlays emptied
+ *                 (sd_disk_commit), before the applied CheckpointAck{n}
+ *                 (a switchover's: before its ack)
  *   pair broken   the log is dropped (writes the primary made after the
  *                 last checkpoint, like its RAM), the overlays merged into
  *                 the images: this guest came from its own writes since

@@ -170,12 +170,18 @@
  *   its latest content; one written again after it went goes again), all
  *   of them ahead of the CheckpointRequest of the checkpoint that covers
  *   them; the secondary buffers them (its own guest writes into an
- *   overlay) and, when unit n is complete and checked, applies all it
- *   buffered to its image, in the order received, and flushes it before
- *   CheckpointAck{n}: the primary's VM is paused from the request to the
- *   ack, so its image then equals the primary's at checkpoint n. A broken
- *   pair: the buffer is dropped, the overlay merged into the image (the
- *   secondary's guest came from its own writes since the last checkpoint).
+ *   overlay) and, when unit n is complete and checked, acks it, then
+ *   applies all it buffered up to the request to its image, in the order
+ *   received, flushes it and drops the overlay before the applied
+ *   CheckpointAck{n} (its guest stopped meanwhile; the primary's runs on
+ *   and its DiskWrites for n + 1 wait in the channel); the primary's VM was
+ *   paused from the request to the ack, so the image then equals the
+ *   primary's at checkpoint n. After the ack the unit is applied whatever
+ *   becomes of the primary, as its RAM is; a fault applying it is the
+ *   secondary's (it stands down). A switchover applies before its ack. A
+ *   broken pair before the ack: the buffer is dropped, the overlay merged
+ *   into the image (the secondary's guest came from its own writes since
+ *   the last checkpoint).
  *   Switchover (migrate with continue): CheckpointRequest{switchover,
  *   standby URI} makes unit n the pair's last. The primary stops with
  *   RUNNING -> FINISH_MIGRATE and never resumes; the secondary acks, applies
