@@ -176,6 +176,11 @@ static const char usage_text[] =
 	"                        neither (a pair with one is refused)\n"
 	"      --witness-key FILE\n"
 	"                        the witness's key (default: --peer-key)\n"
+	"      --disk-buffer-mem MIB\n"
+	"                        (secondary) the primary's disk writes since the\n"
+	"                        last checkpoint are kept in memory up to this\n"
+	"                        much (0..65536, default 64), the rest in an\n"
+	"                        unlinked file under $TMPDIR or /var/tmp\n"
 	"      --checkpoint-interval MS   (1..3600000, default 200)\n"
 	"      --compare-timeout MS       (1..3600000, default 3000)\n"
 	"      --heartbeat-interval MS    (10..60000, default 100)\n"
@@ -278,6 +283,7 @@ struct colovm {
 	 * becomes its guest's standby (migrate with continue) */
 	const struct transport_key *key, *witness_key;
 	const char *witness, *vm_config;
+	unsigned int disk_buffer_mib; /* --disk-buffer-mem */
 	/* systemd and metrics (service_*) */
 	struct metrics *metrics;
 	struct notify_timer *notify;
@@ -483,7 +489,8 @@ static struct secondary_opts colo_secondary_opts(struct colovm *c, bool ran)
 				       .witness = c->witness,
 				       .witness_key = c->witness_key,
 				       .ran = ran,
-				       .switched = on_switched_secondary};
+				       .switched = on_switched_secondary,
+				       .disk_buffer_mib = c->disk_buffer_mib};
 }
 
 /*
@@ -1177,6 +1184,7 @@ static int cmd_run(int argc, char **argv)
 	c.witness = witness;
 	c.witness_key = witness_key_file ? &witness_key : NULL;
 	c.vm_config = vm_config;
+	c.disk_buffer_mib = (unsigned int)config_num(&conf, CFG_DISK_BUFFER_MEM);
 	if (!ret)
 		ret = hw_runstate_attach(c.vm, c.rs, c.reboot, &c.hwrs);
 	if (!ret)

@@ -16,6 +16,7 @@
 #include "common/common.h"
 #include "config.h"
 #include "primary/primary.h"
+#include "secondary/secondary.h"
 #include "transport/transport.h"
 
 enum opt_type { T_STR, T_NUM, T_BOOL, T_LIST, T_ROLE };
@@ -64,6 +65,8 @@ static const struct opt_desc opts[CFG__COUNT] = {
     [CFG_PEER_KEY] = {RUN("colo", "peer-key", "peer-key", 0, T_STR), .arg = "FILE"},
     [CFG_WITNESS] = {RUN("colo", "witness", "witness", 0, T_STR), .arg = "tcp:HOST:PORT"},
     [CFG_WITNESS_KEY] = {RUN("colo", "witness-key", "witness-key", 0, T_STR), .arg = "FILE"},
+    [CFG_DISK_BUFFER_MEM] = {RUN("colo", "disk-buffer-mem", "disk-buffer-mem", 0, T_NUM),
+			     NUM(0, 65536, SECONDARY_DISK_BUFFER_MEM_DEFAULT), .arg = "MIB"},
     [CFG_CHECKPOINT_INTERVAL] = {RUN("colo", "checkpoint-interval", "checkpoint-interval", 0,
 				     T_NUM),
 				 NUM(PRIMARY_CKPT_INTERVAL_MIN, PRIMARY_CKPT_INTERVAL_MAX,

@@ -10,7 +10,7 @@
  *               shutdown-timeout serial net* disk* restore incoming qmp
  *               metrics verbose quiet
  *   [colo]      role peer listen peer-key witness witness-key
- *               checkpoint-interval compare-timeout heartbeat-interval
+ *               disk-buffer-mem checkpoint-interval compare-timeout heartbeat-interval
  *               heartbeat-misses
  *   [migration] downtime-limit max-bandwidth
  *   [witness]   listen peer-key state metrics verbose quiet
@@ -58,6 +58,7 @@ enum config_opt {
 	CFG_PEER_KEY,
 	CFG_WITNESS,
 	CFG_WITNESS_KEY,
+	CFG_DISK_BUFFER_MEM,
 	CFG_CHECKPOINT_INTERVAL,
 	CFG_COMPARE_TIMEOUT,
 	CFG_HEARTBEAT_INTERVAL,

@@ -534,7 +534,7 @@ static int first_sync(struct secondary_colo *s, struct transport_channel *ch, bo
 			ret = !accepted ? vmstate_seterr(err, -EPROTO,
 							 "a disk write before "
 							 "StreamStart")
-					: sd_disk_write(s->disk, m->disk_write, true, err);
+					: sd_disk_sync_write(s->disk, m->disk_write, err);
 		} else if (m->body_case == COLOVM__TRANSPORT__MSG__BODY_DEVICE_STATE) {
 			*pages_seen = true;
 			ret = gather_state(m->device_state, 1, &state, &nstate, err);
@@ -851,7 +851,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 						     (unsigned long long)id);
 				break;
 			}
-			ret = sd_disk_write(s->disk, m->disk_write, false, err);
+			ret = sd_disk_buffer(s->disk, &m, err);
 			s->disk_fault = ret < 0;
 			break;
 		case COLOVM__TRANSPORT__MSG__BODY_PACKET:
@@ -1175,7 +1175,7 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 		log_err("COLO: cannot set up the packet path: %s", strerror(-ret));
 		goto err;
 	}
-	ret = sd_disk_new(vm, &s->disk);
+	ret = sd_disk_new(vm, (uint64_t)(opts ? opts->disk_buffer_mib : 0) << 20, &s->disk);
 	if (ret)
 		goto err;
 	ret = s->vm_config && s->dirty && (s->witness || !opts || !opts->witness)

@@ -6,15 +6,16 @@
  *   first sync    DiskWrite pieces go straight into the image (the guest
  *                 never ran); at its end the images are flushed and the
  *                 overlays start (hw.h: this guest's own writes go there)
- *   checkpoints   the primary's writes are buffered, not applied: appended
- *                 to an unlinked log file (page cache, then disk: memory
- *                 stays bounded whatever a checkpoint carries), indexed in
- *                 memory; when unit n is complete, checked and acked, the
- *                 log is applied to the images in order, the images
- *                 flushed, the log and the overlays emptied
- *                 (sd_disk_commit), before the applied CheckpointAck{n}
- *                 (a switchover's: before its ack)
- *   pair broken   the log is dropped (writes the primary made after the
+ *   checkpoints   the primary's writes are buffered, not applied: the
+ *                 received messages kept as they are, up to mem_max
+ *                 bytes (--disk-buffer-mem), the rest appended to an unlinked log file (page
+ *                 cache, then disk: memory stays bounded whatever a
+ *                 checkpoint carries), indexed in memory; when unit n is
+ *                 complete, checked and acked, the buffer is applied to
+ *                 the images in order, the images flushed, the buffer and
+ *                 the overlays emptied (sd_disk_commit), before the
+ *                 applied CheckpointAck{n} (a switchover's: before its ack)
+ *   pair broken   the buffer is dropped (writes the primary made after the
  *                 last checkpoint, like its RAM), the overlays merged into
  *                 the images: this guest came from its own writes since
  *   a fault here  (a bad DiskWrite, a full disk, an image that cannot be
@@ -43,7 +44,8 @@
 struct sd_rec {
 	uint32_t disk;
 	uint32_t len;
-	uint64_t off, at; /* in the image, in the log */
+	uint64_t off, at;   /* in the image, in the log */
+	transport_msg *msg; /* the data in memory: its DiskWrite; else at `at` */
 };
 
 struct sc_disk {
@@ -51,7 +53,8 @@ struct sc_disk {
 	unsigned int n;
 	struct hw_disk_info info[SD_MAX_DISKS];
 	int log_fd;
-	uint64_t log_end;
+	uint64_t log_end, mem_bytes; /* buffered in the log, in memory */
+	uint64_t mem_max;
 	struct sd_rec *recs;
 	size_t nrec, cap;
 	uint8_t *buf;
@@ -74,7 +77,7 @@ static int log_open(void)
 	return -errno;
 }
 
-int sd_disk_new(struct vm *vm, struct sc_disk **out)
+int sd_disk_new(struct vm *vm, uint64_t mem_max, struct sc_disk **out)
 {
 	unsigned int n = hw_vm_disk_count(vm);
 	struct sc_disk *d;
@@ -88,6 +91,7 @@ int sd_disk_new(struct vm *vm, struct sc_disk **out)
 		return -ENOMEM;
 	d->vm = vm;
 	d->n = n;
+	d->mem_max = mem_max;
 	d->log_fd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	for (unsigned int i = 0; i < n; i++) {
@@ -117,6 +121,8 @@ void sd_disk_free(struct sc_disk *d)
 		return;
 	if (d->log_fd >= 0)
 		close(d->log_fd);
+	for (size_t i = 0; i < d->nrec; i++)
+		transport_msg_free(d->recs[i].msg);
 	free(d->recs);
 	free(d->buf);
 	pthread_mutex_destroy(&d->lock);
@@ -142,10 +148,9 @@ static int check_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
 	return 0;
 }
 
-int sd_disk_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w, bool first_sync,
-		  struct vmstate_error *err)
+int sd_disk_sync_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
+		       struct vmstate_error *err)
 {
-	struct sd_rec *r;
 	int ret;
 
 	if (!d)
@@ -153,25 +158,19 @@ int sd_disk_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w, bool
 	ret = check_write(d, w, err);
 	if (ret)
 		return ret;
-	if (first_sync) {
-		ret = hw_vm_disk_write(d->vm, w->disk, w->data.data, w->data.len, w->offset);
-		if (ret)
-			return vmstate_seterr(err, ret, "disk %u: cannot write the image: %s",
-					      w->disk, strerror(-ret));
-		pthread_mutex_lock(&d->lock);
-		d->sync_bytes += w->data.len;
-		pthread_mutex_unlock(&d->lock);
-		return 0;
-	}
-	if (d->nrec == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 256;
-		struct sd_rec *n = realloc(d->recs, cap * sizeof(*n));
+	ret = hw_vm_disk_write(d->vm, w->disk, w->data.data, w->data.len, w->offset);
+	if (ret)
+		return vmstate_seterr(err, ret, "disk %u: cannot write the image: %s", w->disk,
+				      strerror(-ret));
+	pthread_mutex_lock(&d->lock);
+	d->sync_bytes += w->data.len;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
 
-		if (!n)
-			return vmstate_seterr(err, -ENOMEM, "disk write buffer: out of memory");
-		d->recs = n;
-		d->cap = cap;
-	}
+static int log_append(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
+		      struct vmstate_error *err)
+{
 	for (size_t done = 0; done < w->data.len;) {
 		ssize_t k = pwrite(d->log_fd, w->data.data + done, w->data.len - done,
 				   (off_t)(d->log_end + done));
@@ -186,14 +185,48 @@ int sd_disk_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w, bool
 						  : "");
 		done += (size_t)k;
 	}
+	return 0;
+}
+
+int sd_disk_buffer(struct sc_disk *d, transport_msg **m, struct vmstate_error *err)
+{
+	const Colovm__Transport__DiskWrite *w = (*m)->disk_write;
+	bool keep;
+	struct sd_rec *r;
+	int ret;
+
+	if (!d)
+		return vmstate_seterr(err, -EPROTO, "a disk write, and this VM replicates no disk");
+	ret = check_write(d, w, err);
+	if (ret)
+		return ret;
+	if (d->nrec == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 256;
+		struct sd_rec *n = realloc(d->recs, cap * sizeof(*n));
+
+		if (!n)
+			return vmstate_seterr(err, -ENOMEM, "disk write buffer: out of memory");
+		d->recs = n;
+		d->cap = cap;
+	}
+	keep = d->mem_bytes + w->data.len <= d->mem_max;
+	if (!keep && (ret = log_append(d, w, err)))
+		return ret;
 	pthread_mutex_lock(&d->lock);
 	r = &d->recs[d->nrec++];
 	r->disk = w->disk;
 	r->len = (uint32_t)w->data.len;
 	r->off = w->offset;
 	r->at = d->log_end;
-	d->log_end += w->data.len;
-	d->max_buffered = MAX(d->max_buffered, d->log_end);
+	r->msg = NULL;
+	if (keep) {
+		r->msg = *m;
+		*m = NULL;
+		d->mem_bytes += w->data.len;
+	} else {
+		d->log_end += w->data.len;
+	}
+	d->max_buffered = MAX(d->max_buffered, d->log_end + d->mem_bytes);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -219,11 +252,16 @@ int sd_disk_first_done(struct sc_disk *d, struct vmstate_error *err)
 
 static void log_reset(struct sc_disk *d)
 {
+	bool spilled = d->log_end;
+
 	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nrec; i++)
+		transport_msg_free(d->recs[i].msg);
 	d->nrec = 0;
 	d->log_end = 0;
+	d->mem_bytes = 0;
 	pthread_mutex_unlock(&d->lock);
-	if (ftruncate(d->log_fd, 0) < 0)
+	if (spilled && ftruncate(d->log_fd, 0) < 0)
 		log_warn("COLO: disk write buffer: %s", strerror(errno));
 }
 
@@ -235,12 +273,13 @@ int sd_disk_commit(struct sc_disk *d, struct vmstate_error *err)
 		return 0;
 	for (size_t i = 0; i < d->nrec && !ret; i++) {
 		const struct sd_rec *r = &d->recs[i];
-		ssize_t k = pread(d->log_fd, d->buf, r->len, (off_t)r->at);
+		const uint8_t *data = r->msg ? r->msg->disk_write->data.data : d->buf;
+		ssize_t k = r->msg ? r->len : pread(d->log_fd, d->buf, r->len, (off_t)r->at);
 
 		if (k != (ssize_t)r->len)
 			ret = vmstate_seterr(err, k < 0 ? -errno : -EIO,
 					     "disk write buffer: cannot read it back");
-		else if ((ret = hw_vm_disk_write(d->vm, r->disk, d->buf, r->len, r->off)))
+		else if ((ret = hw_vm_disk_write(d->vm, r->disk, data, r->len, r->off)))
 			vmstate_seterr(err, ret, "disk %u: cannot write the image: %s", r->disk,
 				       strerror(-ret));
 	}
@@ -250,7 +289,7 @@ int sd_disk_commit(struct sc_disk *d, struct vmstate_error *err)
 		return ret;
 	pthread_mutex_lock(&d->lock);
 	d->applied += d->nrec;
-	d->applied_bytes += d->log_end;
+	d->applied_bytes += d->log_end + d->mem_bytes;
 	pthread_mutex_unlock(&d->lock);
 	log_reset(d);
 	/* this guest's own writes since the last checkpoint go with it */
@@ -267,7 +306,7 @@ void sd_disk_end(struct sc_disk *d, bool merge)
 
 	if (!d)
 		return;
-	dropped = d->log_end;
+	dropped = d->log_end + d->mem_bytes;
 	log_reset(d);
 	if (!merge)
 		return;
@@ -292,12 +331,13 @@ json_t *sd_disk_stats(struct sc_disk *d)
 		return NULL;
 	ovl = hw_vm_disk_overlay_sectors(d->vm) * 512;
 	pthread_mutex_lock(&d->lock);
-	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "buffered-writes", (json_int_t)d->nrec,
-		      "buffered-bytes", (json_int_t)d->log_end, "max-buffered-bytes",
-		      (json_int_t)d->max_buffered, "applied-writes", (json_int_t)d->applied,
-		      "applied-bytes", (json_int_t)d->applied_bytes, "sync-bytes",
-		      (json_int_t)d->sync_bytes, "overlay-bytes", (json_int_t)ovl, "merged-bytes",
-		      (json_int_t)(d->merged_sectors * 512));
+	o = json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "buffered-writes", (json_int_t)d->nrec,
+	    "buffered-bytes", (json_int_t)(d->log_end + d->mem_bytes), "spilled-bytes",
+	    (json_int_t)d->log_end, "max-buffered-bytes", (json_int_t)d->max_buffered,
+	    "applied-writes", (json_int_t)d->applied, "applied-bytes", (json_int_t)d->applied_bytes,
+	    "sync-bytes", (json_int_t)d->sync_bytes, "overlay-bytes", (json_int_t)ovl,
+	    "merged-bytes", (json_int_t)(d->merged_sectors * 512));
 	pthread_mutex_unlock(&d->lock);
 	return o;
 }

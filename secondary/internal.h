@@ -55,10 +55,16 @@ int sc_net_handover(struct sc_net *n, struct compare_rewrite **rw, unsigned int 
 struct sc_disk;
 struct vmstate_error;
 typedef struct Colovm__Transport__DiskWrite Colovm__Transport__DiskWrite;
-int sd_disk_new(struct vm *vm, struct sc_disk **out);
+typedef struct Colovm__Transport__Msg Colovm__Transport__Msg;
+/* mem_max: bytes of buffered writes kept in memory (the rest: a file). */
+int sd_disk_new(struct vm *vm, uint64_t mem_max, struct sc_disk **out);
 void sd_disk_free(struct sc_disk *d);
-int sd_disk_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w, bool first_sync,
-		  struct vmstate_error *err);
+/* First sync: straight into the image. */
+int sd_disk_sync_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
+		       struct vmstate_error *err);
+/* Protected: buffered for the next commit; takes *m (a DiskWrite) when it
+ * keeps it in memory (*m NULL then), else copies it to the log. */
+int sd_disk_buffer(struct sc_disk *d, Colovm__Transport__Msg **m, struct vmstate_error *err);
 int sd_disk_first_done(struct sc_disk *d, struct vmstate_error *err);
 int sd_disk_commit(struct sc_disk *d, struct vmstate_error *err);
 void sd_disk_end(struct sc_disk *d, bool merge);

@@ -62,7 +62,13 @@ struct secondary_opts {
 	 * the old primary, waiting as its standby on standby. Main loop, once.
 	 * NULL: none (the guest runs on unprotected). */
 	void (*switched)(void *opaque, const char *standby);
+	/* COLO, replicated disks: the primary's writes since the last
+	 * checkpoint kept in memory up to this many MiB (--disk-buffer-mem),
+	 * the rest in an unlinked file under $TMPDIR or /var/tmp. */
+	unsigned int disk_buffer_mib;
 };
+
+#define SECONDARY_DISK_BUFFER_MEM_DEFAULT 64 /* MiB */
 
 /*
  * Listen on uri (tcp:HOST:PORT or rdma:HOST:PORT) for one migration source

@@ -7,7 +7,9 @@
 # Drill k: a fresh Hk with an empty image protects H(k-1) (`colo-protect`:
 # the first sync copies the image while the guest writes: from drill 2 on a
 # re-protect of the last drill's survivor); at 3 checkpoints the RAM and
-# the images hash alike on both sides; then H(k-1) is SIGKILLed:
+# the images hash alike on both sides (odd k: Hk buffers the writes it
+# applies at a checkpoint in memory and then in its file, mixed; even k:
+# all in memory); then H(k-1) is SIGKILLed:
 #   k % 3 = 1: by `colovmctl drill failover` at a random moment (mostly in
 #           the middle of a write; its report checked: PASS, Hk alone serves);
 #   k % 3 = 2: 0-40 ms after an x-colo-checkpoint request;
@@ -58,7 +60,10 @@ for k in $(seq 1 "$DRILLS"); do
 	p=$d/h$((k - 1)) s=$d/h$k port=$((base + 2 * k))
 	mkdir -p "$s"
 	truncate -s "${IMG_MB}M" "$d/h$k.img"
-	start_secondary "$s" $port "${args[@]}" --disk "$d/h$k.img",replicate
+	# (odd k: 1 MiB of the primary's writes buffered in memory, the rest
+	# in the file after them; even k: the default 64 MiB, all in memory)
+	start_secondary "$s" $port "${args[@]}" --disk "$d/h$k.img",replicate \
+		$([ $((k % 2)) = 1 ] && echo --disk-buffer-mem 1)
 	if [ $((k % 3)) = 0 ]; then
 		python3 "$SRC/tests/e2e/colo-proxy.py" $((port + 1)) $port "$s/arm" >"$s/proxy.out" 2>&1 &
 		on_exit "kill $! 2>/dev/null"

@@ -15,8 +15,8 @@
 #     still verifying; x-colo-checkpoint is refused (not protected).
 #  3. A cannot protect itself with a secondary whose image is smaller
 #     (refused, both say why); a secondary F whose temporary space is
-#     full (TMPDIR on a 256 KiB tmpfs: A's writes buffered there overflow
-#     it) pairs, then stands down saying so, never takes over, and A
+#     full (--disk-buffer-mem 0, TMPDIR on a 256 KiB tmpfs: A's writes
+#     buffered there overflow it) pairs, then stands down saying so, never takes over, and A
 #     leaves COLO and serves on; A can protect itself with a fresh C (empty image): its
 #     image is copied again while its guest writes; 2 checkpoints' digests
 #     equal.
@@ -36,10 +36,10 @@ head -c 8M /dev/urandom >"$d/a.img"
 truncate -s 8M "$d/b.img" "$d/c.img"
 truncate -s 4M "$d/small.img"
 args=(--kernel "$TESTGUEST" --mem 16 --cmdline "app=blk mb=4 loop=1" --peer-key "$d/key")
-# secondary DIR PORT IMAGE: a secondary in its own dir (sec.* there)
+# secondary DIR PORT IMAGE [FLAG...]: a secondary in its own dir (sec.* there)
 secondary() {
 	mkdir -p "$1"
-	start_secondary "$1" "$2" "${args[@]}" --disk "$3",replicate
+	start_secondary "$1" "$2" "${args[@]}" --disk "$3",replicate "${@:4}"
 }
 # protect PORT: colo-protect on A with a heartbeat that the TCG host VM's
 # stalls do not trip, and a digest at every checkpoint
@@ -80,6 +80,8 @@ note "A disk: $pst; B disk: $sst"
 echo "$pst" | grep -qE "'sync-bytes': ([89][0-9]{6}|[0-9]{8,})," || fail "A's image was not copied: $pst"
 echo "$pst" | grep -qE "'write-bytes': [1-9]" || fail "A sent no write: $pst"
 echo "$sst" | grep -qE "'applied-bytes': [1-9]" || fail "B applied no write: $sst"
+# (a 4 MiB hot set: B's buffer stays in memory, nothing in its file)
+echo "$sst" | grep -qE "'spilled-bytes': 0," || fail "B buffered in its file: $sst"
 
 # 2. B dies (colovmctl drill secondary-loss: SIGKILL to B): A serves on
 # alone. First the drill refuses sockets that are not this pair's sides
@@ -116,13 +118,14 @@ done
 note "refused: $(q "$d/a.sock" query-colo-status | jq_ 'd["reason"]')"
 kill -9 $SEC_PID
 # 3b. A secondary whose temporary space is full: its buffer of A's writes
-# (an unlinked file in TMPDIR) cannot grow, so it stands down with the
-# reason (never a takeover), and A serves on unprotected.
+# (none in memory: --disk-buffer-mem 0; an unlinked file in TMPDIR) cannot
+# grow, so it stands down with the reason (never a takeover), and A serves
+# on unprotected.
 mkdir -p "$d/tiny"
 mount -t tmpfs -o size=256k tiny "$d/tiny" || fail "cannot mount a tmpfs (needs root)"
 on_exit "umount -l $d/tiny 2>/dev/null"
 truncate -s 8M "$d/f.img"
-TMPDIR=$d/tiny secondary "$d/f" $((base + 11)) "$d/f.img"
+TMPDIR=$d/tiny secondary "$d/f" $((base + 11)) "$d/f.img" --disk-buffer-mem 0
 F_PID=$SEC_PID
 protect $((base + 11))
 wait_for_line "$d/f/sec.err" 'paired with' 240 || fail "F did not pair: $(tail -5 "$d/f/sec.err")"
