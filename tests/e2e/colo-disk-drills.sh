@@ -14,10 +14,15 @@
 #           the middle of a write; its report checked: PASS, Hk alone serves);
 #   k % 3 = 2: 0-40 ms after an x-colo-checkpoint request;
 #   k % 3 = 0: in the middle of a checkpoint, for certain: the pair's channel
-#           runs through a proxy (colo-proxy.py) that forwards the next
-#           CheckpointRequest, kills H(k-1) at once and forwards nothing it
-#           sent after (lost with its host): Hk must say it dropped that
-#           checkpoint half-way and serve from the one before.
+#           runs through a proxy (colo-proxy.py);
+#           k % 6 = 3: it forwards the next CheckpointRequest, kills H(k-1)
+#           at once and forwards nothing it sent after (lost with its
+#           host): Hk must say it dropped that checkpoint half-way and
+#           serve from the one before;
+#           k % 6 = 0: it forwards Hk's next ack of a checkpoint to H(k-1)
+#           (which resumes), kills H(k-1) 20 ms later and forwards nothing
+#           more either way: Hk, applying that checkpoint's disk writes
+#           then, must apply it whole and serve from it.
 # Hk takes over: the primary's writes after the last checkpoint dropped,
 # its own since merged into its image; its guest goes on writing and
 # verifying for 2 more passes, none failed (a lost or stale write of the
@@ -55,7 +60,7 @@ PRI_PID=$!
 on_exit "kill -9 $PRI_PID 2>/dev/null"
 wait_for_line "$d/h0/sec.out" '^blk: pass 1 ok' 60 || fail "H0's guest does not run: $(cat "$d/h0/sec.err")"
 
-times=() midckpt=0
+times=() midckpt=0 afterack=0
 for k in $(seq 1 "$DRILLS"); do
 	p=$d/h$((k - 1)) s=$d/h$k port=$((base + 2 * k))
 	mkdir -p "$s"
@@ -98,10 +103,23 @@ for k in $(seq 1 "$DRILLS"); do
 		kill -9 $PRI_PID
 		;;
 	0)
-		echo "kill $PRI_PID" >"$s/arm"
-		wait_for_line "$s/proxy.out" '^kill:' 30 || fail "drill $k: the proxy did not kill: $(cat "$s/proxy.out")"
-		wait_for_line "$s/sec.err" 'dropped half-way' 30 ||
-			fail "drill $k: H$k does not say it dropped the checkpoint: $(tail -5 "$s/sec.err")"
+		if [ $((k % 6)) = 3 ]; then
+			echo "kill $PRI_PID" >"$s/arm"
+			wait_for_line "$s/proxy.out" '^kill:' 30 || fail "drill $k: the proxy did not kill: $(cat "$s/proxy.out")"
+			wait_for_line "$s/sec.err" 'dropped half-way' 30 ||
+				fail "drill $k: H$k does not say it dropped the checkpoint: $(tail -5 "$s/sec.err")"
+		else
+			echo "killack $PRI_PID" >"$s/arm"
+			wait_for_line "$s/proxy.out" '^killack:' 30 || fail "drill $k: the proxy did not kill: $(cat "$s/proxy.out")"
+			acked=$(sed -n 's/^killack: CheckpointAck id \([0-9]*\) .*/\1/p' "$s/proxy.out")
+			wait_for_line "$s/sec.err" 'runs on from checkpoint' 30 ||
+				fail "drill $k: H$k did not take over: $(tail -5 "$s/sec.err")"
+			grep -q "runs on from checkpoint $acked," "$s/sec.err" ||
+				fail "drill $k: checkpoint $acked was acked, H$k took over from another: $(grep 'runs on from' "$s/sec.err")"
+			! grep -q 'dropped half-way' "$s/sec.err" || fail "drill $k: H$k dropped the acked checkpoint"
+			t="killed after ack $acked, "
+			afterack=$((afterack + 1))
+		fi
 		;;
 	esac
 	wait_state "$s/sec.sock" unprotected 30 ||
@@ -114,7 +132,7 @@ for k in $(seq 1 "$DRILLS"); do
 	no_crash "$p/sec.err"
 	PRI_PID=$SEC_PID
 done
-note "$DRILLS drills, $midckpt of them killing the primary in a checkpoint; drill failover's takeover times (ms): ${times[*]}"
+note "$DRILLS drills, $midckpt of them killing the primary in a checkpoint, $afterack between a checkpoint's ack and its apply; drill failover's takeover times (ms): ${times[*]}"
 
 # the last survivor, stopped (QMP stop waits for its disk's requests): its image
 s=$d/h$DRILLS

@@ -21,6 +21,12 @@ first, then the bulk streams: transport/transport.h) is forwarded to
            primary's colovm) and forward nothing more it sent: the
            secondary is inside a checkpoint that will never end, as when
            the primary's host dies with the rest of it in flight
+  killack PID
+           forward the secondary's next (first, not "applied") ack of a
+           checkpoint to the primary, SIGKILL PID 20 ms later (the
+           primary resumed and released what the checkpoint covers) and
+           forward nothing more either way: the secondary is applying a
+           checkpoint the primary heard of, and hears no more of it
 
 and prints one line saying what it did (after "listening on PORT").
 """
@@ -35,6 +41,7 @@ import time
 HDR = 24  # magic, version, type, length, flags, seq (transport.h)
 MAC = 16  # Poly1305 tag (wire version 2)
 CHECKPOINT_REQUEST = 8
+CHECKPOINT_ACK = 10
 
 listen_port, target_port, armfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 lock = threading.Lock()
@@ -74,6 +81,83 @@ def read(src):
         return src.recv(65536)
     except OSError:
         return b""
+
+
+def varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return v, i
+
+
+def ack_fields(payload):
+    """id, status (raw varint), applied of a CheckpointAck frame's Msg."""
+    tag, i = varint(payload, 0)
+    if tag != (CHECKPOINT_ACK << 3 | 2):
+        return None
+    n, i = varint(payload, i)
+    body, i, f = payload[i:i + n], 0, {1: 0, 2: 0, 4: 0}
+    while i < len(body):
+        tag, i = varint(body, i)
+        if tag & 7 == 0:
+            f[tag >> 3], i = varint(body, i)
+        elif tag & 7 == 2:
+            n, i = varint(body, i)
+            i += n
+        else:
+            return None
+    return f[1], f[2], f[4]
+
+
+def control_s2c(src, dst):
+    """Secondary -> primary on the control connection, frame by frame."""
+    buf = b""
+    while True:
+        b = read(src)
+        if not b:
+            break
+        if state["killed"]:
+            continue  # the primary is gone
+        buf += b
+        out = b""
+        while len(buf) >= HDR:
+            ftype, length = struct.unpack_from("<HI", buf, 6)
+            n = HDR + length + MAC
+            if len(buf) < n:
+                break
+            frame, buf = buf[:n], buf[n:]
+            out += frame
+            m = mode() or ""
+            if ftype != CHECKPOINT_ACK or not m.startswith("killack "):
+                continue
+            f = ack_fields(frame[HDR:HDR + length])
+            if f is None or f[0] < 2 or f[1] or f[2]:
+                continue
+            try:
+                dst.sendall(out)
+            except OSError:
+                pass
+            time.sleep(0.02)
+            state["killed"] = True
+            os.kill(int(m.split()[1]), signal.SIGKILL)
+            done("killack: CheckpointAck id %d forwarded, then the primary killed" % f[0])
+            # (the secondary hears nothing more: no close until it has
+            # had time to apply, then the end of the stream)
+            time.sleep(0.3)
+            close_all()
+            while read(src):
+                pass
+            return
+        try:
+            dst.sendall(out)
+        except OSError:
+            break
+    if not state["killed"]:
+        close_all()
 
 
 def plain(src, dst):
@@ -128,6 +212,8 @@ def control_c2s(src, dst):
         b = read(src)
         if not b:
             break
+        if state["killed"]:
+            continue  # what a dead primary had sent: lost with its host
         buf += b
         out = b""
         while len(buf) >= HDR:
@@ -170,7 +256,8 @@ def control_c2s(src, dst):
             dst.sendall(out)
         except OSError:
             break
-    close_all()
+    if not state["killed"]:
+        close_all()  # (after a killack, its thread closes)
 
 
 def main():
@@ -187,10 +274,10 @@ def main():
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with lock:
             socks.extend((c, t))
-        up = control_c2s if first else bulk_c2s
+        up, down = (control_c2s, control_s2c) if first else (bulk_c2s, plain)
         first = False
         threading.Thread(target=up, args=(c, t), daemon=True).start()
-        threading.Thread(target=plain, args=(t, c), daemon=True).start()
+        threading.Thread(target=down, args=(t, c), daemon=True).start()
 
 
 main()
