@@ -144,6 +144,17 @@ static uint64_t mark(struct colo_disk *k, unsigned int disk, uint64_t off, uint6
 	return fresh;
 }
 
+size_t colo_disk_take_run(uint64_t *bits, uint64_t w, uint64_t image_bytes, uint64_t *off)
+{
+	unsigned int lo = (unsigned int)__builtin_ctzll(*bits);
+	uint64_t rest = ~*bits >> lo; /* zero past a run that reaches bit 63 */
+	unsigned int n = rest ? (unsigned int)__builtin_ctzll(rest) : 64 - lo;
+
+	*bits &= n == 64 ? 0 : ~(((1ull << n) - 1) << lo);
+	*off = (w * 64 + lo) * DISK_BLOCK;
+	return (size_t)MIN((uint64_t)n * DISK_BLOCK, image_bytes - *off);
+}
+
 /* Send the marked blocks of word w of disk (its bits taken first: a write
  * after that marks them again), a run of consecutive blocks per DiskWrite,
  * read from the image into buf (DISK_RUN bytes). */
@@ -154,14 +165,10 @@ static int send_word(struct colo_disk *k, unsigned int disk, uint64_t w, uint8_t
 
 	atomic_fetch_sub(&k->dirty, (int64_t)__builtin_popcountll(bits) * DISK_BLOCK);
 	while (bits) {
-		unsigned int lo = (unsigned int)__builtin_ctzll(bits);
-		uint64_t rest = ~bits >> lo; /* zero past a run that reaches bit 63 */
-		unsigned int n = rest ? (unsigned int)__builtin_ctzll(rest) : 64 - lo;
-		uint64_t off = (w * 64 + lo) * DISK_BLOCK;
-		size_t len = (size_t)MIN((uint64_t)n * DISK_BLOCK, k->d[disk].bytes - off);
+		uint64_t off;
+		size_t len = colo_disk_take_run(&bits, w, k->d[disk].bytes, &off);
 		int ret;
 
-		bits &= n == 64 ? 0 : ~(((1ull << n) - 1) << lo);
 		ret = hw_vm_disk_read(k->vm, disk, buf, len, off);
 		if (ret)
 			return vmstate_seterr(err, ret, "disk %u: cannot read: %s", disk,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/qmp/qmp.h"
+#include "hw/hw.h" /* struct hw_ram_hash_ring */
 #include "primary/primary.h"
 #include "transport/transport.h"
 
@@ -259,6 +260,11 @@ void colo_disk_free(struct colo_disk *k);
 /* {dirty-bytes, writes, write-bytes, sent-bytes, sync-bytes, sync-total,
  * sync-remaining, settle-last-ms, settle-max-ms}; NULL: none. */
 json_t *colo_disk_stats(struct colo_disk *k);
+/* The first run of consecutive marked blocks of bitmap word w (*bits, not
+ * 0), taken out of *bits: its byte offset in an image of image_bytes in
+ * *off, its length returned (whole 4 KiB blocks, the image's last one
+ * possibly short; 256 KiB at most: a DiskWrite). */
+size_t colo_disk_take_run(uint64_t *bits, uint64_t w, uint64_t image_bytes, uint64_t *off);
 
 #define RAM_BATCH_PAGES	 256u  /* pages per rate-limit / cancel step (1 MiB) */
 #define RAM_COMMIT_PAGES 4096u /* pages per bulk commit (16 MiB) */
