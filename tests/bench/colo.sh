@@ -19,7 +19,8 @@
 #   2. app=dirty at 1, 4 and 16 MiB/s (no network) on a colovm pair: pause
 #      per checkpoint (median, p99) against dirty pages per checkpoint.
 #
-# Median of RUNS runs (default 3) for each figure. IDLE=poll runs the guest
+# Median of RUNS runs (default 3) for each figure (HTTP_LOADS: other loads,
+# see LOADS below). IDLE=poll runs the guest
 # with idle=poll (it spins when idle instead of halting; see
 # tests/guest/irq.c): on a machine whose cores both copies of the pair
 # share, a spinning guest takes a core from the other copy. Under QEMU
@@ -154,7 +155,9 @@ watch_events() { # SOCK FILE
 # connections on / (the page counts the requests served, and the two copies
 # take the connections' requests in their own order now and then: outputs
 # that differ), on /static and one connection on / (outputs that match).
-LOADS=(":4:/" "s:4:/static" "1:1:/")
+# HTTP_LOADS (space-separated, same form) replaces them, e.g.
+# HTTP_LOADS="s16:16:/static s64:64:/static".
+read -ra LOADS <<<"${HTTP_LOADS:-:4:/ s:4:/static 1:1:/}"
 for ((r = 0; r < ${HTTP_RUNS:-$RUNS}; r++)); do
 	start plain "$HTTP" net || { echo "plain VM did not start" >&2; exit 1; }
 	for l in "${LOADS[@]}"; do
@@ -209,7 +212,7 @@ http_table() {
 		"p99 $(col pair$x 7) ms, $(col pair$x 8) pages and $(col pair$x 9) bytes per checkpoint."
 	echo
 }
-if [ -s "$tmp/pair.res" ]; then # (HTTP_RUNS=0: the dirty table only)
+if compgen -G "$tmp/pair*.res" >/dev/null; then # (HTTP_RUNS=0: the dirty table only)
 	for l in "${LOADS[@]}"; do
 		IFS=: read -r x c path <<<"$l"
 		http_table "$x" "$c" "$path"
