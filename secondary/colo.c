@@ -937,6 +937,14 @@ static bool claim(struct secondary_colo *s, const char *broke)
 	return false;
 }
 
+/* The pair ended and this copy does not serve (it shuts down or is
+ * fenced): the dirty log's stop, left for later, now. */
+static void *not_serving(struct secondary_colo *s)
+{
+	hw_dirty_log_stop_now(s->vm);
+	return NULL;
+}
+
 static void *sc_thread(void *arg)
 {
 	struct secondary_colo *s = arg;
@@ -1036,11 +1044,11 @@ static void *sc_thread(void *arg)
 	if (!ret) {
 		sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 		sc_call(s, SC_REQ_SHUTDOWN);
-		return NULL;
+		return not_serving(s);
 	}
 	if (ret == -EINTR) {
 		sc_set_state(s, SC_UNPROTECTED, "colovm is shutting down");
-		return NULL;
+		return not_serving(s);
 	}
 	if (s->disk_fault) {
 		/* This side's own fault: its disk is not the checkpoint's.
@@ -1050,7 +1058,7 @@ static void *sc_thread(void *arg)
 			err.msg);
 		sc_set_state(s, SC_UNPROTECTED, "stood down: %s", err.msg);
 		sc_call(s, SC_REQ_SHUTDOWN);
-		return NULL;
+		return not_serving(s);
 	}
 	if (!claim(s, err.msg)) {
 		pthread_mutex_lock(&s->lock);
@@ -1058,7 +1066,7 @@ static void *sc_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		log_event(LOG_ERROR, "fence", "COLO: the witness did not grant: fencing");
 		sc_call(s, SC_REQ_FENCE);
-		return NULL;
+		return not_serving(s);
 	}
 	if (switched) {
 		log_event(LOG_INFO, "switchover", "COLO: %s: serving it from checkpoint %llu",
