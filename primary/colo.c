@@ -617,6 +617,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 	     struct vmstate_error *err)
 {
 	uint64_t next, v, applied = p->id, unapplied_since = 0;
+	bool more = false; /* the last look at the channel stopped at its bound */
 	unsigned int hb_ms, hb_misses;
 	const char *standby; /* (m->standby: set once, freed by the next mig_start) */
 	int ret;
@@ -699,6 +700,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			m->pending &= ~pending;
 			pthread_mutex_unlock(&m->lock);
 			ret = checkpoint(m, ch, p, bitmap, reason, standby, err);
+			more = true; /* (it read the channel: frames may wait in its buffer) */
 			if (!ret && standby)
 				return 0; /* switched over: the pair ends here */
 			if (ret == -EAGAIN) {
@@ -740,7 +742,10 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 			next = clock_ns() + interval;
 			continue;
 		}
-		ret = poll(pfd, 2, (int)((next - now + 999999) / 1000000));
+		/* (frames the last look left read but not taken are in the
+		 * channel's buffer, where poll cannot see them: look again at
+		 * once) */
+		ret = poll(pfd, 2, more ? 0 : (int)((next - now + 999999) / 1000000));
 		if (ret < 0 && errno != EINTR)
 			return vmstate_seterr(err, -errno, "poll: %s", strerror(errno));
 		if (pfd[1].revents && read(m->colo_evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -749,7 +754,7 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		 * heartbeat's, may have taken the completion event of a frame
 		 * that waits for us; while the second ack is awaited, look
 		 * every time) */
-		if (!pfd[0].revents && applied >= m->ckpt_id)
+		if (!pfd[0].revents && !more && applied >= m->ckpt_id)
 			continue;
 		char why[160];
 
@@ -757,10 +762,13 @@ int colo_run(struct primary *m, struct transport_channel *ch, struct ram_send *p
 		 * packets (all that are there, up to a bound, before the next
 		 * look at requests); any other message is a farewell, EOF a
 		 * lost secondary. */
+		more = true; /* unless the look below ends empty */
 		for (unsigned int n = 0; n < 64; n++) {
 			ret = transport_recv(ch, 0, &msg);
-			if (ret == -EAGAIN)
+			if (ret == -EAGAIN) {
+				more = false;
 				break;
+			}
 			if (ret)
 				return vmstate_seterr(err, ret, "%s",
 						      lost_why(m, ret, why, sizeof(why)));

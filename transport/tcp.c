@@ -64,8 +64,19 @@ struct tcp_stream {
 	bool eof;	   /* peer closed the stream cleanly, ditto */
 };
 
+/* Control frames are read through a buffer: one recv takes every frame
+ * the socket holds (up to its size), where a header and a body were two,
+ * and a poll before them a third. */
+#define RX_BUF (64u << 10)
+
 struct tcp_chan {
 	int fd;
+	/* the receiver's (transport_recv's lock): bytes read from fd, not yet
+	 * handed out, at rx[rx_off..rx_off + rx_len); rx_short: the last read
+	 * took less than it could (the socket was empty then) */
+	uint8_t *rx;
+	size_t rx_off, rx_len;
+	bool rx_short;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	unsigned int n;
@@ -702,14 +713,97 @@ static int tcp_send_frame(struct transport_channel *ch, const void *buf, size_t 
 	return sendv_all(tc(ch)->fd, &v, 1);
 }
 
+/* One frame from the buffer into buf, the part of a frame longer than the
+ * buffer straight from the socket: 0; 1: not all of it is buffered yet. */
+static int rx_take(struct tcp_chan *t, uint8_t *buf, size_t cap, size_t *len)
+{
+	const uint8_t *p = t->rx + t->rx_off;
+	struct frame_hdr h;
+	size_t flen;
+	int ret;
+
+	if (t->rx_len < TRANSPORT_HDR_LEN)
+		return 1;
+	frame_hdr_decode(p, &h);
+	ret = frame_check_ctrl_hdr(&h, &flen);
+	if (ret)
+		return ret;
+	if (flen > cap)
+		return -EMSGSIZE;
+	if (t->rx_len < flen && t->rx_off + flen <= RX_BUF)
+		return 1; /* it fits: more reads */
+	if (t->rx_len >= flen) {
+		memcpy(buf, p, flen);
+		t->rx_off += flen;
+		t->rx_len -= flen;
+	} else {
+		/* larger than what is left of the buffer: the rest straight in
+		 * (a frame once begun comes whole within the socket timeout) */
+		memcpy(buf, p, t->rx_len);
+		ret = recv_all(t->fd, buf + t->rx_len, flen - t->rx_len);
+		if (ret)
+			return ret;
+		t->rx_off = t->rx_len = 0;
+	}
+	if (!t->rx_len)
+		t->rx_off = 0;
+	*len = flen;
+	return 0;
+}
+
 static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap, size_t *len,
 			  int timeout_ms)
 {
-	int ret = wait_fd(tc(ch)->fd, POLLIN, timeout_ms);
+	struct tcp_chan *t = tc(ch);
+	int ret;
 
-	if (ret)
-		return ret;
-	return recv_frame_fd(tc(ch)->fd, buf, cap, len);
+	if (!t->rx && !(t->rx = malloc(RX_BUF)))
+		return -ENOMEM;
+	for (;;) {
+		/* a frame begun comes whole, as recv_all would wait for it */
+		int wait_ms = t->rx_len ? (int)ch->opts.timeout_ms : timeout_ms;
+		size_t room;
+		ssize_t n;
+
+		ret = rx_take(t, buf, cap, len);
+		if (ret <= 0)
+			return ret;
+		if (t->rx_short) {
+			/* The socket was empty at the last read: wait first.
+			 * A caller that only looks (timeout 0) is told at once,
+			 * without a system call: its poll of the fd sees what
+			 * came since. */
+			t->rx_short = false;
+			if (!wait_ms)
+				return -EAGAIN;
+			ret = wait_fd(t->fd, POLLIN, wait_ms);
+			if (ret)
+				return ret == -EAGAIN && t->rx_len ? -ETIMEDOUT : ret;
+		}
+		if (t->rx_off && t->rx_off + t->rx_len == RX_BUF) {
+			memmove(t->rx, t->rx + t->rx_off, t->rx_len);
+			t->rx_off = 0;
+		}
+		room = RX_BUF - t->rx_off - t->rx_len;
+		n = recv(t->fd, t->rx + t->rx_off + t->rx_len, room, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!wait_ms)
+				return -EAGAIN;
+			ret = wait_fd(t->fd, POLLIN, wait_ms);
+			if (ret)
+				return ret == -EAGAIN && t->rx_len ? -ETIMEDOUT : ret;
+			continue;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno_link(errno);
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		t->rx_short = (size_t)n < room;
+		t->rx_len += (size_t)n;
+	}
 }
 
 static int tcp_region_info(struct transport_channel *ch, uint64_t *addr, uint32_t *rkey)
@@ -814,6 +908,7 @@ static void tcp_close(struct transport_channel *ch)
 	}
 	if (t->fd >= 0)
 		close(t->fd);
+	free(t->rx);
 	pthread_mutex_destroy(&t->vlock);
 	pthread_cond_destroy(&t->vcond);
 	free(t);

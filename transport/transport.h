@@ -299,7 +299,12 @@ int transport_send(struct transport_channel *ch, const transport_msg *msg);
  */
 int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg **out);
 void transport_msg_free(transport_msg *msg);
-/* Readable when transport_recv() may have something (for a struct loop). */
+/* Readable when transport_recv() may have something (for a struct loop).
+ * A hint only: frames already read may wait in the channel's buffer, where
+ * poll cannot see them, so poll only after transport_recv() said -EAGAIN
+ * (TCP: one read takes every frame the socket holds; a look with timeout 0
+ * right after a read that emptied the socket says -EAGAIN without another
+ * system call). */
 int transport_fd(const struct transport_channel *ch);
 
 /*
