@@ -260,6 +260,9 @@ struct net_hook_ops {
 	/* A frame the backend received, on its way to the guest. true: the
 	 * hook took it; false: the guest gets it. NULL: always the guest. */
 	bool (*wire_rx)(void *opaque, const uint8_t *frame, size_t len);
+	/* After the wire_rx calls of one read of the backend that took a
+	 * frame (a batch: what they queued can go now). NULL: none. */
+	void (*wire_rx_done)(void *opaque);
 };
 
 struct hw_net_stats {

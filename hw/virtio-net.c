@@ -165,7 +165,7 @@ static void net_rx(struct virtio_net *n)
 {
 	struct virtq *q = virtio_mmio_queue(n->t, NET_RXQ);
 	unsigned int budget = NET_BUDGET;
-	bool starved = false;
+	bool starved = false, hooked = false;
 	struct net_frame *f;
 	int ret;
 
@@ -203,8 +203,10 @@ again:
 			break;
 		budget--;
 		if (n->hook && n->hook->wire_rx &&
-		    n->hook->wire_rx(n->hook_opaque, n->buf, (size_t)len))
+		    n->hook->wire_rx(n->hook_opaque, n->buf, (size_t)len)) {
+			hooked = true;
 			continue;
+		}
 		ret = net_rx_one(n, q, n->buf, (size_t)len);
 		if (ret < 0)
 			goto out;
@@ -215,6 +217,8 @@ out:
 		if (budget)
 			goto again;
 	}
+	if (hooked && n->hook->wire_rx_done)
+		n->hook->wire_rx_done(n->hook_opaque);
 	if (!budget) /* more may wait: come back after other work */
 		signal_inject(n);
 	net_watch_backend(n, !starved && !q->broken);

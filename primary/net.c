@@ -347,7 +347,7 @@ static int mirror_to_channel(void *opaque, const uint8_t *frame, size_t len)
 	msg.packet = &pk;
 	pthread_mutex_lock(&p->n->ch_lock);
 	if (p->n->ch)
-		ret = transport_send(p->n->ch, &msg);
+		ret = transport_send_more(p->n->ch, &msg); /* (hook_wire_rx_done sends) */
 	pthread_mutex_unlock(&p->n->ch_lock);
 	if (!ret)
 		atomic_fetch_add(&p->mirrored, 1);
@@ -377,7 +377,19 @@ static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 	return true;
 }
 
-static const struct net_hook_ops hook_ops = {.guest_tx = hook_guest_tx, .wire_rx = hook_wire_rx};
+/* The frames of one read of the tap, mirrored: sent in one go. */
+static void hook_wire_rx_done(void *opaque)
+{
+	struct colo_port *p = opaque;
+
+	pthread_mutex_lock(&p->n->ch_lock);
+	if (p->n->ch)
+		transport_flush(p->n->ch); /* (an error: the checkpoint thread's to see) */
+	pthread_mutex_unlock(&p->n->ch_lock);
+}
+
+static const struct net_hook_ops hook_ops = {
+    .guest_tx = hook_guest_tx, .wire_rx = hook_wire_rx, .wire_rx_done = hook_wire_rx_done};
 
 /* ---- the compare thread ------------------------------------------------------------ */
 

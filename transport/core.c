@@ -167,6 +167,7 @@ static void channel_free(struct transport_channel *ch)
 	sodium_memzero(&ch->key, sizeof(ch->key));
 	free(ch->runs);
 	free(ch->rxbuf);
+	free(ch->txq);
 	free(ch);
 }
 
@@ -180,6 +181,18 @@ void transport_close(struct transport_channel *ch)
 
 /* ---- frames -------------------------------------------------------------- */
 
+/* The frames transport_send_more kept, sent (send_lock held). */
+static int txq_flush(struct transport_channel *ch)
+{
+	int ret;
+
+	if (!ch->txq_len)
+		return 0;
+	ret = ch->ops->send_frame(ch, ch->txq, ch->txq_len);
+	ch->txq_len = 0;
+	return ret;
+}
+
 static int send_msg(struct transport_channel *ch, const transport_msg *m, const uint8_t *key,
 		    uint16_t version)
 {
@@ -190,7 +203,9 @@ static int send_msg(struct transport_channel *ch, const transport_msg *m, const 
 	ret = frame_seal(m, version, ch->send_seq, key, &buf, &len);
 	if (ret)
 		return ret;
-	ret = ch->ops->send_frame(ch, buf, len);
+	ret = txq_flush(ch); /* (sealed before this one: they go first) */
+	if (!ret)
+		ret = ch->ops->send_frame(ch, buf, len);
 	free(buf);
 	if (!ret)
 		ch->send_seq++;
@@ -674,6 +689,56 @@ int transport_send(struct transport_channel *ch, const transport_msg *msg)
 		if (ret && ret != -EMSGSIZE)
 			ret = tp_fail(ch, ret);
 	}
+	pthread_mutex_unlock(&ch->send_lock);
+	return ret;
+}
+
+int transport_send_more(struct transport_channel *ch, const transport_msg *msg)
+{
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	if (!ch->ops->batch_frames)
+		return transport_send(ch, msg);
+	if (!msg || !user_body(msg->body_case))
+		return -EINVAL;
+	pthread_mutex_lock(&ch->send_lock);
+	ret = tp_get_err(ch);
+	if (ret)
+		goto out;
+	ret = frame_seal(msg, TRANSPORT_WIRE_VERSION, ch->send_seq, ch->k_send, &buf, &len);
+	if (ret)
+		goto out;
+	if (ch->txq_len + len > TRANSPORT_TXQ_MAX || !ch->txq) {
+		ret = txq_flush(ch);
+		if (!ret && !ch->txq && !(ch->txq = malloc(TRANSPORT_TXQ_MAX)))
+			ret = -ENOMEM;
+	}
+	if (!ret && len > TRANSPORT_TXQ_MAX) {
+		ret = ch->ops->send_frame(ch, buf, len);
+	} else if (!ret) {
+		memcpy(ch->txq + ch->txq_len, buf, len);
+		ch->txq_len += len;
+	}
+	free(buf);
+	if (!ret)
+		ch->send_seq++;
+	else if (ret != -ENOMEM && ret != -EMSGSIZE)
+		ret = tp_fail(ch, ret);
+out:
+	pthread_mutex_unlock(&ch->send_lock);
+	return ret;
+}
+
+int transport_flush(struct transport_channel *ch)
+{
+	int ret;
+
+	pthread_mutex_lock(&ch->send_lock);
+	ret = tp_get_err(ch);
+	if (!ret && (ret = txq_flush(ch)))
+		ret = tp_fail(ch, ret);
 	pthread_mutex_unlock(&ch->send_lock);
 	return ret;
 }

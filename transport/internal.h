@@ -106,8 +106,9 @@ struct transport_ops {
 	/* Wait for one raw connection (no handshake yet). */
 	int (*accept)(struct transport_listener *l, struct transport_channel *ch);
 	int (*connect)(struct transport_channel *ch, const char *host, const char *port);
-	/* Send one whole frame. */
+	/* Send one whole frame (batch_frames: or several, back to back). */
 	int (*send_frame)(struct transport_channel *ch, const void *buf, size_t len);
+	bool batch_frames;
 	/* Receive one whole control frame into buf (cap bytes); -EAGAIN on timeout. */
 	int (*recv_frame)(struct transport_channel *ch, uint8_t *buf, size_t cap, size_t *len,
 			  int timeout_ms);
@@ -157,6 +158,8 @@ struct transport_listener {
 	struct tp_heartbeat *hb; /* transport_heartbeat_start */
 };
 
+#define TRANSPORT_TXQ_MAX (64u << 10) /* transport_send_more's buffer */
+
 struct transport_channel {
 	const struct transport_ops *ops;
 	struct transport_opts opts;
@@ -174,6 +177,9 @@ struct transport_channel {
 	uint8_t session_id[16];
 	unsigned int streams;
 	uint8_t *rxbuf; /* TRANSPORT_HDR_LEN + MAX_MSG + MAC */
+	/* frames sealed by transport_send_more, not yet sent (under send_lock) */
+	uint8_t *txq;
+	size_t txq_len;
 
 	/* bulk, sending side (under send_lock) */
 	uint64_t send_epoch;

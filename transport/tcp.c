@@ -1018,6 +1018,7 @@ const struct transport_ops transport_tcp_ops = {
     .connect = tcp_connect,
     .send_frame = tcp_send_frame,
     .recv_frame = tcp_recv_frame,
+    .batch_frames = true,
     .region_info = tcp_region_info,
     .bulk_setup = tcp_bulk_setup,
     .bulk_write = tcp_bulk_write,

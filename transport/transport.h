@@ -86,7 +86,8 @@
  * ---- Threads ---------------------------------------------------------------
  *
  * A channel has two sides that may run at the same time on two threads:
- *   sending    transport_send, transport_bulk_write, transport_bulk_commit
+ *   sending    transport_send, _send_more, _flush, transport_bulk_write,
+ *              transport_bulk_commit
  *              (one lock: calls from several threads are serialized, but a
  *              bulk epoch is everything written between two commits, so
  *              keep bulk writes and their commit on one thread)
@@ -298,6 +299,15 @@ int transport_send(struct transport_channel *ch, const transport_msg *msg);
  * channel failures. Free the message with transport_msg_free().
  */
 int transport_recv(struct transport_channel *ch, int timeout_ms, transport_msg **out);
+/*
+ * transport_send, but the frame may wait (TCP: up to 64 KiB of frames) for
+ * transport_flush or the next transport_send, whichever comes first, and go
+ * with the others in one system call: for a burst of small messages (the
+ * packets a NIC read in one go). Errors as transport_send's (a failed send
+ * may show at the flush). Over RDMA: transport_send.
+ */
+int transport_send_more(struct transport_channel *ch, const transport_msg *msg);
+int transport_flush(struct transport_channel *ch);
 void transport_msg_free(transport_msg *msg);
 /* Readable when transport_recv() may have something (for a struct loop).
  * A hint only: frames already read may wait in the channel's buffer, where
