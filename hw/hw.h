@@ -257,6 +257,9 @@ struct net_hook_ops {
 	/* A frame the guest sent. true: the hook took it (the backend never
 	 * sees it); false: it goes on to the backend (tap). */
 	bool (*guest_tx)(void *opaque, const uint8_t *frame, size_t len);
+	/* After the guest_tx calls of one pass over the TX queue that took a
+	 * frame (a batch). NULL: none. */
+	void (*guest_tx_done)(void *opaque);
 	/* A frame the backend received, on its way to the guest. true: the
 	 * hook took it; false: the guest gets it. NULL: always the guest. */
 	bool (*wire_rx)(void *opaque, const uint8_t *frame, size_t len);

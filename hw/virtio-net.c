@@ -255,6 +255,7 @@ static void net_tx(struct virtio_net *n)
 		return;
 	for (;;) {
 		unsigned int budget = NET_BUDGET;
+		bool hooked = false;
 
 		virtq_disable_notify(q); /* we are looking: no kicks until we stop */
 		while (budget-- && (ret = virtq_pop(q, e)) > 0) {
@@ -284,6 +285,7 @@ static void net_tx(struct virtio_net *n)
 				if (n->hook && n->hook->guest_tx(n->hook_opaque, n->buf, len)) {
 					n->tx_frames++;
 					n->tx_bytes += len;
+					hooked = true;
 				} else if (n->be->ops->send(n->be, &iov, 1) < 0) {
 					n->tx_dropped++;
 				} else {
@@ -293,6 +295,8 @@ static void net_tx(struct virtio_net *n)
 			}
 			virtq_push(q, e->head, 0);
 		}
+		if (hooked && n->hook && n->hook->guest_tx_done)
+			n->hook->guest_tx_done(n->hook_opaque);
 		virtio_mmio_complete(n->t, q);
 		if (q->broken || !virtq_enable_notify(q))
 			break;

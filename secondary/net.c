@@ -85,7 +85,7 @@ static int to_channel(void *opaque, const uint8_t *frame, size_t len)
 	pk.data.len = len;
 	msg.body_case = COLOVM__TRANSPORT__MSG__BODY_PACKET;
 	msg.packet = &pk;
-	ret = transport_send(p->n->ch, &msg);
+	ret = transport_send_more(p->n->ch, &msg); /* (hook_guest_tx_done sends) */
 	if (!ret)
 		atomic_fetch_add(&p->n->redirected, 1);
 	return ret;
@@ -143,7 +143,20 @@ static bool hook_wire_rx(void *opaque, const uint8_t *frame, size_t len)
 	return true;
 }
 
-static const struct net_hook_ops hook_ops = {.guest_tx = hook_guest_tx, .wire_rx = hook_wire_rx};
+/* The frames of one pass over the guest's TX queue, redirected to the
+ * primary: sent in one go. */
+static void hook_guest_tx_done(void *opaque)
+{
+	struct sc_net *n = ((struct sc_port *)opaque)->n;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->ch)
+		transport_flush(n->ch); /* (an error: the COLO thread's to see) */
+	pthread_mutex_unlock(&n->lock);
+}
+
+static const struct net_hook_ops hook_ops = {
+    .guest_tx = hook_guest_tx, .guest_tx_done = hook_guest_tx_done, .wire_rx = hook_wire_rx};
 
 int sc_net_new(struct vm *vm, struct sc_net **out)
 {
