@@ -134,6 +134,8 @@ static int check_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
 {
 	uint64_t len = w->data.len;
 
+	if (!d)
+		return vmstate_seterr(err, -EPROTO, "a disk write, and this VM replicates no disk");
 	if (w->disk >= d->n || !d->info[w->disk].replicate)
 		return vmstate_seterr(err, -EPROTO, "a write to disk %u, which is not replicated",
 				      w->disk);
@@ -151,11 +153,8 @@ static int check_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
 int sd_disk_sync_write(struct sc_disk *d, const Colovm__Transport__DiskWrite *w,
 		       struct vmstate_error *err)
 {
-	int ret;
+	int ret = check_write(d, w, err);
 
-	if (!d)
-		return vmstate_seterr(err, -EPROTO, "a disk write, and this VM replicates no disk");
-	ret = check_write(d, w, err);
 	if (ret)
 		return ret;
 	ret = hw_vm_disk_write(d->vm, w->disk, w->data.data, w->data.len, w->offset);
@@ -193,11 +192,8 @@ int sd_disk_buffer(struct sc_disk *d, transport_msg **m, struct vmstate_error *e
 	const Colovm__Transport__DiskWrite *w = (*m)->disk_write;
 	bool keep;
 	struct sd_rec *r;
-	int ret;
+	int ret = check_write(d, w, err);
 
-	if (!d)
-		return vmstate_seterr(err, -EPROTO, "a disk write, and this VM replicates no disk");
-	ret = check_write(d, w, err);
 	if (ret)
 		return ret;
 	if (d->nrec == d->cap) {

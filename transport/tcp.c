@@ -145,22 +145,39 @@ static int sendv_all(int fd, struct iovec *v, int cnt)
 	return 0;
 }
 
+/* One recv: *got bytes (> 0), or -EAGAIN (flags MSG_DONTWAIT: nothing
+ * there), or the link's error (-ECONNRESET at its end). */
+static int recv_some(int fd, void *buf, size_t len, int flags, size_t *got)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, len, flags);
+
+		if (n > 0) {
+			*got = (size_t)n;
+			return 0;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if ((flags & MSG_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -EAGAIN;
+		return errno_link(errno);
+	}
+}
+
 static int recv_all(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
+		size_t n;
+		int ret = recv_some(fd, p, len, 0, &n);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno_link(errno);
-		}
-		if (n == 0)
-			return -ECONNRESET;
+		if (ret)
+			return ret;
 		p += n;
-		len -= (size_t)n;
+		len -= n;
 	}
 	return 0;
 }
@@ -762,8 +779,7 @@ static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap
 	for (;;) {
 		/* a frame begun comes whole, as recv_all would wait for it */
 		int wait_ms = t->rx_len ? (int)ch->opts.timeout_ms : timeout_ms;
-		size_t room;
-		ssize_t n;
+		size_t room, n;
 
 		ret = rx_take(t, buf, cap, len);
 		if (ret <= 0)
@@ -785,8 +801,8 @@ static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap
 			t->rx_off = 0;
 		}
 		room = RX_BUF - t->rx_off - t->rx_len;
-		n = recv(t->fd, t->rx + t->rx_off + t->rx_len, room, MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		ret = recv_some(t->fd, t->rx + t->rx_off + t->rx_len, room, MSG_DONTWAIT, &n);
+		if (ret == -EAGAIN) {
 			if (!wait_ms)
 				return -EAGAIN;
 			ret = wait_fd(t->fd, POLLIN, wait_ms);
@@ -794,15 +810,10 @@ static int tcp_recv_frame(struct transport_channel *ch, uint8_t *buf, size_t cap
 				return ret == -EAGAIN && t->rx_len ? -ETIMEDOUT : ret;
 			continue;
 		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno_link(errno);
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		t->rx_short = (size_t)n < room;
-		t->rx_len += (size_t)n;
+		if (ret)
+			return ret;
+		t->rx_short = n < room;
+		t->rx_len += n;
 	}
 }
 

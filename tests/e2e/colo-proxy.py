@@ -83,6 +83,20 @@ def read(src):
         return b""
 
 
+def frames(buf):
+    """The whole frames at the start of buf (type, length, bytes each), and
+    what is left after them."""
+    out = []
+    while len(buf) >= HDR:
+        ftype, length = struct.unpack_from("<HI", buf, 6)
+        n = HDR + length + MAC
+        if len(buf) < n:
+            break
+        out.append((ftype, length, buf[:n]))
+        buf = buf[n:]
+    return out, buf
+
+
 def varint(b, i):
     v = s = 0
     while True:
@@ -122,14 +136,9 @@ def control_s2c(src, dst):
             break
         if state["killed"]:
             continue  # the primary is gone
-        buf += b
+        whole, buf = frames(buf + b)
         out = b""
-        while len(buf) >= HDR:
-            ftype, length = struct.unpack_from("<HI", buf, 6)
-            n = HDR + length + MAC
-            if len(buf) < n:
-                break
-            frame, buf = buf[:n], buf[n:]
+        for ftype, length, frame in whole:
             out += frame
             m = mode() or ""
             if ftype != CHECKPOINT_ACK or not m.startswith("killack "):
@@ -214,14 +223,9 @@ def control_c2s(src, dst):
             break
         if state["killed"]:
             continue  # what a dead primary had sent: lost with its host
-        buf += b
+        whole, buf = frames(buf + b)
         out = b""
-        while len(buf) >= HDR:
-            ftype, length = struct.unpack_from("<HI", buf, 6)
-            n = HDR + length + MAC
-            if len(buf) < n:
-                break
-            frame, buf = buf[:n], buf[n:]
+        for ftype, length, frame in whole:
             out += frame
             if ftype != CHECKPOINT_REQUEST:
                 continue
