@@ -149,6 +149,7 @@ static int sendv_all(int fd, struct iovec *v, int cnt)
  * there), or the link's error (-ECONNRESET at its end). */
 static int recv_some(int fd, void *buf, size_t len, int flags, size_t *got)
 {
+	*got = 0;
 	for (;;) {
 		ssize_t n = recv(fd, buf, len, flags);
 
