@@ -287,7 +287,7 @@ static int send_ack(struct transport_channel *ch, uint64_t id, int status, const
 	return ack_msg(ch, id, status, message, false);
 }
 
-/* The log of the primary's disk writes into the images, flushed; a fault
+/* The primary's buffered disk writes into the images, flushed; a fault
  * here is this side's (disk_fault: it stands down, never takes over). */
 static int disk_commit(struct secondary_colo *s, struct vmstate_error *err)
 {
@@ -755,7 +755,7 @@ static int checkpoints(struct secondary_colo *s, struct transport_channel *ch, b
 				break;
 			}
 			/* From here the unit is whole and checked (its disk
-			 * writes in the log): it is applied whatever becomes of
+			 * writes buffered): it is applied whatever becomes of
 			 * the primary. A send that fails now (the primary died,
 			 * or the link) ends the pair after the apply, and a
 			 * takeover goes on from checkpoint id -- never from id's
