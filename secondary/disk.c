@@ -8,9 +8,10 @@
  *                 overlays start (hw.h: this guest's own writes go there)
  *   checkpoints   the primary's writes are buffered, not applied: the
  *                 received messages kept as they are, up to mem_max
- *                 bytes (--disk-buffer-mem), the rest appended to an unlinked log file (page
- *                 cache, then disk: memory stays bounded whatever a
- *                 checkpoint carries), indexed in memory; when unit n is
+ *                 bytes (--disk-buffer-mem), the rest appended to an
+ *                 unlinked log file (page cache, then disk: memory stays
+ *                 bounded whatever a checkpoint carries), indexed in
+ *                 memory; when unit n is
  *                 complete, checked and acked, the buffer is applied to
  *                 the images in order, the images flushed, the buffer and
  *                 the overlays emptied (sd_disk_commit), before the
@@ -77,6 +78,21 @@ static int log_open(void)
 	return -errno;
 }
 
+static void log_reset(struct sc_disk *d)
+{
+	bool spilled = d->log_end;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nrec; i++)
+		transport_msg_free(d->recs[i].msg);
+	d->nrec = 0;
+	d->log_end = 0;
+	d->mem_bytes = 0;
+	pthread_mutex_unlock(&d->lock);
+	if (spilled && ftruncate(d->log_fd, 0) < 0)
+		log_warn("COLO: disk write buffer: %s", strerror(errno));
+}
+
 int sd_disk_new(struct vm *vm, uint64_t mem_max, struct sc_disk **out)
 {
 	unsigned int n = hw_vm_disk_count(vm);
@@ -119,10 +135,9 @@ void sd_disk_free(struct sc_disk *d)
 {
 	if (!d)
 		return;
+	log_reset(d);
 	if (d->log_fd >= 0)
 		close(d->log_fd);
-	for (size_t i = 0; i < d->nrec; i++)
-		transport_msg_free(d->recs[i].msg);
 	free(d->recs);
 	free(d->buf);
 	pthread_mutex_destroy(&d->lock);
@@ -244,21 +259,6 @@ int sd_disk_first_done(struct sc_disk *d, struct vmstate_error *err)
 		 "overlay",
 		 (unsigned long long)(d->sync_bytes >> 20));
 	return 0;
-}
-
-static void log_reset(struct sc_disk *d)
-{
-	bool spilled = d->log_end;
-
-	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; i < d->nrec; i++)
-		transport_msg_free(d->recs[i].msg);
-	d->nrec = 0;
-	d->log_end = 0;
-	d->mem_bytes = 0;
-	pthread_mutex_unlock(&d->lock);
-	if (spilled && ftruncate(d->log_fd, 0) < 0)
-		log_warn("COLO: disk write buffer: %s", strerror(errno));
 }
 
 int sd_disk_commit(struct sc_disk *d, struct vmstate_error *err)
