@@ -97,6 +97,34 @@ def frames(buf):
     return out, buf
 
 
+def batches(src):
+    """The whole frames each read of a control connection completes, until
+    its end; nothing once the primary was killed (what it had sent, or what
+    it would have heard, is lost with its host)."""
+    buf = b""
+    while True:
+        b = read(src)
+        if not b:
+            return
+        if state["killed"]:
+            continue
+        whole, buf = frames(buf + b)
+        yield whole
+
+
+def forward_then_kill(dst, out, pid, what, wait=0.0):
+    """Forward out, wait, then SIGKILL the primary (pid): from then on the
+    proxy forwards nothing it sent or would have heard."""
+    try:
+        dst.sendall(out)
+    except OSError:
+        pass
+    time.sleep(wait)
+    state["killed"] = True
+    os.kill(pid, signal.SIGKILL)
+    done(what)
+
+
 def varint(b, i):
     v = s = 0
     while True:
@@ -129,14 +157,7 @@ def ack_fields(payload):
 
 def control_s2c(src, dst):
     """Secondary -> primary on the control connection, frame by frame."""
-    buf = b""
-    while True:
-        b = read(src)
-        if not b:
-            break
-        if state["killed"]:
-            continue  # the primary is gone
-        whole, buf = frames(buf + b)
+    for whole in batches(src):
         out = b""
         for ftype, length, frame in whole:
             out += frame
@@ -146,14 +167,9 @@ def control_s2c(src, dst):
             f = ack_fields(frame[HDR:HDR + length])
             if f is None or f[0] < 2 or f[1] or f[2]:
                 continue
-            try:
-                dst.sendall(out)
-            except OSError:
-                pass
-            time.sleep(0.02)
-            state["killed"] = True
-            os.kill(int(m.split()[1]), signal.SIGKILL)
-            done("killack: CheckpointAck id %d forwarded, then the primary killed" % f[0])
+            forward_then_kill(dst, out, int(m.split()[1]),
+                              "killack: CheckpointAck id %d forwarded, then the primary killed"
+                              % f[0], wait=0.02)
             # (the secondary hears nothing more: no close until it has
             # had time to apply, then the end of the stream)
             time.sleep(0.3)
@@ -216,14 +232,7 @@ def bulk_c2s(src, dst):
 
 def control_c2s(src, dst):
     """Primary -> secondary on the control connection, frame by frame."""
-    buf = b""
-    while True:
-        b = read(src)
-        if not b:
-            break
-        if state["killed"]:
-            continue  # what a dead primary had sent: lost with its host
-        whole, buf = frames(buf + b)
+    for whole in batches(src):
         out = b""
         for ftype, length, frame in whole:
             out += frame
@@ -231,14 +240,9 @@ def control_c2s(src, dst):
                 continue
             m = mode() or ""
             if m.startswith("kill "):
-                try:
-                    dst.sendall(out)
-                except OSError:
-                    pass
-                state["killed"] = True
-                os.kill(int(m.split()[1]), signal.SIGKILL)
-                done("kill: CheckpointRequest seq %d forwarded, then the primary killed"
-                     % struct.unpack_from("<Q", frame, 16)[0])
+                forward_then_kill(dst, out, int(m.split()[1]),
+                                  "kill: CheckpointRequest seq %d forwarded, then the primary "
+                                  "killed" % struct.unpack_from("<Q", frame, 16)[0])
                 # the secondary reads the request before the end of the
                 # stream reaches it: nothing is closed towards it until
                 # then (the other threads leave the closing to this one,
