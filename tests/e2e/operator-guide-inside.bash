@@ -6,7 +6,9 @@
 # NetworkNamespacePath=) and B; the witness is this host's own namespace.
 # Install with cmake, keys and configs from the installed examples, units
 # started with systemctl (Type=notify: ready once protected), the drill,
-# the journal's events, re-protect. Needs: root, systemd as PID 1, /dev/kvm,
+# the journal's events, re-protect; then the witness owned by Pacemaker (a
+# one-node corosync/pacemaker cluster): restarted when killed, granting in
+# a link-cut drill. Needs: root, systemd as PID 1, /dev/kvm,
 # and BUILD, SRC, TESTGUEST in the environment.
 set -euo pipefail
 : "${BUILD:?}" "${SRC:?}" "${TESTGUEST:?}"
@@ -18,6 +20,15 @@ fail() {
 		echo "== systemctl status $u"
 		systemctl status --no-pager -n 25 "$u" 2>&1 || true
 	done
+	if systemctl -q is-active pacemaker; then
+		echo "== crm_mon -1 --failcounts"
+		crm_mon -1 --failcounts 2>&1 || true
+		echo "== journalctl -u pacemaker (its last lines)"
+		journalctl -u pacemaker --no-pager -n 30 2>&1 || true
+		echo "== the witness's log"
+		tail -n 20 /var/log/colovm/witness.log 2>&1 || true
+		ps -eo pid,args | grep '[c]olovm witness' || true
+	fi
 	exit 1
 }
 [ "$(ps -p 1 -o comm=)" = systemd ] || fail "PID 1 is not systemd (run through tests/hostvm --systemd)"
@@ -177,4 +188,62 @@ wait_for 30 "colovm@kva2 active" unit_is colovm@kva2 active
 out=$(kv B "INCR visits") || fail "the client on B: $out"
 [ "$out" = 4 ] || fail "after re-protect the guest answered: $out"
 echo "ok: B primary protected with A's colovm@kva2; the guest answers through the pair"
+
+say "5 (Pacemaker). The witness owned by Pacemaker instead of colovm-witness.service"
+# A one-node cluster for the test: no fencing device, no quorum to wait for,
+# a DC elected at once (a seeded CIB: pcs is not installed here). Then the
+# resource as the guide's cibadmin line makes it, with the state file the
+# unit used (the grants go on).
+systemctl stop colovm-witness
+mkdir -p /var/lib/pacemaker/cib
+cat >/var/lib/pacemaker/cib/cib.xml <<'EOF'
+<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="o-stonith" name="stonith-enabled" value="false"/>
+        <nvpair id="o-quorum" name="no-quorum-policy" value="ignore"/>
+        <nvpair id="o-deadtime" name="dc-deadtime" value="1s"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes/>
+    <resources/>
+    <constraints/>
+  </configuration>
+  <status/>
+</cib>
+EOF
+chown -R hacluster:haclient /var/lib/pacemaker/cib
+chmod 600 /var/lib/pacemaker/cib/cib.xml
+timeout 60 systemctl start corosync pacemaker || fail "corosync/pacemaker did not start"
+wait_for 60 "a Pacemaker DC" sh -c 'crm_mon -1 | grep -q "Current DC: node1"'
+cibadmin --create -o resources --xml-text '<primitive id="witness" class="ocf" provider="colovm" type="colovm-witness">
+  <instance_attributes id="witness-params">
+    <nvpair id="witness-config" name="config" value="/etc/colovm/witness.conf"/>
+    <nvpair id="witness-state" name="state" value="/var/lib/colovm/witness.state"/>
+  </instance_attributes>
+  <operations><op id="witness-monitor" name="monitor" interval="2s" timeout="20s"/></operations>
+</primitive>' || fail "cibadmin --create the witness resource"
+running_witness() { crm_mon -1 2>/dev/null | grep -qE "witness.*\(ocf:colovm:colovm-witness\):[[:space:]]+Started node1"; }
+wait_for 60 "the witness resource running" running_witness
+wpid=$(pgrep -f "colovm witness --config /etc/colovm/witness.conf") || fail "no witness process under Pacemaker"
+echo "ok: Pacemaker runs the witness (pid $wpid)"
+kill -KILL "$wpid"
+failcount_is_1() { crm_failcount --query -r witness -N node1 2>&1 | grep -qE 'value=1([^0-9]|$)'; }
+wait_for 60 "the witness's fail-count 1 (its monitor saw it gone)" failcount_is_1
+wait_for 60 "the witness resource started again" running_witness
+wpid2=$(pgrep -f "colovm witness --config /etc/colovm/witness.conf") || fail "no witness process after the restart"
+[ "$wpid2" != "$wpid" ] || fail "the witness's pid is still $wpid"
+echo "ok: the killed witness was seen by its monitor and started again (fail-count 1, pid $wpid2)"
+say "7. Drill: link-cut, with the Pacemaker-owned witness (run in host B's namespace)"
+got=0
+ip netns exec B colovmctl drill link-cut --primary /run/colovm/kvb.qmp --secondary /run/colovm/kva2.qmp \
+	--link pair-b >/tmp/drill.out 2>&1 || got=$?
+cat /tmp/drill.out
+[ $got = 0 ] || fail "the link-cut drill exited $got"
+grep -qx 'VERDICT: PASS' /tmp/drill.out || fail "the link-cut drill's verdict is not PASS"
+[ "$(state_of /run/colovm/kva2.qmp | cut -d' ' -f2)" = fenced ] || fail "A's secondary after the cut: $(state_of /run/colovm/kva2.qmp)"
+out=$(kv B "GET visits") || fail "the client on B: $out"
+[ "$out" = 4 ] || fail "B's guest after the cut answered: $out"
+echo "ok: PASS: B granted by the witness and serving, A's secondary fenced"
 say "PASS"
