@@ -67,6 +67,12 @@ _cleanup() {
 		kill -KILL $pids 2>/dev/null
 	fi
 	for ((i = ${#cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${cleanup_hooks[i]}"; done
+	# COLOVM_E2E_KEEP=DIR: a failed test's temporary folder (logs, consoles,
+	# sockets' leftovers) is kept there, for a post-mortem
+	if [ "$st" != 0 ] && [ -n "${COLOVM_E2E_KEEP:-}" ]; then
+		mkdir -p "$COLOVM_E2E_KEEP" && cp -a "$TMP" "$COLOVM_E2E_KEEP/" &&
+			echo "the failed test's files: $COLOVM_E2E_KEEP/$(basename "$TMP")" >&2
+	fi
 	rm -rf "$TMP"
 	exit "$st"
 }

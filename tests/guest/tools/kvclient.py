@@ -57,8 +57,18 @@ def check(args):
             except ValueError:
                 want = "ERR not an integer"
             cmd = "INCR %s" % k
-        s.sendall((cmd + "\n").encode())
-        got = readline(s, b)
+        sent = time.monotonic()
+        try:
+            s.sendall((cmd + "\n").encode())
+            got = readline(s, b)
+        except (OSError, EOFError) as e:
+            try:
+                where = "local port %d" % s.getsockname()[1]
+            except OSError:
+                where = "closed"
+            print("kv: op %d on connection %d (%s): %r: %s after %.1f s"
+                  % (op, i, where, cmd, e, time.monotonic() - sent))
+            return 1
         if got != want:
             print("kv: op %d on connection %d: %r answered %r, expected %r" % (op, i, cmd, got, want))
             return 1
