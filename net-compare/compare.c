@@ -17,6 +17,15 @@
  * reordering and retransmissions do not matter; ACK-only segments (window updates) are
  * not compared at all. UDP/ICMP/other: FIFO per flow, payloads compared pairwise.
  *
+ * The ACK gate: a primary segment that acknowledges the client's bytes tells the
+ * client they are delivered, and the client never sends them again. So none leaves
+ * before the secondary's guest has acknowledged as far (its own segments' ACK field,
+ * the highest seen: it has those bytes), or a checkpoint has given the secondary the
+ * primary's state: otherwise a primary that dies right after its guest acknowledged a
+ * request whose mirrored copy had not reached the secondary yet leaves a client
+ * waiting for an answer to a request the surviving guest never saw. ACK-only segments
+ * wait for this gate alone (they are released as soon as the secondary has caught up).
+ *
  * Frame buffers come from a pool (lock-free stack), so the common path allocates
  * nothing per frame; rings grow by doubling and are kept with the connection.
  */
@@ -48,7 +57,9 @@ struct nc_buf {
 	uint64_t ts;
 	uint32_t len, cap;
 	uint32_t seq, end; /* TCP data range */
+	uint32_t ack;      /* TCP: the ACK field, when has_ack */
 	uint8_t side, tflags;
+	bool has_ack, ack_only;
 	uint8_t data[];
 };
 
@@ -70,7 +81,10 @@ struct conn {
 	struct compare_flow key;
 	uint8_t kind;
 	bool base_valid, nxt_valid, diverged, closed;
+	bool s_ack_valid, p_ack_valid;
 	uint32_t base, p_nxt;
+	/* the highest ACK field seen from each guest (the ACK gate, top of file) */
+	uint32_t s_ack, p_ack;
 	struct stream st[2];
 	struct cds_list_head held;    /* primary frames, arrival order */
 	struct cds_list_head pending; /* secondary frames (DGRAM FIFO; TCP before base) */
@@ -134,6 +148,7 @@ static struct nc_buf *buf_get(struct compare *c, const uint8_t *frame, size_t le
 	}
 	b->len = (uint32_t)len;
 	b->conn = NULL;
+	b->has_ack = b->ack_only = false;
 	memcpy(b->data, frame, len);
 	return b;
 }
@@ -359,10 +374,28 @@ static void mark_closed(struct compare *c, struct conn *cn, uint64_t now)
 	cds_list_add_tail(&cn->closed_link, &c->closed);
 }
 
+/* The ACK gate: the secondary has every client byte b acknowledges. */
+static bool ack_covered(const struct conn *cn, const struct nc_buf *b)
+{
+	return !b->has_ack || (cn->s_ack_valid && seq_le(b->ack, cn->s_ack));
+}
+
+static void note_ack(bool *valid, uint32_t *ack, const struct nc_parsed *pp)
+{
+	if ((pp->tflags & TH_ACK) && (!*valid || seq_lt(*ack, pp->ack))) {
+		*ack = pp->ack;
+		*valid = true;
+	}
+}
+
 static bool held_ready(const struct conn *cn, const struct nc_buf *b)
 {
 	const struct stream *s = &cn->st[COMPARE_SECONDARY];
 
+	if (!ack_covered(cn, b))
+		return false;
+	if (b->ack_only)
+		return true;
 	if (b->tflags & TH_SYN)
 		return s->syn == (b->tflags & (TH_SYN | TH_ACK));
 	if (b->tflags & TH_RST)
@@ -381,7 +414,10 @@ static void release_ready(struct compare *c, struct conn *cn)
 	cds_list_for_each_entry_safe(b, tmp, &cn->held, clist) {
 		if (!held_ready(cn, b))
 			break;
-		CNT_INC(c->st.compared);
+		if (b->ack_only)
+			CNT_INC(c->st.released_unverified);
+		else
+			CNT_INC(c->st.compared);
 		release_held(c, b);
 	}
 }
@@ -487,6 +523,9 @@ static void tcp_primary(struct compare *c, struct conn *cn, struct nc_buf *b,
 
 	b->seq = pp->seq;
 	b->end = end;
+	b->ack = pp->ack;
+	b->has_ack = (f & TH_ACK) && !(f & TH_RST);
+	note_ack(&cn->p_ack_valid, &cn->p_ack, pp);
 	b->tflags = f & (TH_SYN | TH_ACK | TH_FIN | TH_RST);
 	if (!(f & TH_SYN))
 		b->tflags &= (uint8_t)~TH_ACK;
@@ -519,15 +558,20 @@ static void tcp_primary(struct compare *c, struct conn *cn, struct nc_buf *b,
 		return;
 	}
 	if (!pp->plen && !(f & TH_FIN)) {
-		/* ACK only / window update: nothing to compare */
-		CNT_INC(c->st.released_unverified);
-		emit(c, b->data, b->len);
-		buf_put(c, b);
+		/* ACK only / window update: nothing to compare, only the ACK gate */
+		b->ack_only = true;
+		if (cds_list_empty(&cn->held) && ack_covered(cn, b)) {
+			CNT_INC(c->st.released_unverified);
+			emit(c, b->data, b->len);
+			buf_put(c, b);
+			return;
+		}
+		hold(c, cn, b);
 		return;
 	}
 	if (!cn->base_valid)
 		tcp_set_base(c, cn, pp->seq);
-	if (seq_le(b->end, cn->base) && cds_list_empty(&cn->held) &&
+	if (seq_le(b->end, cn->base) && cds_list_empty(&cn->held) && ack_covered(cn, b) &&
 	    (!(f & TH_FIN) || (p->fin && p->fin_seq == b->end && cn->st[1].fin &&
 			       cn->st[1].fin_seq == b->end && cn->base == b->end))) {
 		/* retransmission of bytes (and FIN) already verified */
@@ -553,6 +597,8 @@ static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_bu
 	uint8_t f = pp->tflags;
 	int r;
 
+	if (!(f & TH_RST))
+		note_ack(&cn->s_ack_valid, &cn->s_ack, pp);
 	if (cn->diverged)
 		goto drop;
 	if (f & TH_SYN) {
@@ -566,8 +612,10 @@ static void tcp_secondary_frame(struct compare *c, struct conn *cn, struct nc_bu
 		tcp_advance(c, cn, now);
 		goto drop;
 	}
-	if (!pp->plen && !(f & TH_FIN))
+	if (!pp->plen && !(f & TH_FIN)) {
+		release_ready(c, cn); /* what waited for this ACK */
 		goto drop;
+	}
 	if (!cn->base_valid) {
 		if (cn->npending >= MAX_PENDING) {
 			diverge(c, cn, COMPARE_REASON_LIMIT);
@@ -711,6 +759,7 @@ static void conn_reopen(struct compare *c, struct conn *cn)
 	cds_list_del(&cn->closed_link);
 	cn->closed = false;
 	cn->nxt_valid = false;
+	cn->s_ack_valid = cn->p_ack_valid = false;
 	__atomic_store_n(&cn->s.closed, false, __ATOMIC_RELAXED);
 }
 
@@ -833,6 +882,8 @@ static void process(struct compare *c, int side, struct nc_buf *b, const uint8_t
 				cn->p_nxt = end;
 				cn->nxt_valid = true;
 			}
+			if (side == COMPARE_PRIMARY)
+				note_ack(&cn->p_ack_valid, &cn->p_ack, &pp);
 		}
 		hold(c, cn, b);
 		return;
@@ -1149,6 +1200,11 @@ int compare_checkpoint_acked(struct compare *c, uint64_t now_ns)
 		if (cn->kind == NC_TCP && cn->nxt_valid) {
 			cn->base = cn->p_nxt;
 			cn->base_valid = true;
+		}
+		/* and the secondary holds every byte the primary had acknowledged */
+		if (cn->p_ack_valid && (!cn->s_ack_valid || seq_lt(cn->s_ack, cn->p_ack))) {
+			cn->s_ack = cn->p_ack;
+			cn->s_ack_valid = true;
 		}
 	}
 	urcu_memb_read_unlock();

@@ -348,6 +348,60 @@ static void test_window_only(void **state)
 	h_free(h);
 }
 
+/*
+ * The ACK gate: the primary guest's acknowledgement of client bytes leaves only once
+ * the secondary's guest has acknowledged as far (it has those bytes) or a checkpoint
+ * gave it the primary's state. Without it, a client request acknowledged by the primary
+ * whose mirrored copy never reached the secondary is lost at a failover: the client
+ * does not send it again, and waits for an answer forever.
+ */
+static void test_ack_gate(void **state)
+{
+	struct h *h = h_new(NULL);
+	uint8_t d[100];
+	struct conn2 c;
+	int r0;
+
+	fill(d, sizeof(d), 9);
+	conn_init(&c, 9, false);
+	conn_open(h, &c); /* both SYN-ACKs acknowledge the client's SYN: ack 5000 */
+	assert_int_equal(h->released, 1);
+	/* the primary's guest acknowledges 100 client bytes the secondary has not */
+	c.p.ack = 5100;
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK, NULL, 0);
+	assert_int_equal(h->released, 1);
+	/* an ACK of less from the secondary does not open it; one as far does */
+	c.s.ack = 5050;
+	send_seg(h, COMPARE_SECONDARY, &c, F_ACK, NULL, 0);
+	assert_int_equal(h->released, 1);
+	c.s.ack = 5100;
+	send_seg(h, COMPARE_SECONDARY, &c, F_ACK, NULL, 0);
+	assert_int_equal(h->released, 2);
+	/* matching data whose ACK field runs ahead of the secondary's: held, in order
+	 * with the ACK-only segment after it, until the secondary acknowledges as far */
+	c.p.ack = 5200;
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK | F_PSH, d, sizeof(d));
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK, NULL, 0);
+	send_seg(h, COMPARE_SECONDARY, &c, F_ACK | F_PSH, d, sizeof(d)); /* its ack: 5100 */
+	assert_int_equal(h->released, 2);
+	c.s.ack = 5200;
+	send_seg(h, COMPARE_SECONDARY, &c, F_ACK, NULL, 0);
+	assert_int_equal(h->released, 4);
+	/* a checkpoint gives the secondary the primary's state: what waited leaves with
+	 * it, and the primary's ACK of as far leaves at once afterwards */
+	c.p.ack = 5300;
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK, NULL, 0);
+	r0 = h->released;
+	assert_int_equal(r0, 4);
+	assert_int_equal(compare_checkpoint_begin(h->c, h->now), 0);
+	assert_int_equal(compare_checkpoint_acked(h->c, h->now), 0);
+	assert_int_equal(h->released, r0 + 1);
+	send_seg(h, COMPARE_PRIMARY, &c, F_ACK, NULL, 0);
+	assert_int_equal(h->released, r0 + 2);
+	assert_int_equal(h->ckpts, 0);
+	h_free(h);
+}
+
 static void test_fin_rst_races(void **state)
 {
 	uint8_t d[100];
@@ -777,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_reordered),
 		cmocka_unit_test(test_retransmissions),
 		cmocka_unit_test(test_window_only),
+		cmocka_unit_test(test_ack_gate),
 		cmocka_unit_test(test_fin_rst_races),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_udp_icmp_arp),
