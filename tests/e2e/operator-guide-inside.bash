@@ -105,6 +105,9 @@ cp $ex/witness.conf /etc/colovm/witness.conf
 # their QMP sockets and consoles apart. The rest is the examples' own.
 sed 's/kv\.\(qmp\|console\)/kva.\1/' $ex/primary.conf >/etc/colovm/kva.conf
 sed 's/kv\.\(qmp\|console\)/kvb.\1/' $ex/secondary.conf >/etc/colovm/kvb.conf
+# Section 6: A's metrics, the example's commented line turned on.
+sed -i 's|^# metrics = tcp:127.0.0.1:9100$|metrics = tcp:127.0.0.1:9100|' /etc/colovm/kva.conf
+grep -qx 'metrics = tcp:127.0.0.1:9100' /etc/colovm/kva.conf || fail "primary.conf has no metrics line to turn on"
 for c in witness kva kvb; do
 	colovm check-config /etc/colovm/$c.conf >/tmp/check.out 2>&1 ||
 		fail "colovm check-config /etc/colovm/$c.conf: $(cat /tmp/check.out)"
@@ -136,11 +139,26 @@ wait_for 30 "B active (paired)" unit_is colovm@kvb active
 is_state /run/colovm/kvb.qmp "secondary protected" || fail "B: $(state_of /run/colovm/kvb.qmp)"
 echo "ok: both units active; A primary protected, B secondary protected"
 
-say "6. Watch: colo-status, the journal's fields"
+say "6. Watch: colo-status, the journal's fields, the metrics"
 colovmctl --qmp /run/colovm/kva.qmp colo-status | head -6
 journalctl -u colovm@kva -o verbose COLOVM_EVENT=pair-formed | grep -q 'COLOVM_VM=kva' ||
 	fail "no pair-formed event with COLOVM_VM=kva in A's journal"
 echo "ok: the journal has A's pair-formed event"
+# Prometheus' view (its own parser, python3-prometheus-client), from A's namespace
+ip netns exec A /usr/bin/python3 - <<'PY' || fail "A's metrics (above)"
+import urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen("http://127.0.0.1:9100/metrics", timeout=20).read().decode()
+v = {}
+for f in text_string_to_metric_families(text):
+    for s in f.samples:
+        v[(s.name, tuple(sorted(s.labels.items())))] = s.value
+assert v.get(("colovm_colo_state", (("state", "protected"),))) == 1, "colovm_colo_state not protected"
+assert v.get(("colovm_colo_role", (("role", "primary"),))) == 1, "colovm_colo_role not primary"
+n = sum(x for (name, _), x in v.items() if name == "colovm_checkpoints_total")
+assert n >= 1, "no checkpoints counted"
+print("ok: A's metrics: protected, primary, %d checkpoints" % n)
+PY
 
 say "a client on host A writes through the pair"
 out=$(kv A "SET city Lisbon" "INCR visits" "INCR visits" "INCR visits") || fail "the client on A: $out"
