@@ -801,7 +801,7 @@ static void witness_render(void *opaque, struct metrics_text *t)
 	struct transport_witness_stats st;
 
 	transport_witness_stats(wr->w, &st);
-	metrics_witness(t, st.granted, st.refused, st.bad, st.pairs, COLOVM_VERSION);
+	metrics_witness(t, st.granted, st.refused, st.bad, st.pairs, st.sessions, COLOVM_VERSION);
 }
 
 /* Errors from the options and config files, printed in line order at the end:

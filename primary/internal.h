@@ -80,6 +80,7 @@ struct primary {
 	char *vm_config;
 	char *witness;			  /* NULL: none */
 	struct transport_key witness_key; /* (its key) */
+	struct transport_witness_session *witness_session; /* held open to it */
 	int evfd;
 
 	pthread_mutex_t lock;

@@ -1158,10 +1158,12 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	if (opts && opts->witness) {
 		m->witness = strdup(opts->witness);
 		m->witness_key = opts->witness_key ? *opts->witness_key : m->key;
-		if (!m->witness) {
-			ret = -ENOMEM;
+		ret = m->witness ? transport_witness_session_new(m->witness, &m->witness_key,
+								 TRANSPORT_SIDE_PRIMARY, NULL,
+								 &m->witness_session)
+				 : -ENOMEM;
+		if (ret)
 			goto err;
-		}
 	}
 	m->qmp = qmp;
 	for (unsigned int i = 0; qmp && i < ARRAY_SIZE(cmds) && !ret; i++)
@@ -1217,6 +1219,7 @@ void primary_free(struct primary *m)
 	if (m->colo_evfd >= 0)
 		close(m->colo_evfd);
 	memset(&m->key, 0, sizeof(m->key));
+	transport_witness_session_free(m->witness_session);
 	memset(&m->witness_key, 0, sizeof(m->witness_key));
 	free(m->witness);
 	free(m->vm_config);

@@ -92,6 +92,7 @@ struct secondary_colo {
 	struct transport_key key;
 	char *witness; /* NULL: none */
 	struct transport_key witness_key;
+	struct transport_witness_session *witness_session; /* held open to it */
 	uint8_t pair[TRANSPORT_PAIR_LEN]; /* this pairing (StreamStart) */
 	struct transport_listener *listener;
 	struct ram_cache *cache;
@@ -925,8 +926,8 @@ static bool claim(struct secondary_colo *s, const char *broke)
 	    poll(&pfd, 1, (int)(2 * s->hb_ms)) > 0)
 		return true; /* colovm is ending: no verdict needed */
 	t0 = clock_ns();
-	r = transport_witness_claim(s->witness, &s->witness_key, s->pair, TRANSPORT_SIDE_SECONDARY,
-				    s->ckpt_id, s->vm_config, why, sizeof(why));
+	r = transport_witness_session_claim(s->witness_session, s->pair, TRANSPORT_SIDE_SECONDARY,
+					    s->ckpt_id, s->vm_config, why, sizeof(why));
 	if (r == 1) {
 		log_info("COLO: %s in %llu ms: taking over", why,
 			 (unsigned long long)((clock_ns() - t0) / 1000000));
@@ -1034,7 +1035,6 @@ static void *sc_thread(void *arg)
 		sc_net_attach(s->net, NULL);
 	else
 		sc_net_failover(s->net);
-	transport_close(ch);
 	/* (stopped once the guest serves, or by whoever starts the log next:
 	 * a re-protect may come at once) */
 	hw_dirty_log_stop_later(s->vm);
@@ -1042,17 +1042,20 @@ static void *sc_thread(void *arg)
 	 * a guest that runs on keeps its own (the overlay, merged). */
 	sd_disk_end(s->disk, ret && ret != -EINTR && !s->disk_fault);
 	if (!ret) {
+		transport_close(ch);
 		sc_set_state(s, SC_UNPROTECTED, "%s", err.msg);
 		sc_call(s, SC_REQ_SHUTDOWN);
 		return not_serving(s);
 	}
 	if (ret == -EINTR) {
+		transport_close(ch);
 		sc_set_state(s, SC_UNPROTECTED, "colovm is shutting down");
 		return not_serving(s);
 	}
 	if (s->disk_fault) {
 		/* This side's own fault: its disk is not the checkpoint's.
 		 * The primary serves on; this copy must never run as one. */
+		transport_close(ch);
 		log_err("COLO: cannot keep the replicated disks: %s; this side stands down (the "
 			"primary serves on, unprotected)",
 			err.msg);
@@ -1061,6 +1064,7 @@ static void *sc_thread(void *arg)
 		return not_serving(s);
 	}
 	if (!claim(s, err.msg)) {
+		transport_close(ch);
 		pthread_mutex_lock(&s->lock);
 		s->fences++;
 		pthread_mutex_unlock(&s->lock);
@@ -1095,6 +1099,9 @@ static void *sc_thread(void *arg)
 	/* (not waited for: after a switchover the main loop re-protects the
 	 * guest at once, which joins this thread) */
 	sc_post(s, SC_REQ_EXIT);
+	/* The broken channel goes after the takeover (joining its threads,
+	 * freeing its buffers: milliseconds in a host VM). */
+	transport_close(ch);
 	hw_dirty_log_stop_now(s->vm);
 	return NULL;
 }
@@ -1216,6 +1223,13 @@ int secondary_colo_new(struct vm *vm, struct runstate *rs, struct loop *loop, co
 		s->evfd = -1;
 		goto err;
 	}
+	if (s->witness) {
+		ret = transport_witness_session_new(s->witness, &s->witness_key,
+						    TRANSPORT_SIDE_SECONDARY, NULL,
+						    &s->witness_session);
+		if (ret)
+			goto err;
+	}
 	sc_set_state(s, SC_WAITING, "waiting for a primary on %s",
 		     transport_listener_uri(s->listener));
 	ret = -pthread_create(&s->thread, NULL, sc_thread, s);
@@ -1260,6 +1274,7 @@ void secondary_colo_free(struct secondary_colo *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	memset(&s->key, 0, sizeof(s->key));
+	transport_witness_session_free(s->witness_session);
 	memset(&s->witness_key, 0, sizeof(s->witness_key));
 	free(s->witness);
 	free(s->dirty);

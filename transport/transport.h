@@ -415,6 +415,7 @@ struct transport_witness_stats {
 	uint64_t bad;		   /* peers that failed the handshake or sent no claim */
 	uint64_t pairs;		   /* pairings whose grant is remembered */
 	uint64_t probes;	   /* probes answered (transport_witness_probe) */
+	uint64_t sessions;	   /* sides' sessions held open now */
 };
 /* Is the witness at uri serving claims under key? One authenticated probe
  * (no retry, answered within 2 s), which records nothing at the witness.
@@ -422,16 +423,39 @@ struct transport_witness_stats {
  * (-EACCES: another key). msg says which, for a person. name: for its logs. */
 int transport_witness_probe(const char *uri, const struct transport_key *key, const char *name,
 			    struct transport_witness_stats *out, char *msg, size_t len);
+/* A side's standing session with the witness at uri: an authenticated
+ * channel held open by a thread of its own (probed every 5 s, opened again
+ * a second after it breaks or cannot open; its going down and up logged),
+ * so that a claim, when the pair breaks, is one round trip on it instead of
+ * a connection, a handshake and a round trip. name: side and vm, for the
+ * witness's logs. Returns at once, the session opening in the background. */
+struct transport_witness_session;
+int transport_witness_session_new(const char *uri, const struct transport_key *key,
+				  enum transport_side side, const char *vm,
+				  struct transport_witness_session **out);
+/* Is the session open now? */
+bool transport_witness_session_up(struct transport_witness_session *ws);
+/* transport_witness_claim, on the session when it is open (which the claim
+ * takes: never reused after a claim, the thread opens another); without
+ * it, or when it fails to give a verdict, on channels of its own within
+ * the same 3 s. */
+int transport_witness_session_claim(struct transport_witness_session *ws,
+				    const uint8_t pair[TRANSPORT_PAIR_LEN],
+				    enum transport_side side, uint64_t checkpoint_id,
+				    const char *vm, char *msg, size_t len);
+void transport_witness_session_free(struct transport_witness_session *ws);
 struct transport_witness;
 /* Listen on uri; state_path (NULL: none) keeps the grants across restarts
  * (a bad line: -EBADMSG, logged with its number; other state file errors logged too). */
 int transport_witness_new(const char *uri, const struct transport_key *key,
 			  const char *state_path, struct transport_witness **out);
 const char *transport_witness_uri(const struct transport_witness *w);
-/* Readable when a claimant waits. */
+/* Readable when a claimant waits or a session has a message (an epoll fd:
+ * the listener and the sessions held open, at most 1024). */
 int transport_witness_fd(const struct transport_witness *w);
-/* Accept one claimant and answer it (bounded: 2 s for the handshake, 2 s
- * for the claim). */
+/* Answer what waits: a new peer accepted and its first message answered,
+ * a session's messages (each bounded: 2 s for a handshake, 2 s for a
+ * message). */
 void transport_witness_serve_one(struct transport_witness *w);
 /* What it answered since it started (the thread that serves). */
 void transport_witness_stats(const struct transport_witness *w,

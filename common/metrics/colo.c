@@ -170,7 +170,7 @@ void metrics_colo(struct metrics_text *t, const char *role, const char *run_stat
 }
 
 void metrics_witness(struct metrics_text *t, uint64_t granted, uint64_t refused, uint64_t bad,
-		     uint64_t pairs, const char *version)
+		     uint64_t pairs, uint64_t sessions, const char *version)
 {
 	build_info(t, "witness", NULL, version);
 	metrics_family(t, "colovm_witness_claims_total", "counter",
@@ -182,4 +182,7 @@ void metrics_witness(struct metrics_text *t, uint64_t granted, uint64_t refused,
 	metrics_u64(t, "colovm_witness_bad_peers_total", NULL, bad);
 	metrics_family(t, "colovm_witness_pairs", "gauge", "pairings whose grant is remembered");
 	metrics_u64(t, "colovm_witness_pairs", NULL, pairs);
+	metrics_family(t, "colovm_witness_sessions", "gauge",
+		       "sides holding a session open (their claims: one round trip)");
+	metrics_u64(t, "colovm_witness_sessions", NULL, sessions);
 }

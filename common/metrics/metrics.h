@@ -76,6 +76,6 @@ void metrics_colo(struct metrics_text *t, const char *role, const char *run_stat
 		  json_t *stats, const char *name, const char *version);
 /* The families of a `colovm witness` (transport.h struct transport_witness_stats). */
 void metrics_witness(struct metrics_text *t, uint64_t granted, uint64_t refused, uint64_t bad,
-		     uint64_t pairs, const char *version);
+		     uint64_t pairs, uint64_t sessions, const char *version);
 
 #endif

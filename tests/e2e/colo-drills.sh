@@ -12,7 +12,8 @@
 # by `colovmctl drill failover`, whose JSON report is checked: PASS, B
 # alone serves, unprotected and running, A killed and gone, B's COLO_EXIT,
 # B on a checkpoint no older than its own before the kill, one failover.
-# Then: B is granted by the witness and takes over (COLO_EXIT), the same
+# Then: B is granted by the witness (asked over its standing session) and
+# takes over (COLO_EXIT), the same
 # client connections go on against B's guest for 40 more answers, and the
 # client ends clean (no wrong answer, no connection lost: nothing
 # acknowledged was lost, no answer contradicts an earlier one). The
@@ -119,7 +120,7 @@ for k in $(seq 1 "$DRILLS"); do
 		[ "$got" = "(True, False, 'secondary', True, 1)" ] || fail "drill $k: the report: $got: $(cat "$r")"
 		t=$(report "$r" 'd["takeover-ms"]')
 	fi
-	[ "$WITNESS" = 0 ] || grep -q 'granted it in [0-9]* ms: taking over' "$TMP/b$k.err" ||
+	[ "$WITNESS" = 0 ] || grep -q 'granted it over the standing session in [0-9]* ms: taking over' "$TMP/b$k.err" ||
 		fail "drill $k: b$k's log: $(tail -3 "$TMP/b$k.err")"
 	times+=("$t")
 	grep -q 'dropped half-way' "$TMP/b$k.err" && midckpt=$((midckpt + 1)) && at=" (mid-checkpoint)" || at=""

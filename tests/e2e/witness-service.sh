@@ -105,6 +105,8 @@ cat "$TMP/m.txt"
 [ "$(metric "$TMP/m.txt" 'colovm_witness_claims_total{verdict="refused"}')" = "1.0 counter" ] ||
 	fail "refused claims: expected 1"
 [ "$(metric "$TMP/m.txt" 'colovm_witness_pairs{}')" = "2.0 gauge" ] || fail "pairs: expected 2"
+# (claims on channels of their own: no side holds a session)
+[ "$(metric "$TMP/m.txt" 'colovm_witness_sessions{}')" = "0.0 gauge" ] || fail "sessions: expected 0"
 # bad peers: the silent claimant that held the main loop, and the wrong key
 [ "$(metric "$TMP/m.txt" 'colovm_witness_bad_peers_total{}')" = "2.0 counter" ] ||
 	fail "bad peers: expected 2 (a silent one, a wrong key)"

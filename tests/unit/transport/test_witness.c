@@ -48,6 +48,14 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+static void start_at(struct served *s, const char *uri, const char *state)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(transport_witness_new(uri, &key, state, &s->w), 0);
+	snprintf(s->uri, sizeof(s->uri), "%s", transport_witness_uri(s->w));
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
 static void start(struct served *s, const char *state)
 {
 	memset(s, 0, sizeof(*s));
@@ -261,6 +269,107 @@ static void test_probe(void **state)
 	fake_stop(&f);
 }
 
+/* Wait (5 s at most) for the session to be open (up) or not. */
+static void session_wait_up(struct transport_witness_session *ws, bool up)
+{
+	uint64_t end = clock_ns() + 5000000000ull;
+
+	while (transport_witness_session_up(ws) != up && clock_ns() < end)
+		usleep(10000);
+	assert_true(transport_witness_session_up(ws) == up);
+}
+
+static uint64_t sessions_held(const char *uri)
+{
+	struct transport_witness_stats st;
+	char msg[256];
+
+	assert_int_equal(transport_witness_probe(uri, &key, "unit", &st, msg, sizeof(msg)), 0);
+	return st.sessions;
+}
+
+/* A side's standing session: held open by the witness, a claim answered on
+ * it (granted, or refused to the other side as on a channel of its own),
+ * opened again after a claim took it; after the witness restarts it opens
+ * again, and a claim made while it is down still gets its verdict. */
+static void test_session(void **state)
+{
+	struct transport_witness_session *ws = NULL, *other = NULL;
+	uint8_t pair[TRANSPORT_PAIR_LEN];
+	struct served s;
+	char msg[256], uri[64];
+
+	memset(pair, 9, sizeof(pair));
+	start(&s, NULL);
+	assert_int_equal(
+	    transport_witness_session_new(s.uri, &key, TRANSPORT_SIDE_SECONDARY, "unit", &ws), 0);
+	assert_int_equal(
+	    transport_witness_session_new(s.uri, &key, TRANSPORT_SIDE_PRIMARY, "unit", &other), 0);
+	session_wait_up(ws, true);
+	session_wait_up(other, true);
+	assert_int_equal(sessions_held(s.uri), 2);
+	assert_int_equal(transport_witness_session_claim(ws, pair, TRANSPORT_SIDE_SECONDARY, 7,
+							 "unit", msg, sizeof(msg)),
+			 1);
+	assert_non_null(strstr(msg, "granted it over the standing session"));
+	assert_int_equal(transport_witness_session_claim(other, pair, TRANSPORT_SIDE_PRIMARY, 7,
+							 "unit", msg, sizeof(msg)),
+			 0);
+	assert_non_null(strstr(msg, "the secondary holds this pair's grant"));
+	/* both taken by their claims, both open again */
+	session_wait_up(ws, true);
+	session_wait_up(other, true);
+	assert_int_equal(sessions_held(s.uri), 2);
+	transport_witness_session_free(other);
+
+	/* the witness restarts on the same address: the session breaks and
+	 * opens again */
+	snprintf(uri, sizeof(uri), "%s", s.uri);
+	stop(&s);
+	memset(pair, 10, sizeof(pair));
+	/* down: a claim still asks, on channels of its own, and gets no verdict */
+	assert_true(transport_witness_session_claim(ws, pair, TRANSPORT_SIDE_SECONDARY, 7, "unit",
+						    msg, sizeof(msg)) < 0);
+	assert_non_null(strstr(msg, "cannot reach the witness"));
+	start_at(&s, uri, NULL);
+	session_wait_up(ws, true);
+	assert_int_equal(transport_witness_session_claim(ws, pair, TRANSPORT_SIDE_SECONDARY, 7,
+							 "unit", msg, sizeof(msg)),
+			 1);
+	assert_non_null(strstr(msg, "over the standing session"));
+	transport_witness_session_free(ws);
+	stop(&s);
+}
+
+/* A held session whose peer sends garbage in place of a message, or
+ * leaves: dropped, the witness serving on. */
+static void test_session_bad_peer(void **state)
+{
+	struct transport_witness_session *ws = NULL;
+	struct served s;
+	char msg[256];
+
+	start(&s, NULL);
+	assert_int_equal(
+	    transport_witness_session_new(s.uri, &other_key, TRANSPORT_SIDE_PRIMARY, "unit", &ws),
+	    0);
+	/* another key: never open */
+	usleep(300000);
+	assert_false(transport_witness_session_up(ws));
+	transport_witness_session_free(ws);
+	assert_int_equal(
+	    transport_witness_session_new(s.uri, &key, TRANSPORT_SIDE_PRIMARY, "unit", &ws), 0);
+	session_wait_up(ws, true);
+	assert_int_equal(sessions_held(s.uri), 1);
+	transport_witness_session_free(ws);
+	/* its leaving seen: no session held, claims still answered */
+	for (int i = 0; i < 100 && sessions_held(s.uri); i++)
+		usleep(10000);
+	assert_int_equal(sessions_held(s.uri), 0);
+	assert_int_equal(claim(s.uri, &key, 11, TRANSPORT_SIDE_PRIMARY, msg, sizeof(msg)), 1);
+	stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +378,8 @@ int main(void)
 	    cmocka_unit_test(test_state_file_survives_restart),
 	    cmocka_unit_test(test_no_witness_no_verdict),
 	    cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_session),
+	    cmocka_unit_test(test_session_bad_peer),
 	};
 
 	memset(key.bytes, 0x5a, sizeof(key.bytes));
