@@ -639,6 +639,43 @@ static int qmp_colo_lost_heartbeat(void *opaque, json_t *args, json_t **ret,
 	return 0;
 }
 
+/* x-query-registers: where each vCPU is (a guest that hangs), read with the
+ * VM paused for the moment. */
+static int qmp_query_registers(void *opaque, json_t *args, json_t **ret, struct qmp_error *err)
+{
+	struct colovm *c = opaque;
+	unsigned int n = hw_vm_ncpus(c->vm);
+	struct hw_vcpu_regs *r = calloc(n ? n : 1, sizeof(*r));
+	json_t *a;
+	int e;
+
+	(void)args;
+	if (!r)
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "Out of memory");
+	e = hw_vm_vcpu_regs(c->vm, r, n);
+	if (e) {
+		free(r);
+		return qmp_error_set(err, QMP_ERROR_GENERIC, "Cannot read the registers: %s",
+				     strerror(-e));
+	}
+	a = json_array();
+	for (unsigned int i = 0; a && i < n; i++) {
+		char hex[7][19];
+		const uint64_t v[7] = {r[i].rip, r[i].rsp, r[i].rflags, r[i].cr0,
+				       r[i].cr3, r[i].cr4, r[i].efer};
+
+		for (int k = 0; k < 7; k++)
+			snprintf(hex[k], sizeof(hex[k]), "%#llx", (unsigned long long)v[k]);
+		json_array_append_new(a, json_pack("{s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:s}", "cpu",
+						   (int)i, "rip", hex[0], "rsp", hex[1], "rflags",
+						   hex[2], "cs", (int)r[i].cs, "cr0", hex[3], "cr3",
+						   hex[4], "cr4", hex[5], "efer", hex[6]));
+	}
+	free(r);
+	*ret = a;
+	return a ? 0 : qmp_error_set(err, QMP_ERROR_GENERIC, "Out of memory");
+}
+
 static int register_colo_qmp(struct colovm *c)
 {
 	static const struct qmp_arg digest_args[] = {
@@ -659,6 +696,8 @@ static int register_colo_qmp(struct colovm *c)
 	if (!ret)
 		ret = qmp_register(c->qmp, "x-colo-lost-heartbeat", NULL, qmp_colo_lost_heartbeat,
 				   c);
+	if (!ret)
+		ret = qmp_register(c->qmp, "x-query-registers", NULL, qmp_query_registers, c);
 	return ret;
 }
 

@@ -60,6 +60,16 @@ int hw_vm_pause(struct vm *vm);
 /* Let parked vCPUs run again (first call starts them). */
 int hw_vm_resume(struct vm *vm);
 bool hw_vm_running(const struct vm *vm);
+/* Where a vCPU is (the x-query-registers command: a guest that hangs). */
+struct hw_vcpu_regs {
+	uint64_t rip, rsp, rflags, cr0, cr3, cr4, efer;
+	uint16_t cs;
+};
+/* Every vCPU's registers into out[0..n) (n: hw_vm_ncpus). A running VM is
+ * paused for the reading (its vCPUs kicked out of KVM_RUN, devices still)
+ * and resumed. Main loop. */
+unsigned int hw_vm_ncpus(const struct vm *vm);
+int hw_vm_vcpu_regs(struct vm *vm, struct hw_vcpu_regs *out, unsigned int n);
 /* Machine reset: back to power-on device state, the kernel loaded again and
  * the boot vCPU at its entry point. Call from the main loop; the VM runs
  * again afterwards if it was running. The config given to hw_vm_create()

@@ -412,6 +412,46 @@ bool hw_vm_running(const struct vm *vm)
 	return vm->running;
 }
 
+unsigned int hw_vm_ncpus(const struct vm *vm)
+{
+	return vm->ncpus;
+}
+
+int hw_vm_vcpu_regs(struct vm *vm, struct hw_vcpu_regs *out, unsigned int n)
+{
+	bool was_running = vm->running;
+	int ret = 0;
+
+	if (n < vm->ncpus)
+		return -EINVAL;
+	/* (a vCPU inside KVM_RUN holds its fd's mutex: the ioctls below would
+	 * wait for its next exit to user space, which a guest looping in the
+	 * kernel's fault path never makes) */
+	if (was_running)
+		hw_vm_pause(vm);
+	for (unsigned int i = 0; i < vm->ncpus && !ret; i++) {
+		struct kvm_regs r;
+		struct kvm_sregs sr;
+
+		if (ioctl(vm->vcpus[i].fd, KVM_GET_REGS, &r) < 0 ||
+		    ioctl(vm->vcpus[i].fd, KVM_GET_SREGS, &sr) < 0) {
+			ret = -errno;
+			break;
+		}
+		out[i] = (struct hw_vcpu_regs){.rip = r.rip,
+					       .rsp = r.rsp,
+					       .rflags = r.rflags,
+					       .cr0 = sr.cr0,
+					       .cr3 = sr.cr3,
+					       .cr4 = sr.cr4,
+					       .efer = sr.efer,
+					       .cs = sr.cs.selector};
+	}
+	if (was_running)
+		hw_vm_resume(vm);
+	return ret;
+}
+
 uint8_t *hw_vm_ram(struct vm *vm, uint64_t *size)
 {
 	*size = vm->mem.size;

@@ -171,8 +171,12 @@ void colo_claim(struct primary *m)
 	pthread_mutex_unlock(&m->lock);
 	if (!m->witness || !m->colo_started || shutdown)
 		return;
-	r = transport_witness_session_claim(m->witness_session, m->pair, TRANSPORT_SIDE_PRIMARY,
-					    m->ckpt_id, m->uri, why, sizeof(why));
+	r = m->witness_session ? transport_witness_session_claim(m->witness_session, m->pair,
+								 TRANSPORT_SIDE_PRIMARY, m->ckpt_id,
+								 m->uri, why, sizeof(why))
+			       : transport_witness_claim(m->witness, &m->witness_key, m->pair,
+							 TRANSPORT_SIDE_PRIMARY, m->ckpt_id, m->uri,
+							 why, sizeof(why));
 	if (r == 1) {
 		log_info("COLO: %s in %llu ms: the VM runs on", why,
 			 (unsigned long long)((clock_ns() - t0) / 1000000));

@@ -743,6 +743,17 @@ static int mig_start(struct primary *m, const char *uri, bool colo, const char *
 	m->stopped_vm = false;
 	if (colo)
 		colo_set_state(m, COLO_SYNC, "first sync to %s", uri);
+	/* The witness's session, opened while the first sync runs (kept for
+	 * the protections after this one). */
+	if (colo && m->witness && !m->witness_session) {
+		r = transport_witness_session_new(
+		    m->witness, &m->witness_key, TRANSPORT_SIDE_PRIMARY, NULL, &m->witness_session);
+		if (r)
+			log_err(
+			    "COLO: cannot start the witness's session: %s (each claim opens its "
+			    "own channel)",
+			    strerror(-r));
+	}
 	r = -pthread_create(&m->thread, NULL, mig_thread, m);
 	if (r) {
 		mig_set_status(m, MIG_FAILED);
@@ -1158,12 +1169,10 @@ int primary_new(struct vm *vm, struct runstate *rs, struct loop *loop, struct qm
 	if (opts && opts->witness) {
 		m->witness = strdup(opts->witness);
 		m->witness_key = opts->witness_key ? *opts->witness_key : m->key;
-		ret = m->witness ? transport_witness_session_new(m->witness, &m->witness_key,
-								 TRANSPORT_SIDE_PRIMARY, NULL,
-								 &m->witness_session)
-				 : -ENOMEM;
-		if (ret)
+		if (!m->witness) {
+			ret = -ENOMEM;
 			goto err;
+		}
 	}
 	m->qmp = qmp;
 	for (unsigned int i = 0; qmp && i < ARRAY_SIZE(cmds) && !ret; i++)

@@ -50,7 +50,14 @@ migrate_one() { # RATE SECONDS [--mem-prealloc]
 	grep -q '"completed"' "$d/ctl.out" || fail "rate=$rate: no completed status"
 	"$CTL" --qmp "$d/s.sock" query-status | grep -q '"postmigrate"' ||
 		fail "rate=$rate: source not postmigrate"
-	local got=0
+	# (the guest ends at t=$secs: 120 s is room for a slow host VM)
+	local got=0 n=0
+	while kill -0 $tpid 2>/dev/null && [ $n -lt 1200 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	kill -0 $tpid 2>/dev/null &&
+		fail "rate=$rate: the target's guest has not ended 120 s after the migration: $(hung_guest "$CTL" "$d/t.sock"); its last line: $(tail -1 "$d/t.out")"
 	wait $tpid || got=$?
 	[ $got = 0 ] || fail "rate=$rate: target exited $got: $(cat "$d/t.err")"
 	"$CTL" --qmp "$d/s.sock" quit >/dev/null || true

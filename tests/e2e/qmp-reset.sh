@@ -1,5 +1,6 @@
 # QMP system_reset reboots the guest (machine reset: devices to power-on
-# state, kernel reloaded) and the VM keeps running; --reboot makes a guest
+# state, kernel reloaded) and the VM keeps running; x-query-registers finds
+# its vCPU in the test guest, which runs on; --reboot makes a guest
 # reset reboot too, where by default it ends colovm with status 0.
 source "$(dirname "$0")/lib.sh"
 need_kvm
@@ -29,11 +30,27 @@ second=$(grep '^dirty: t=1 ' "$TMP/console" | tr -d '\r' | sed -n 2p)
 	{ cat "$TMP/console"; fail "workload did not restart: '$first' / '$second'"; }
 "$COLOVMCTL" --qmp "$sock" query-status | grep -q '"running": true' || fail "not running"
 grep -q '"event": "RESET"' "$TMP/events" || { cat "$TMP/events"; fail "no RESET event"; }
+# x-query-registers: where the vCPU is, inside the test guest's image (a
+# guest at CPL 3: CS RPL 3, paging and long mode on), and the guest runs on.
+got=$(hung_guest "$COLOVMCTL" "$sock")
+[[ "$got" =~ ^vCPU\ 0\ at\ rip=0x1[0-9a-f]{5}\ rsp=0x[0-9a-f]+\ cr3=0x[0-9a-f]+$ ]] ||
+	fail "x-query-registers: $got"
+"$COLOVMCTL" --qmp "$sock" x-query-registers | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert len(r) == 1 and r[0]["cs"] & 3 == 3 and int(r[0]["cr0"], 16) >> 31 and int(r[0]["efer"], 16) & 0x400, r' ||
+	fail "x-query-registers: not a test guest at CPL 3 in long mode"
+n=$(grep -c '^dirty: t=' "$TMP/console")
+for _ in $(seq 30); do
+	[ "$(grep -c '^dirty: t=' "$TMP/console")" -gt "$n" ] && break
+	sleep 0.1
+done
+[ "$(grep -c '^dirty: t=' "$TMP/console")" -gt "$n" ] || fail "the guest stopped after x-query-registers"
 "$COLOVMCTL" --qmp "$sock" quit >/dev/null
 st=0
 wait $vm || st=$?
 [ "$st" = 0 ] || fail "quit: status $st"
-echo "ok: system_reset rebooted the guest, RESET event, VM kept running"
+echo "ok: system_reset rebooted the guest, RESET event, VM kept running; x-query-registers: $got"
 
 # --reboot: app=hello resets at its end, so the guest boots again and again.
 "$COLOVM" run --reboot --kernel "$TESTGUEST" --cmdline app=hello >"$TMP/loop" 2>/dev/null </dev/null &
