@@ -261,7 +261,6 @@ struct transport_witness_session {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* (CLOCK_MONOTONIC) the keeper's waits */
 	bool quit;
-	bool unheld;		      /* the witness holds no sessions: claims open their own */
 	struct transport_channel *ch; /* the open session, NULL: none (lock) */
 };
 
@@ -343,8 +342,8 @@ static void *session_thread(void *arg)
 				continue;
 			}
 			if (ret == -EOPNOTSUPP) {
+				/* (the keeper ends: claims open their own) */
 				log_info("%s: each claim opens its own channel", msg);
-				ws->unheld = true;
 				break;
 			}
 			/* The first tries again soon: the witness serves one peer
