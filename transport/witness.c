@@ -81,6 +81,21 @@ static uint64_t unix_ms(void)
 
 /* ---- the claimant ----------------------------------------------------------------- */
 
+/* A channel to the witness at uri, or msg says why not (for a person).
+ * < 0 when none: -ETIMEDOUT for no answer in time, -EACCES another key. */
+static int witness_connect(const char *uri, const struct transport_key *key, const char *name,
+			   struct transport_channel **ch, char *msg, size_t len)
+{
+	struct transport_opts opts = {.key = key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = name};
+	int ret = transport_connect(uri, &opts, ch);
+
+	if (ret)
+		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri,
+			 ret == -EAGAIN ? "no answer in time" : strerror(-ret),
+			 ret == -EACCES ? " (it has another key)" : "");
+	return ret == -EAGAIN ? -ETIMEDOUT : ret;
+}
+
 /* One claim on ch, open to the witness at uri: 1 granted, 0 refused, < 0
  * no verdict. */
 static int claim_on(struct transport_channel *ch, const char *uri,
@@ -143,17 +158,12 @@ static int claim_once(const char *uri, const struct transport_key *key,
 		      const uint8_t pair[TRANSPORT_PAIR_LEN], enum transport_side side,
 		      uint64_t checkpoint_id, const char *vm, char *msg, size_t len)
 {
-	struct transport_opts opts = {
-	    .key = key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = claimant_name(side)};
 	struct transport_channel *ch = NULL;
 	int ret;
 
-	ret = transport_connect(uri, &opts, &ch);
-	if (ret) {
-		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri, strerror(-ret),
-			 ret == -EACCES ? " (it has another key)" : "");
+	ret = witness_connect(uri, key, claimant_name(side), &ch, msg, len);
+	if (ret)
 		return ret;
-	}
 	ret = claim_on(ch, uri, pair, side, checkpoint_id, vm, msg, len);
 	transport_close(ch);
 	return ret;
@@ -218,20 +228,15 @@ static int probe_on(struct transport_channel *ch, const char *uri, const char *n
 int transport_witness_probe(const char *uri, const struct transport_key *key, const char *name,
 			    struct transport_witness_stats *out, char *msg, size_t len)
 {
-	struct transport_opts opts = {
-	    .key = key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = name ? name : "witness probe"};
 	struct transport_channel *ch = NULL;
 	transport_msg *in = NULL;
 	int ret;
 
-	ret = transport_connect(uri, &opts, &ch);
-	if (ret) {
-		snprintf(msg, len, "cannot reach the witness at %s: %s%s", uri,
-			 ret == -EAGAIN ? "no answer in time" : strerror(-ret),
-			 ret == -EACCES ? " (it has another key)" : "");
-		return ret == -EAGAIN ? -ETIMEDOUT : ret;
-	}
-	ret = probe_on(ch, uri, opts.name, false, &in, msg, len);
+	name = name ? name : "witness probe";
+	ret = witness_connect(uri, key, name, &ch, msg, len);
+	if (ret)
+		return ret;
+	ret = probe_on(ch, uri, name, false, &in, msg, len);
 	if (!ret) {
 		memset(out, 0, sizeof(*out));
 		out->pairs = in->witness_status->pairs;
@@ -269,19 +274,13 @@ struct transport_witness_session {
 static int session_open(struct transport_witness_session *ws, struct transport_channel **out,
 			char *msg, size_t len)
 {
-	struct transport_opts opts = {
-	    .key = &ws->key, .timeout_ms = WITNESS_TIMEOUT_MS, .name = ws->name};
 	struct transport_channel *ch = NULL;
 	transport_msg *in = NULL;
 	int ret;
 
-	ret = transport_connect(ws->uri, &opts, &ch);
-	if (ret) {
-		snprintf(msg, len, "cannot reach the witness at %s: %s%s", ws->uri,
-			 ret == -EAGAIN ? "no answer in time" : strerror(-ret),
-			 ret == -EACCES ? " (it has another key)" : "");
+	ret = witness_connect(ws->uri, &ws->key, ws->name, &ch, msg, len);
+	if (ret)
 		return ret;
-	}
 	ret = probe_on(ch, ws->uri, ws->name, true, &in, msg, len);
 	if (!ret && !in->witness_status->held) {
 		snprintf(msg, len,
