@@ -204,7 +204,19 @@ struct vm {
 	/* start and stop (and a stop left for later: dirty_stop_later) */
 	pthread_mutex_t dirty_lock;
 	bool dirty_stop_later;
+
+	/* The RAM anchor (anchor.c): 0 when there is none. */
+	pid_t anchor_pid;
+	int anchor_pipe; /* its write end */
+	void *anchor_stack;
+	void *anchor_arg;
 };
+
+/* Start the process that keeps guest RAM and the VM alive past a killed VMM's
+ * threads (anchor.c); an optimisation: failures are logged, never fatal. */
+void anchor_start(struct vm *vm);
+/* Kill and reap it (before the VM's fds close). */
+void anchor_stop(struct vm *vm);
 
 /* Report a guest life-cycle event once (later ones are dropped). */
 void vm_report(struct vm *vm, enum vm_event ev, int code);

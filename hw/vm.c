@@ -282,7 +282,7 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	vm->kvm_fd = vm->vm_fd = vm->halt_timer_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->halt_timer_fd = vm->anchor_pipe = -1;
 	vm->mem.memfd = -1;
 	vm->loop = loop;
 	vm->cfg = *cfg;
@@ -355,6 +355,7 @@ int hw_vm_create(const struct vm_config *cfg, struct loop *loop, vm_event_cb cb,
 	ret = vm_start_threads(vm);
 	if (ret)
 		goto err;
+	anchor_start(vm);
 	*out = vm;
 	return 0;
 err:
@@ -483,6 +484,7 @@ void hw_vm_destroy(struct vm *vm)
 	hw_dirty_log_stop(vm);
 	uart_free(vm->uart);
 	i8042_free(vm->kbd);
+	anchor_stop(vm);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

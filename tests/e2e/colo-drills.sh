@@ -21,7 +21,9 @@
 # a median.
 #
 # WITNESS=0 (tests/bench/failover.sh): the same without a witness, so the
-# takeover has no grant to wait for.
+# takeover has no grant to wait for. MEM=MiB (default 32) and MEM_PREALLOC=1
+# (--mem-prealloc: every page of guest RAM touched, as a long-running guest
+# has) size the guests (tests/bench/failover.sh: a large guest).
 #
 # Once more, A is killed in the middle of the first sync: B never had a
 # whole copy, so it must not run one: it says the first sync failed and
@@ -40,7 +42,8 @@ head -c32 /dev/urandom >"$TMP/key"
 WITNESS=${WITNESS:-1}
 WARGS=()
 [ "$WITNESS" = 0 ] || WARGS=(--witness tcp:127.0.0.1:$wport)
-ARGS=(--kernel "$TESTGUEST" --mem 32 --cmdline "app=kv" --peer-key "$TMP/key" "${WARGS[@]}")
+ARGS=(--kernel "$TESTGUEST" --mem "${MEM:-32}" --cmdline "app=kv" --peer-key "$TMP/key" "${WARGS[@]}")
+[ "${MEM_PREALLOC:-0}" = 0 ] || ARGS+=(--mem-prealloc)
 
 taps=()
 for i in $(seq 0 "$DRILLS"); do taps+=("tpa$i" "tpb$i"); done
