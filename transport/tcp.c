@@ -13,6 +13,14 @@
  * region and keeps a Poly1305 over the stream; BULK_END closes an epoch and
  * carries the sender's tag. bulk_verify() waits until every stream has
  * verified the committed epoch.
+ *
+ * Listener: the server takes a channel's bulk sockets on its listening
+ * socket, where any other peer may connect meanwhile. A connection whose
+ * first frame is not a StreamJoin (another peer's control connection and
+ * its Hello) is kept, with the header read from it, for the next
+ * tcp_accept; l->fd is an epoll fd over the listening socket and an eventfd
+ * that is readable while such connections wait, so a caller polling it
+ * comes back for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +100,29 @@ struct tcp_chan {
 static struct tcp_chan *tc(const struct transport_channel *ch)
 {
 	return ch->be;
+}
+
+/* Connections accept_streams took that were not bulk streams: at most this
+ * many wait, oldest first; more are closed. */
+#define KEPT_MAX 16
+
+struct tcp_kept {
+	int fd;
+	char peer[64];
+	uint8_t hdr[TRANSPORT_HDR_LEN]; /* read from fd, for the handshake */
+};
+
+struct tcp_lst {
+	int fd; /* the listening socket (non-blocking) */
+	int ev; /* eventfd: readable while kept holds connections */
+	/* accept's thread only (transport_accept: one at a time) */
+	struct tcp_kept kept[KEPT_MAX];
+	unsigned int head, n;
+};
+
+static struct tcp_lst *tl(const struct transport_listener *l)
+{
+	return l->be;
 }
 
 /* ---- socket helpers ------------------------------------------------------ */
@@ -609,15 +642,13 @@ static int send_join(struct transport_channel *ch, int fd, uint32_t idx)
 	return ret;
 }
 
-static int recv_frame_fd(int fd, uint8_t *buf, size_t cap, size_t *len)
+/* The rest of the frame whose header buf holds, from fd. */
+static int recv_frame_rest(int fd, uint8_t *buf, size_t cap, size_t *len)
 {
 	struct frame_hdr h;
 	size_t flen;
 	int ret;
 
-	ret = recv_all(fd, buf, TRANSPORT_HDR_LEN);
-	if (ret)
-		return ret;
 	frame_hdr_decode(buf, &h);
 	ret = frame_check_ctrl_hdr(&h, &flen);
 	if (ret)
@@ -631,10 +662,51 @@ static int recv_frame_fd(int fd, uint8_t *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-/* Server: accept the client's stream sockets and check their joins. */
+/* Keep another peer's connection (hdr: the frame header read from it) for
+ * the next tcp_accept: 0, or -ENOSPC when KEPT_MAX wait already. */
+static int kept_push(struct tcp_lst *ls, int fd, const char *who, const uint8_t *hdr)
+{
+	struct tcp_kept *k;
+	uint64_t one = 1;
+
+	if (ls->n == KEPT_MAX)
+		return -ENOSPC;
+	/* the first one makes l->fd readable */
+	if (!ls->n && write(ls->ev, &one, sizeof(one)) < 0)
+		return -errno;
+	k = &ls->kept[(ls->head + ls->n++) % KEPT_MAX];
+	k->fd = fd;
+	snprintf(k->peer, sizeof(k->peer), "%s", who);
+	memcpy(k->hdr, hdr, TRANSPORT_HDR_LEN);
+	return 0;
+}
+
+/* The oldest kept connection (NULL: none), valid until the next push. */
+static const struct tcp_kept *kept_pop(struct tcp_lst *ls)
+{
+	const struct tcp_kept *k = &ls->kept[ls->head];
+	uint64_t v;
+
+	if (!ls->n)
+		return NULL;
+	ls->head = (ls->head + 1) % KEPT_MAX;
+	/* the last one gone: l->fd is readable only for the socket again */
+	if (!--ls->n && read(ls->ev, &v, sizeof(v)) < 0)
+		log_warn("transport: listener: eventfd: %s", strerror(errno));
+	return k;
+}
+
+/*
+ * Server: accept the client's stream sockets and check their joins. Any
+ * peer may connect to the listening socket meanwhile: a connection whose
+ * first frame is not a StreamJoin (another peer's Hello) is kept for the
+ * next tcp_accept, not closed under that peer; a StreamJoin that is not
+ * this session's is refused.
+ */
 static int accept_streams(struct transport_channel *ch, struct transport_listener *l)
 {
 	struct tcp_chan *t = tc(ch);
+	struct tcp_lst *ls = tl(l);
 	uint64_t deadline = clock_ns() + (uint64_t)ch->opts.timeout_ms * 1000000u;
 	unsigned int joined = 0;
 	uint8_t buf[512];
@@ -644,6 +716,7 @@ static int accept_streams(struct transport_channel *ch, struct transport_listene
 		socklen_t salen = sizeof(sa);
 		char who[64];
 		transport_msg *m = NULL;
+		struct frame_hdr h;
 		uint8_t proof[32];
 		size_t len;
 		int fd, ret;
@@ -651,12 +724,13 @@ static int accept_streams(struct transport_channel *ch, struct transport_listene
 
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		ret = wait_fd(l->fd, POLLIN, (int)((deadline - now) / 1000000u) + 1);
+		/* the socket, not l->fd: that stays readable while any are kept */
+		ret = wait_fd(ls->fd, POLLIN, (int)((deadline - now) / 1000000u) + 1);
 		if (ret == -EAGAIN)
 			return -ETIMEDOUT;
 		if (ret)
 			return ret;
-		fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+		fd = accept4(ls->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
 				continue;
@@ -669,7 +743,20 @@ static int accept_streams(struct transport_channel *ch, struct transport_listene
 					     .tv_usec = (ch->opts.timeout_ms % 1000) * 1000};
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		}
-		ret = recv_frame_fd(fd, buf, sizeof(buf), &len);
+		ret = recv_all(fd, buf, TRANSPORT_HDR_LEN);
+		if (!ret) {
+			frame_hdr_decode(buf, &h);
+			/* another peer's: its own transport_accept judges and
+			 * answers it (past KEPT_MAX: refused below, as before) */
+			if (h.type != COLOVM__TRANSPORT__MSG__BODY_STREAM_JOIN &&
+			    !kept_push(ls, fd, who, buf)) {
+				log_debug("transport: %s connected during the bulk streams of %s: "
+					  "kept for the next accept",
+					  who, ch->peer);
+				continue;
+			}
+			ret = recv_frame_rest(fd, buf, sizeof(buf), &len);
+		}
 		if (!ret)
 			ret = frame_open(buf, len, NULL, 0, &m);
 		if (!ret && m->body_case == COLOVM__TRANSPORT__MSG__BODY_STREAM_JOIN &&
@@ -956,8 +1043,28 @@ static int tcp_connect(struct transport_channel *ch, const char *host, const cha
 	return 0;
 }
 
+/* A connection accept_streams kept: its header goes into the receive
+ * buffer, where the handshake reads its Hello as if it came now. */
+static int accept_kept(struct tcp_lst *ls, struct transport_channel *ch)
+{
+	struct tcp_chan *t = tc(ch);
+	const struct tcp_kept *k;
+
+	t->rx = malloc(RX_BUF);
+	if (!t->rx)
+		return -ENOMEM;
+	k = kept_pop(ls);
+	t->fd = k->fd;
+	snprintf(ch->peer, sizeof(ch->peer), "%s", k->peer);
+	memcpy(t->rx, k->hdr, TRANSPORT_HDR_LEN);
+	t->rx_len = TRANSPORT_HDR_LEN;
+	set_sockopts(t->fd, ch->opts.timeout_ms, true);
+	return 0;
+}
+
 static int tcp_accept(struct transport_listener *l, struct transport_channel *ch)
 {
+	struct tcp_lst *ls = tl(l);
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 	struct tcp_chan *t;
@@ -967,11 +1074,14 @@ static int tcp_accept(struct transport_listener *l, struct transport_channel *ch
 	if (ret)
 		return ret;
 	t = tc(ch);
+	/* the kept ones came first */
+	if (ls->n)
+		return accept_kept(ls, ch);
 	for (;;) {
-		ret = wait_fd(l->fd, POLLIN, -1);
+		ret = wait_fd(ls->fd, POLLIN, -1);
 		if (ret)
 			return ret;
-		fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+		fd = accept4(ls->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
 		if (fd >= 0)
 			break;
 		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
@@ -983,17 +1093,65 @@ static int tcp_accept(struct transport_listener *l, struct transport_channel *ch
 	return 0;
 }
 
+static void tcp_listener_close(struct transport_listener *l)
+{
+	struct tcp_lst *ls = tl(l);
+	const struct tcp_kept *k;
+
+	if (!ls)
+		return;
+	while ((k = kept_pop(ls)))
+		close(k->fd);
+	if (l->fd >= 0)
+		close(l->fd);
+	if (ls->ev >= 0)
+		close(ls->ev);
+	if (ls->fd >= 0)
+		close(ls->fd);
+	free(ls);
+	l->be = NULL;
+}
+
+/* l->fd: an epoll fd, readable when the listening socket has a connection
+ * or accept_streams kept one (the eventfd). */
+static int listener_poll_setup(struct transport_listener *l)
+{
+	struct tcp_lst *ls = tl(l);
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	ls->ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ls->ev < 0)
+		return -errno;
+	l->fd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->fd < 0)
+		return -errno;
+	ev.data.fd = ls->fd;
+	if (epoll_ctl(l->fd, EPOLL_CTL_ADD, ls->fd, &ev))
+		return -errno;
+	ev.data.fd = ls->ev;
+	if (epoll_ctl(l->fd, EPOLL_CTL_ADD, ls->ev, &ev))
+		return -errno;
+	return 0;
+}
+
 static int tcp_listen(struct transport_listener *l, const char *host, const char *port)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
+	struct tcp_lst *ls = calloc(1, sizeof(*ls));
 	char bound[64];
 	int fd, one = 1, ret;
 
+	if (!ls)
+		return -ENOMEM;
+	ls->fd = ls->ev = l->fd = -1;
+	l->be = ls;
 	ret = getaddrinfo(host, port, &hints, &res);
-	if (ret)
+	if (ret) {
+		tcp_listener_close(l);
 		return -EADDRNOTAVAIL;
+	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		ret = -errno;
@@ -1011,16 +1169,13 @@ static int tcp_listen(struct transport_listener *l, const char *host, const char
 		snprintf(l->uri, sizeof(l->uri), "tcp:[%s]:%s", host, strrchr(bound, ':') + 1);
 	else
 		snprintf(l->uri, sizeof(l->uri), "tcp:%s", bound);
-	l->fd = fd;
-	ret = 0;
+	ls->fd = fd;
+	ret = listener_poll_setup(l);
 out:
 	freeaddrinfo(res);
+	if (ret)
+		tcp_listener_close(l);
 	return ret;
-}
-
-static void tcp_listener_close(struct transport_listener *l)
-{
-	close(l->fd);
 }
 
 const struct transport_ops transport_tcp_ops = {
