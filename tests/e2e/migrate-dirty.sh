@@ -76,9 +76,13 @@ migrate_one() { # RATE SECONDS [--mem-prealloc]
 
 [ -n "${ONLY:-}" ] && { migrate_one $ONLY 4; echo PASS; exit 0; }
 # 12 s each: the migration starts at t=2 and takes a second or two, so the
-# target runs most of it.
+# target runs most of it (in a host VM, rate 50 runs 30 s: below).
 migrate_one 0 12
 migrate_one 10 12
-migrate_one 50 12
+# At 50 MiB/s precopy converges only when the link is faster than that, or
+# else once the rounds stop shrinking (5 rounds): in a host VM of one vCPU
+# (three colovm on one TCG vCPU, ~24 MB/s) that took longer than the
+# guest's 12 s, which ended on the source mid-migration (2026-12-08).
+migrate_one 50 "$([ -n "${HOSTVM:-}" ] && echo 30 || echo 12)"
 migrate_one 10 12 --mem-prealloc
 echo "PASS"
