@@ -436,7 +436,13 @@ static bool verdict(enum drill_kind kind, struct side *p, struct side *s, bool w
 static int watch(enum drill_kind kind, struct side *p, struct side *s, int timeout_s)
 {
 	struct side *sides[2] = {p, s};
-	uint64_t end = p->t0 + (uint64_t)timeout_s * 1000000000ull, next = 0;
+	uint64_t end = p->t0 + (uint64_t)timeout_s * 1000000000ull;
+	/* The first queries come one period after the action, not with it:
+	 * the survivor's COLO_EXIT event says when it took over, and a query
+	 * then would be one more command for the main loop that is taking
+	 * over (in a host VM a query-colo-status at the kill delayed the
+	 * event by milliseconds). */
+	uint64_t next = p->t0 + QUERY_EVERY_MS * 1000000ull;
 
 	while (!drill_signal && clock_ns() < end) {
 		struct pollfd pfd[2];
