@@ -108,8 +108,7 @@ void anchor_start(struct vm *vm)
 	int fds[2];
 	pid_t pid;
 
-	vm->anchor_pid = 0;
-	vm->anchor_pipe = -1;
+	/* (hw_vm_create left anchor_pid 0 and anchor_pipe -1: none) */
 	if (env && !strcmp(env, "0"))
 		return;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
